@@ -1,0 +1,16 @@
+# The two commands a new user needs: `make demo` runs Valt, `make test` runs the tests.
+# Both set everything up first (virtualenv, packages, test peers).
+
+.PHONY: demo test setup peers
+
+setup:
+	@scripts/setup
+
+demo: setup
+	.venv/bin/valt demo $(ARGS)
+
+peers:
+	@scripts/peers
+
+test: setup peers
+	.venv/bin/python -m pytest $(ARGS)

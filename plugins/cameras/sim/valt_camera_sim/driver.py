@@ -1,0 +1,59 @@
+"""The ``sim`` camera driver."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from valt_core.cameras import Capability, CameraDriver, DeviceInfo, StreamProfile
+from valt_core.errors import ValidationFailed
+
+from .config import SimCameraConfig
+from .source import SimulatedMediaInput, jpeg_snapshot
+
+VERSION = "0.1.0"
+
+
+class SimulatedCamera(CameraDriver):
+    """A camera that exists only in software but sends real H.264 (and AAC)."""
+
+    name = "sim"
+    Config = SimCameraConfig
+    capabilities = Capability.STREAM | Capability.SNAPSHOT | Capability.AUDIO
+    secret_fields = frozenset()
+
+    config: SimCameraConfig
+
+    def _size(self, profile: str) -> tuple[int, int]:
+        if profile == "main":
+            return self.config.width, self.config.height
+        if profile == "sub":
+            # Half size, rounded down to even numbers as 4:2:0 needs.
+            return max(64, self.config.width // 2) & ~1, max(64, self.config.height // 2) & ~1
+        raise ValidationFailed(f"unknown stream profile {profile!r} (main, sub)")
+
+    async def identify(self) -> DeviceInfo:
+        """A fixed identity; the serial is derived from the settings."""
+        serial = hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()[:12].upper()
+        return DeviceInfo(manufacturer="Valt", model="Simulated camera", firmware=VERSION, serial=f"SIM-{serial}")
+
+    async def streams(self) -> list[StreamProfile]:
+        """``main`` at the configured size and ``sub`` at half size, both H.264."""
+        audio = "aac" if self.config.audio else None
+        return [
+            StreamProfile(p, "h264", *self._size(p), float(self.config.fps), audio) for p in ("main", "sub")
+        ]
+
+    async def stream_uri(self, profile: str = "main") -> str:
+        """A descriptive URI; the media itself comes from :meth:`open_media`."""
+        w, h = self._size(profile)
+        return f"sim://{profile}?size={w}x{h}&fps={self.config.fps}"
+
+    def open_media(self, profile: str = "main", uri: str | None = None) -> SimulatedMediaInput:
+        """Start the simulated encoder and return its live input (blocking; call in a thread)."""
+        return SimulatedMediaInput(self.config, *self._size(profile))
+
+    async def snapshot(self) -> bytes:
+        """A JPEG of the current picture."""
+        w, h = self._size("main")
+        return await asyncio.to_thread(jpeg_snapshot, w, h, self.config.fps)

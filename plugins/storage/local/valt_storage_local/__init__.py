@@ -1,0 +1,1 @@
+"""Valt's ``local`` storage plugin: recordings as files under one directory."""

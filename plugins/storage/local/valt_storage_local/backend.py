@@ -1,0 +1,151 @@
+"""The ``local`` storage backend: files under one directory, written through a temp name."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, BinaryIO
+
+from valt_core.errors import NotFound, StorageError
+from valt_core.storage import StorageBackend, StorageUsage, StorageWriter, check_key
+
+from .config import LocalStorageConfig
+
+READ_CHUNK = 256 * 1024
+PARTIAL_SUFFIX = ".partial"
+
+
+class LocalFileWriter(StorageWriter):
+    """Writes to ``<key>.<id>.partial`` and renames onto ``<key>`` when closed.
+
+    Flushed bytes of an unfinished write stay on disk under the partial name, so a recovery
+    after a crash can still index them.
+    """
+
+    def __init__(self, final: Path, fsync: bool) -> None:
+        self.final = final
+        self.partial = final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+        self.fsync = fsync
+        self._file: BinaryIO = open(self.partial, "wb")
+        self._size = 0
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data`` (buffered; a thread does the system call only on flush)."""
+        try:
+            self._file.write(data)
+        except OSError as err:
+            raise StorageError(f"cannot write {self.final.name}: {err.strerror}") from err
+        self._size += len(data)
+
+    async def flush(self) -> None:
+        """Push buffered bytes to the disk (and fsync when configured)."""
+        await asyncio.to_thread(self._flush)
+
+    def _flush(self) -> None:
+        try:
+            self._file.flush()
+            if self.fsync:
+                os.fsync(self._file.fileno())
+        except OSError as err:
+            raise StorageError(f"cannot flush {self.final.name}: {err.strerror}") from err
+
+    async def close(self) -> int:
+        """Flush, close and move the file into place; returns its size."""
+        await self.flush()
+        self._file.close()
+        os.replace(self.partial, self.final)
+        return self._size
+
+    async def abort(self) -> None:
+        """Close and delete the partial file."""
+        self._file.close()
+        self.partial.unlink(missing_ok=True)
+
+
+class LocalStorage(StorageBackend):
+    """Stores each key as a file below ``path``."""
+
+    name = "local"
+    Config = LocalStorageConfig
+
+    def __init__(self, config: LocalStorageConfig) -> None:
+        super().__init__(config)
+        self.root = Path(config.path).resolve()
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    async def open_writer(self, key: str) -> StorageWriter:
+        """Start writing ``key``."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return LocalFileWriter(path, self.config.fsync)
+        except OSError as err:
+            raise StorageError(f"cannot create {key}: {err.strerror}") from err
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the bytes of ``key`` in ``[start, end)``, read in a thread chunk by chunk."""
+        path = self._path(key)
+        try:
+            f = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError as err:
+            raise NotFound(f"no stored object {key}") from err
+        try:
+            f.seek(start)
+            left = None if end is None else max(0, end - start)
+            while left is None or left > 0:
+                chunk = await asyncio.to_thread(f.read, READ_CHUNK if left is None else min(READ_CHUNK, left))
+                if not chunk:
+                    break
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+        finally:
+            f.close()
+
+    async def size(self, key: str) -> int:
+        """Size of ``key`` in bytes."""
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as err:
+            raise NotFound(f"no stored object {key}") from err
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+        self._path(key).unlink(missing_ok=True)
+
+    async def usage(self) -> StorageUsage:
+        """Bytes under ``path`` and the file system's free and total space."""
+        return await asyncio.to_thread(self._usage)
+
+    def _usage(self) -> StorageUsage:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            disk = shutil.disk_usage(self.root)
+        except OSError as err:
+            raise StorageError(f"storage directory {self.root} is not usable: {err.strerror}") from err
+        used = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                try:
+                    used += os.stat(os.path.join(dirpath, name)).st_size
+                except FileNotFoundError:
+                    continue  # removed while we walked
+        return StorageUsage(used_bytes=used, free_bytes=disk.free, total_bytes=disk.total)
+
+    async def check(self) -> None:
+        """The directory exists (or can be made) and is writable."""
+        def probe() -> None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                test = self.root / f".write-test-{uuid.uuid4().hex[:8]}"
+                test.write_bytes(b"ok")
+                test.unlink()
+            except OSError as err:
+                raise StorageError(f"storage directory {self.root} is not writable: {err.strerror}") from err
+
+        await asyncio.to_thread(probe)

@@ -1,0 +1,10 @@
+"""The JSON API under ``/api/v1``."""
+
+from quart import Blueprint
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+# The route modules add their views to ``api`` when imported.
+from . import auth, rooms, system, users  # noqa: E402,F401
+
+__all__ = ["api"]

@@ -1,0 +1,51 @@
+"""Sign in and out."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from quart import jsonify
+
+from ..context import get_context
+from . import api
+from .guard import body, caller, public, read_body, remote_addr, require
+from .serialize import user_json
+
+
+class LoginRequest(BaseModel):
+    """Credentials for ``POST /api/v1/auth/login``."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+@api.post("/auth/login")
+@public
+@body(LoginRequest)
+async def login():
+    """Sign in with a user name and password; answers a bearer token."""
+    creds = await read_body(LoginRequest)
+    issued = await get_context().sessions.login(creds.username, creds.password, remote_addr())
+    return jsonify({
+        "token": issued.token,
+        "expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+        "user": user_json(issued.user),
+    })
+
+
+@api.post("/auth/logout")
+@require("rooms.view")
+async def logout():
+    """Revoke the token used for this request."""
+    ctx = get_context()
+    who = caller()
+    await ctx.sessions.revoke(who.token.id)
+    await ctx.audit.record("auth.logout", actor=who.user, remote_addr=remote_addr())
+    return jsonify({"status": "signed out"})
+
+
+@api.get("/auth/me")
+@require("rooms.view")
+async def me():
+    """The signed-in user."""
+    return jsonify(user_json(caller().user))

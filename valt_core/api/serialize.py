@@ -1,0 +1,53 @@
+"""How database rows are shown in API answers (never with secrets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..db.models import Camera, Room, User
+from ..plugins import PluginHost
+
+MASK = "********"
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user, without the password hash or lockout internals."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "email": user.email,
+        "role": user.role,
+        "auth_backend": user.auth_backend,
+        "disabled": user.disabled,
+        "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+    }
+
+
+def room_json(room: Room, cameras: list[Camera] | None = None, plugins: PluginHost | None = None) -> dict[str, Any]:
+    """A room, with its cameras when given."""
+    out: dict[str, Any] = {"id": room.id, "name": room.name, "description": room.description}
+    if cameras is not None:
+        out["cameras"] = [camera_json(c, plugins) for c in cameras]
+    return out
+
+
+def camera_json(camera: Camera, plugins: PluginHost | None = None) -> dict[str, Any]:
+    """A camera with secret config fields masked and the driver's capabilities."""
+    secret_fields: frozenset[str] = frozenset({"password"})
+    capabilities: list[str] = []
+    if plugins is not None and camera.driver in plugins.camera_drivers:
+        klass = plugins.camera_drivers[camera.driver]
+        secret_fields = klass.secret_fields
+        capabilities = klass.capabilities.names()
+    config = {k: (MASK if k in secret_fields and v else v) for k, v in (camera.config or {}).items()}
+    return {
+        "id": camera.id,
+        "name": camera.name,
+        "room_id": camera.room_id,
+        "driver": camera.driver,
+        "config": config,
+        "enabled": camera.enabled,
+        "status": camera.status,
+        "capabilities": capabilities,
+    }

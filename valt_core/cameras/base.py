@@ -1,0 +1,149 @@
+"""The camera driver contract: what every driver in ``valt.cameras`` offers.
+
+A driver is a thin class: it declares ``name``, a pydantic ``Config`` model and its
+``capabilities``, and answers the methods below. Anything the device does not do raises
+:class:`~valt_core.errors.NotSupported` (the default here), and the UI only shows what the
+capability flags promise.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, Protocol
+
+from pydantic import BaseModel
+
+from ..errors import NotSupported
+
+
+class Capability(enum.Flag):
+    """What a driver can do with its device."""
+
+    NONE = 0
+    STREAM = enum.auto()
+    """Gives live media (a stream URI or an in-process media input)."""
+    AUDIO = enum.auto()
+    """The stream may carry audio."""
+    SNAPSHOT = enum.auto()
+    """Takes a JPEG still."""
+    PTZ = enum.auto()
+    """Pan, tilt and zoom moves."""
+    PRESETS = enum.auto()
+    """Stored PTZ positions."""
+    DISCOVERY = enum.auto()
+    """Finds devices of its kind on the network."""
+
+    def names(self) -> list[str]:
+        """The flag names set, lower case, for JSON answers."""
+        return [c.name.lower() for c in Capability if c and c in self and c.name]
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Identity of a device, as the device reports it."""
+
+    manufacturer: str
+    model: str
+    firmware: str = ""
+    serial: str = ""
+
+
+@dataclass(frozen=True)
+class StreamProfile:
+    """One stream a camera offers, e.g. ``main`` (full size) or ``sub`` (small)."""
+
+    name: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    audio_codec: str | None = None
+
+
+@dataclass(frozen=True)
+class DiscoveredCamera:
+    """A device found on the network, enough to add it as a camera."""
+
+    driver: str
+    address: str
+    name: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class MediaInput(Protocol):
+    """Something the media engine reads packets from, shaped like a PyAV input container.
+
+    An RTSP camera's input *is* a PyAV container; a simulated camera offers the same three
+    members, so everything downstream of ingest handles both alike.
+    """
+
+    streams: Any
+    """The container's streams (``.video``, ``.audio``), each with its codec context."""
+
+    def demux(self, *streams: Any) -> Iterator[Any]:
+        """Yield encoded ``av.Packet`` objects, in decode order, until the source ends."""
+
+    def close(self) -> None:
+        """Release the source."""
+
+
+class CameraDriver(ABC):
+    """Base class of every camera driver.
+
+    Drivers are built with their validated ``Config`` and must not do network I/O in
+    ``__init__``: connecting happens in the async methods, each under a timeout.
+    """
+
+    name: ClassVar[str]
+    """Short name used in settings and the API (``onvif``, ``axis``, ``sim``)."""
+    Config: ClassVar[type[BaseModel]]
+    """Pydantic model of the driver's per-camera settings."""
+    capabilities: ClassVar[Capability] = Capability.STREAM
+    """What this driver can do; the UI and API offer only these."""
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"password"})
+    """Config fields that hold secrets: stored, never returned by the API or logged."""
+
+    def __init__(self, config: BaseModel) -> None:
+        self.config = config
+
+    @abstractmethod
+    async def identify(self) -> DeviceInfo:
+        """Ask the device who it is."""
+
+    @abstractmethod
+    async def streams(self) -> list[StreamProfile]:
+        """List the streams the device offers, main first."""
+
+    async def stream_uri(self, profile: str = "main") -> str:
+        """The URI the media engine opens for ``profile`` (usually ``rtsp://...``)."""
+        raise NotSupported(f"camera driver {self.name!r} gives no stream URI")
+
+    def open_media(self, profile: str = "main", uri: str | None = None) -> MediaInput:
+        """Open the live media of ``profile``; blocking, so the engine calls it in a thread.
+
+        The default opens ``uri`` (from :meth:`stream_uri`) with PyAV, RTSP over TCP with
+        FFmpeg's own socket timeout. Drivers with an in-process source override this.
+        """
+        if uri is None:
+            raise NotSupported(f"camera driver {self.name!r} needs a stream URI to open media")
+        import av  # imported here: only the media path needs PyAV
+
+        options = {"rtsp_transport": "tcp", "timeout": "5000000"} if uri.startswith("rtsp") else {}
+        return av.open(uri, options=options)
+
+    async def snapshot(self) -> bytes:
+        """A JPEG still of the main stream."""
+        raise NotSupported(f"camera driver {self.name!r} takes no snapshots")
+
+    async def ptz_move(self, pan: float, tilt: float, zoom: float) -> None:
+        """Start a continuous move; speeds from -1.0 to 1.0."""
+        raise NotSupported(f"camera driver {self.name!r} has no PTZ")
+
+    async def ptz_stop(self) -> None:
+        """Stop any PTZ move."""
+        raise NotSupported(f"camera driver {self.name!r} has no PTZ")
+
+    async def close(self) -> None:
+        """Release connections held by the driver."""

@@ -1,0 +1,234 @@
+"""The ``valt`` command: serve, demo, plugins, users and database upgrades.
+
+Every failure a person can cause (bad settings, unreachable database, broken plugin) ends
+with one line naming the cause and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from typing import Sequence
+
+from .errors import ConfigError, DatabaseError, PluginError, ValtError
+
+log = logging.getLogger("valt")
+
+EXIT_CONFIG = 2
+EXIT_FAILURE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="valt", description="Valt video observation and recording platform")
+    p.add_argument("--config", metavar="PATH", help="settings file (TOML); default: $VALT_CONFIG")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the application server")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default 8080)")
+
+    demo = sub.add_parser("demo", help="run on embedded defaults with simulated cameras and a demo admin")
+    demo.add_argument("--host", help="listen address (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="listen port (default 8080)")
+
+    plugins = sub.add_parser("plugins", help="list installed plugins")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="create a user")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="give the admin role")
+    add.add_argument("--role", choices=["admin", "operator", "viewer"], help="role (default viewer)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", help="apply pending migrations")
+    db_sub.add_parser("check", help="exit non-zero unless the schema is current")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``valt`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every schema check at INFO; Valt reports upgrades itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return _run(args)
+    except (ConfigError, PluginError) as err:
+        print(f"valt: error: {err.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ValtError as err:
+        print(f"valt: error: {err.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .settings import load_settings
+
+    settings = load_settings(args.config)
+    if args.command == "plugins":
+        return _plugins(settings, args.json)
+    if args.command in ("serve", "demo"):
+        if args.host:
+            settings.server.host = args.host
+        if args.port:
+            settings.server.port = args.port
+    return asyncio.run(_async_command(args, settings))
+
+
+def _plugins(settings, as_json: bool) -> int:
+    from .plugins import PluginHost
+
+    host = PluginHost.load(settings.plugins.disable)
+    rows = [p.as_dict() for p in host.plugins]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    widths = [max(len(r[k]) for r in rows + [{k: k}]) for k in ("group", "name", "distribution", "version")]
+    for row in [{"group": "GROUP", "name": "NAME", "distribution": "DISTRIBUTION", "version": "VERSION"}] + rows:
+        print("  ".join(row[k].ljust(w) for k, w in zip(("group", "name", "distribution", "version"), widths)).rstrip())
+    return 0
+
+
+async def _async_command(args: argparse.Namespace, settings) -> int:
+    from .context import ValtContext
+
+    if args.command == "db":
+        ctx = ValtContext.build(settings)
+        try:
+            if args.db_command == "upgrade":
+                before, after = await ctx.db.upgrade()
+                print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+            else:
+                await ctx.db.check_schema()
+                print(f"database at revision {ctx.db.head_revision()}: current")
+        finally:
+            await ctx.db.dispose()
+        return 0
+    if args.command == "user":
+        return await _user_add(args, settings)
+    if args.command == "demo":
+        return await _demo(settings)
+    return await _serve(settings)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise ConfigError("the passwords differ")
+    else:
+        raise ConfigError("no terminal to ask for the password: use --password-stdin")
+    if not password:
+        raise ConfigError("the password is empty")
+    return password
+
+
+async def _user_add(args: argparse.Namespace, settings) -> int:
+    from .context import ValtContext
+    from .users import create_user
+
+    role = "admin" if args.admin else (args.role or "viewer")
+    password = _read_password(args.password_stdin)
+    ctx = ValtContext.build(settings)
+    try:
+        await ctx.db.check_schema()
+        user = await create_user(ctx, args.name, password, role=role)
+        await ctx.audit.record("user.create", actor_name="cli", target_type="user", target_id=user.id,
+                               detail={"username": user.username, "role": role})
+    finally:
+        await ctx.db.dispose()
+    print(f"created user {user.username!r} with role {role}")
+    return 0
+
+
+async def _serve(settings, ctx=None, banner: str = "") -> int:
+    import hypercorn.asyncio
+    from hypercorn.config import Config as HypercornConfig
+
+    from .app import create_app
+
+    app = create_app(settings, ctx.plugins if ctx else None)
+    context = app.extensions["valt"]
+    # Check before binding the port, so a wrong setting fails with its cause, not a stack.
+    await context.db.check_schema()
+    await context.storage.check()
+    config = HypercornConfig()
+    config.bind = [f"{settings.server.host}:{settings.server.port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    url = f"http://{settings.server.host}:{settings.server.port}/"
+    print(f"Valt is serving on {url}" + (f"\n{banner}" if banner else ""), flush=True)
+    try:
+        await hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {settings.server.host}:{settings.server.port}: {err.strerror}") from err
+    return 0
+
+
+DEMO_ROOMS = {
+    "Interview Room 1": ["Room 1 wide", "Room 1 table"],
+    "Interview Room 2": ["Room 2 wide", "Room 2 table"],
+}
+
+
+async def _demo(settings) -> int:
+    from sqlmodel import select
+
+    from .context import ValtContext
+    from .db.models import Camera, Room, User
+    from .users import create_user
+
+    ctx = ValtContext.build(settings)
+    password = os.environ.get("VALT_DEMO_PASSWORD") or secrets.token_urlsafe(12)
+    try:
+        await ctx.db.upgrade()
+        async with ctx.db.session() as s:
+            admin = (await s.exec(select(User).where(User.username == "admin"))).first()
+            if admin is not None:
+                # Each demo start sets the password it prints, so the printed one always works.
+                backend = ctx.sessions.password_backend()
+                admin.password_hash = backend.hash_password(password)
+                admin.role, admin.disabled, admin.failed_logins, admin.locked_until = "admin", False, 0, None
+                s.add(admin)
+                await s.commit()
+        if admin is None:
+            await create_user(ctx, "admin", password, role="admin", display_name="Demo admin")
+        async with ctx.db.session() as s:
+            for room_name, cameras in DEMO_ROOMS.items():
+                room = (await s.exec(select(Room).where(Room.name == room_name))).first()
+                if room is None:
+                    room = Room(name=room_name, description="Simulated interview room")
+                    s.add(room)
+                    await s.flush()
+                for cam_name in cameras:
+                    if (await s.exec(select(Camera).where(Camera.name == cam_name))).first() is None:
+                        s.add(Camera(name=cam_name, driver="sim", room_id=room.id,
+                                     config={"width": 640, "height": 360, "fps": 25, "audio": True}))
+            await s.commit()
+    finally:
+        await ctx.db.dispose()
+    banner = f"Sign in as admin with password: {password}"
+    return await _serve(settings, ctx, banner)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The running Valt: settings, plugins, database, storage and services, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import current_app
+
+from .audit import AuditLog
+from .auth.base import AuthBackend
+from .auth.sessions import SessionService
+from .db import Database
+from .plugins import PluginHost
+from .settings import Settings
+from .storage.base import StorageBackend
+
+
+@dataclass
+class ValtContext:
+    """Everything a request handler or a command needs, in one object."""
+
+    settings: Settings
+    plugins: PluginHost
+    db: Database
+    storage: StorageBackend
+    auth_backends: dict[str, AuthBackend]
+    sessions: SessionService
+    audit: AuditLog
+    secret: bytes
+
+    @classmethod
+    def build(cls, settings: Settings, plugins: PluginHost | None = None) -> "ValtContext":
+        """Load plugins (unless given) and build every service; does no network I/O."""
+        plugins = plugins or PluginHost.load(settings.plugins.disable)
+        db = Database(
+            settings.database_url,
+            connect_timeout_s=settings.database.connect_timeout_s,
+            echo=settings.database.echo,
+        )
+        storage_options = dict(settings.storage.options)
+        if settings.storage.driver == "local":
+            # The embedded default keeps media beside the database, under the data directory.
+            storage_options.setdefault("path", str(settings.data_dir / "media"))
+        storage = plugins.build_storage_backend(settings.storage.driver, storage_options)
+        auth_backends = {
+            name: plugins.build_auth_backend(name, settings.auth.backend_options.get(name, {}))
+            for name in settings.auth.backends
+        }
+        secret = settings.secret_key_bytes()
+        audit = AuditLog(db)
+        sessions = SessionService(db, auth_backends, settings.auth, secret, audit)
+        return cls(settings, plugins, db, storage, auth_backends, sessions, audit, secret)
+
+
+def get_context() -> ValtContext:
+    """The context of the app handling the current request."""
+    return current_app.extensions["valt"]

@@ -1,0 +1,259 @@
+"""The database tables (SQLModel). All timestamps are UTC-aware (:class:`UTCDateTime`).
+
+Later features fill these tables in; they are laid out now so that recording, review, sharing
+and audit need few schema changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from .types import UTCDateTime, utcnow
+
+ROLES = ("admin", "operator", "viewer")
+
+
+def _ts() -> Any:
+    return Field(default=None, sa_type=UTCDateTime(), nullable=True)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+
+
+class User(SQLModel, table=True):
+    """A person who can sign in. ``role`` is one of :data:`ROLES`."""
+
+    __tablename__ = "users"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    username: str = Field(max_length=150, unique=True, index=True)
+    display_name: str = Field(default="", max_length=200)
+    email: str = Field(default="", max_length=254)
+    role: str = Field(default="viewer", max_length=20)
+    auth_backend: str = Field(default="local", max_length=50)
+    password_hash: Optional[str] = Field(default=None, max_length=255)
+    disabled: bool = False
+    failed_logins: int = 0
+    locked_until: Optional[datetime] = _ts()
+    last_login_at: Optional[datetime] = _ts()
+    created_at: datetime = _created()
+
+
+class Group(SQLModel, table=True):
+    """A named set of users that rights can be granted to."""
+
+    __tablename__ = "groups"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=150, unique=True)
+    description: str = Field(default="", max_length=500)
+    created_at: datetime = _created()
+
+
+class GroupMember(SQLModel, table=True):
+    """Membership of a user in a group."""
+
+    __tablename__ = "group_members"
+    group_id: int = Field(foreign_key="groups.id", primary_key=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+
+
+class Right(SQLModel, table=True):
+    """A right (``observe``, ``record``, ``review``, ``share``, ``manage``) on one room or all.
+
+    Granted to a group or a single user; ``room_id`` ``None`` means every room.
+    """
+
+    __tablename__ = "rights"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    group_id: Optional[int] = Field(default=None, foreign_key="groups.id", ondelete="CASCADE")
+    user_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
+    room_id: Optional[int] = Field(default=None, foreign_key="rooms.id", ondelete="CASCADE")
+    right: str = Field(max_length=30)
+
+
+class MediaServer(SQLModel, table=True):
+    """A process that ingests cameras and records; the app server's own one is ``local``."""
+
+    __tablename__ = "media_servers"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=150, unique=True)
+    url: str = Field(default="", max_length=500)
+    status: str = Field(default="unknown", max_length=20)
+    last_seen_at: Optional[datetime] = _ts()
+    created_at: datetime = _created()
+
+
+class Room(SQLModel, table=True):
+    """An observed room (an interview room, a sim lab); holds cameras and recordings."""
+
+    __tablename__ = "rooms"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=150, unique=True)
+    description: str = Field(default="", max_length=500)
+    media_server_id: Optional[int] = Field(default=None, foreign_key="media_servers.id")
+    created_at: datetime = _created()
+
+
+class Camera(SQLModel, table=True):
+    """A camera: which driver speaks to it and that driver's settings."""
+
+    __tablename__ = "cameras"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=150, unique=True)
+    room_id: Optional[int] = Field(default=None, foreign_key="rooms.id", index=True, ondelete="SET NULL")
+    driver: str = Field(max_length=50)
+    config: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    enabled: bool = True
+    status: str = Field(default="unknown", max_length=20)
+    status_changed_at: Optional[datetime] = _ts()
+    media_server_id: Optional[int] = Field(default=None, foreign_key="media_servers.id")
+    created_at: datetime = _created()
+
+
+class Recording(SQLModel, table=True):
+    """A recorded session of a room: one track per camera.
+
+    ``state``: ``recording``, ``paused``, ``stopped``, ``interrupted`` or ``failed``.
+    """
+
+    __tablename__ = "recordings"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    room_id: int = Field(foreign_key="rooms.id", index=True)
+    author_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    name: str = Field(default="", max_length=200)
+    state: str = Field(default="recording", max_length=20)
+    started_at: datetime = _created()
+    stopped_at: Optional[datetime] = _ts()
+    retention_until: Optional[datetime] = _ts()
+    legal_hold: bool = False
+    notes: str = Field(default="", sa_type=sa.Text)
+
+
+class Track(SQLModel, table=True):
+    """One camera's media within a recording."""
+
+    __tablename__ = "tracks"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recordings.id", index=True, ondelete="CASCADE")
+    camera_id: Optional[int] = Field(default=None, foreign_key="cameras.id", ondelete="SET NULL")
+    camera_name: str = Field(default="", max_length=150)
+    state: str = Field(default="recording", max_length=20)
+    video_codec: str = Field(default="", max_length=30)
+    audio_codec: str = Field(default="", max_length=30)
+    width: int = 0
+    height: int = 0
+    storage_prefix: str = Field(default="", max_length=500)
+
+
+class Segment(SQLModel, table=True):
+    """A stored piece of a track (fragmented MP4, cut at a keyframe).
+
+    ``chain_hash`` = SHA-256 of the previous segment's ``chain_hash`` and this one's ``sha256``,
+    so a removed or edited segment breaks the chain.
+    """
+
+    __tablename__ = "segments"
+    __table_args__ = (sa.UniqueConstraint("track_id", "seq"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    track_id: int = Field(foreign_key="tracks.id", index=True, ondelete="CASCADE")
+    seq: int
+    key: str = Field(max_length=500)
+    start_s: float = Field(description="Offset from the recording start, paused time excluded.")
+    duration_s: float = 0.0
+    bytes: int = 0
+    sha256: str = Field(default="", max_length=64)
+    chain_hash: str = Field(default="", max_length=64)
+    complete: bool = False
+    created_at: datetime = _created()
+
+
+class Gap(SQLModel, table=True):
+    """A stretch of a track with no media (camera lost), kept visible rather than hidden."""
+
+    __tablename__ = "gaps"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    track_id: int = Field(foreign_key="tracks.id", index=True, ondelete="CASCADE")
+    start_s: float
+    end_s: Optional[float] = None
+    reason: str = Field(default="", max_length=200)
+
+
+class Marker(SQLModel, table=True):
+    """A moment marked in a recording, with an optional note."""
+
+    __tablename__ = "markers"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recordings.id", index=True, ondelete="CASCADE")
+    author_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    at_s: float
+    label: str = Field(default="", max_length=200)
+    note: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _created()
+
+
+class Clip(SQLModel, table=True):
+    """A clip job: a time range cut from a recording's tracks, and its progress."""
+
+    __tablename__ = "clips"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recordings.id", index=True, ondelete="CASCADE")
+    author_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    start_s: float
+    end_s: float
+    exact: bool = False
+    state: str = Field(default="queued", max_length=20)
+    progress: float = 0.0
+    error: str = Field(default="", max_length=500)
+    created_at: datetime = _created()
+    finished_at: Optional[datetime] = _ts()
+
+
+class ClipFile(SQLModel, table=True):
+    """One output file of a clip (one per track)."""
+
+    __tablename__ = "clip_files"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    clip_id: int = Field(foreign_key="clips.id", index=True, ondelete="CASCADE")
+    track_id: Optional[int] = Field(default=None, foreign_key="tracks.id", ondelete="SET NULL")
+    key: str = Field(max_length=500)
+    bytes: int = 0
+    sha256: str = Field(default="", max_length=64)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when, from where; hash-chained so a removed or edited event shows."""
+
+    __tablename__ = "audit_events"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = _created()
+    actor_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    actor_name: str = Field(default="", max_length=150)
+    action: str = Field(max_length=80, index=True)
+    target_type: str = Field(default="", max_length=40)
+    target_id: str = Field(default="", max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    remote_addr: str = Field(default="", max_length=64)
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(default="", max_length=64)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token: a login session (``session``) or a named long-lived API token (``api``).
+
+    Only the SHA-256 of the token is stored.
+    """
+
+    __tablename__ = "api_tokens"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    kind: str = Field(default="session", max_length=20)
+    name: str = Field(default="", max_length=150)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _created()
+    expires_at: Optional[datetime] = _ts()
+    last_used_at: Optional[datetime] = _ts()
+    revoked_at: Optional[datetime] = _ts()

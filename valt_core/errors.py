@@ -1,0 +1,132 @@
+"""One error tree for Valt, and the one place that maps it to HTTP answers.
+
+Drivers catch vendor and library exceptions at their edge and re-raise one of these with
+``raise ... from err``, so the API and the CLI can show a clear message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ValtError(Exception):
+    """Root of every error Valt raises on purpose.
+
+    ``http_status`` and ``code`` say how the API answers it; ``message`` is shown to people,
+    so it must never contain a secret.
+    """
+
+    http_status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body the API answers for this error."""
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ConfigError(ValtError):
+    """The settings are wrong: unknown key, wrong type, unknown driver."""
+
+    code = "config_error"
+
+
+class PluginError(ValtError):
+    """A plugin failed to load, or two plugins claim one name."""
+
+    code = "plugin_error"
+
+
+class DatabaseError(ValtError):
+    """The database cannot be reached or is not at the expected schema."""
+
+    http_status = 503
+    code = "database_unavailable"
+
+
+class ValidationFailed(ValtError):
+    """The request body or parameters are not valid."""
+
+    http_status = 400
+    code = "invalid_request"
+
+
+class NotAuthenticated(ValtError):
+    """No valid credentials were presented."""
+
+    http_status = 401
+    code = "not_authenticated"
+
+
+class LoginFailed(NotAuthenticated):
+    """Wrong user name or password (deliberately not saying which)."""
+
+    code = "login_failed"
+
+
+class AccountLocked(ValtError):
+    """Too many wrong passwords in a row; the account is locked for a while."""
+
+    http_status = 423
+    code = "account_locked"
+
+
+class Forbidden(ValtError):
+    """The caller is known but lacks the right for this action."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+class NotFound(ValtError):
+    """The addressed object does not exist (or the caller may not know it does)."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class Conflict(ValtError):
+    """The request clashes with the current state, e.g. a name already taken."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class CameraError(ValtError):
+    """Base for errors a camera driver reports."""
+
+    http_status = 502
+    code = "camera_error"
+
+
+class CameraUnreachable(CameraError):
+    """The camera does not answer on the network."""
+
+    code = "camera_unreachable"
+
+
+class CameraAuthFailed(CameraError):
+    """The camera refused the configured credentials."""
+
+    code = "camera_auth_failed"
+
+
+class NotSupported(ValtError):
+    """The driver or device does not offer this capability."""
+
+    http_status = 501
+    code = "not_supported"
+
+
+class StorageError(ValtError):
+    """The storage backend failed to read, write or delete."""
+
+    http_status = 507
+    code = "storage_error"

@@ -1,0 +1,107 @@
+"""Every hook Valt calls, declared once, typed, with when it is called and what it returns.
+
+Plugins implement these with ``@valt_core.hookimpl``. Registration hooks return lists of
+classes (the datasette pattern); event hooks are notifications whose return value is ignored.
+An event hook may be ``async def``: the core awaits the results in registration order.
+Every hook here must be described in ``docs/hooks.md`` (a test checks it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Awaitable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .auth.base import AuthBackend
+    from .cameras.base import CameraDriver, DiscoveredCamera
+    from .storage.base import StorageBackend
+    from .transports.base import Transport
+
+PROJECT_NAME = "valt"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --- registration ------------------------------------------------------------------------
+
+@hookspec
+def valt_register_camera_drivers() -> list[type["CameraDriver"]]:
+    """Return the camera driver classes this plugin provides.
+
+    Called once when the plugin host starts. Each class names itself with ``name``; two drivers
+    with one name are an error.
+    """
+
+
+@hookspec
+def valt_register_transports() -> list[type["Transport"]]:
+    """Return the transport classes (live delivery or ingest) this plugin provides.
+
+    Called once when the plugin host starts.
+    """
+
+
+@hookspec
+def valt_register_storage_backends() -> list[type["StorageBackend"]]:
+    """Return the storage backend classes this plugin provides.
+
+    Called once when the plugin host starts; ``[storage] driver`` picks one by name.
+    """
+
+
+@hookspec
+def valt_register_auth_backends() -> list[type["AuthBackend"]]:
+    """Return the authentication backend classes this plugin provides.
+
+    Called once when the plugin host starts; ``[auth] backends`` lists those in use, in the
+    order they are asked.
+    """
+
+
+# --- discovery ---------------------------------------------------------------------------
+
+@hookspec
+def valt_discover_cameras(timeout_s: float) -> "Awaitable[list[DiscoveredCamera]] | list[DiscoveredCamera]":
+    """Look for cameras on the network for at most ``timeout_s`` seconds.
+
+    Called when a person asks for discovery (``POST /api/v1/cameras/discover``). Return (or
+    resolve to) the devices found; the core merges every plugin's answers.
+    """
+
+
+# --- lifecycle events --------------------------------------------------------------------
+
+@hookspec
+def valt_camera_status_changed(camera_id: int, status: str, previous: str) -> Any:
+    """A camera's ingest state changed (``online``, ``offline``, ``no_frames``)."""
+
+
+@hookspec
+def valt_recording_started(recording_id: int, room_id: int) -> Any:
+    """A recording of a room started."""
+
+
+@hookspec
+def valt_recording_paused(recording_id: int) -> Any:
+    """A running recording was paused; paused time is not recorded."""
+
+
+@hookspec
+def valt_recording_resumed(recording_id: int) -> Any:
+    """A paused recording was resumed."""
+
+
+@hookspec
+def valt_recording_stopped(recording_id: int, state: str) -> Any:
+    """A recording ended; ``state`` is ``stopped``, ``interrupted`` or ``failed``."""
+
+
+@hookspec
+def valt_segment_written(recording_id: int, track_id: int, segment_id: int, key: str) -> Any:
+    """A segment of a track was written to storage and indexed."""
+
+
+@hookspec
+def valt_clip_ready(clip_id: int) -> Any:
+    """A clip job finished and its files can be downloaded."""

@@ -1,0 +1,240 @@
+"""The plugin host: finds plugins through entry points (stevedore), calls them through pluggy.
+
+The rest of the core talks to plugins only through :class:`PluginHost`, a small typed facade,
+never through ``pm.hook`` directly.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, TypeVar
+
+import pluggy
+from pydantic import BaseModel, ValidationError
+from stevedore import NamedExtensionManager
+
+from . import hookspecs
+from .auth.base import AuthBackend
+from .cameras.base import CameraDriver, DiscoveredCamera
+from .errors import ConfigError, PluginError, ValidationFailed
+from .storage.base import StorageBackend
+from .transports.base import Transport
+
+log = logging.getLogger(__name__)
+
+#: Short area name -> entry-point group.
+GROUPS: dict[str, str] = {
+    "cameras": "valt.cameras",
+    "transports": "valt.transports",
+    "storage": "valt.storage",
+    "auth": "valt.auth",
+}
+
+D = TypeVar("D")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One loaded plugin, as ``valt plugins`` and ``GET /api/v1/plugins`` show it."""
+
+    group: str
+    name: str
+    distribution: str
+    version: str
+    module: str
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON form."""
+        return {
+            "group": self.group,
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "module": self.module,
+        }
+
+
+def _is_disabled(area: str, name: str, disabled: set[str]) -> bool:
+    return name in disabled or f"{area}:{name}" in disabled or f"{GROUPS[area]}:{name}" in disabled
+
+
+def _entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
+    seen: dict[tuple[str, str, str], importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=group):
+        dist = ep.dist.name if ep.dist else "?"
+        # The same distribution can be visible twice on sys.path (e.g. an editable install and a
+        # stale build); that is one plugin, not a clash.
+        seen.setdefault((ep.name, ep.value, dist), ep)
+    return list(seen.values())
+
+
+def _validate(model: type[BaseModel], data: Mapping[str, Any], what: str, error: type[Exception]) -> BaseModel:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: "
+            f"{'unknown setting' if e['type'] == 'extra_forbidden' else e['msg']}"
+            for e in err.errors()
+        )
+        raise error(f"bad config for {what}: {problems}") from err
+
+
+class PluginHost:
+    """Loaded plugins and the drivers they registered, with typed calls into the hooks."""
+
+    def __init__(self, pm: pluggy.PluginManager, plugins: list[PluginInfo]) -> None:
+        self.pm = pm
+        self.plugins = plugins
+        self.camera_drivers = self._collect(pm.hook.valt_register_camera_drivers(), CameraDriver, "camera driver")
+        self.transports = self._collect(pm.hook.valt_register_transports(), Transport, "transport")
+        self.storage_backends = self._collect(pm.hook.valt_register_storage_backends(), StorageBackend, "storage backend")
+        self.auth_backends = self._collect(pm.hook.valt_register_auth_backends(), AuthBackend, "auth backend")
+
+    # --- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, disable: Iterable[str] = (), extra_plugins: Iterable[object] = ()) -> "PluginHost":
+        """Load every installed plugin except the disabled ones, with a fresh plugin manager.
+
+        A plugin that fails to import, or two plugins with one name in a group, is a
+        :class:`PluginError` naming the plugin and the cause. ``extra_plugins`` are registered
+        as well (objects or modules with hook implementations; used by tests and embedders).
+        """
+        disabled = set(disable)
+        pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        pm.add_hookspecs(hookspecs)
+        infos: list[PluginInfo] = []
+        for area, group in GROUPS.items():
+            eps = _entry_points(group)
+            by_name: dict[str, list[importlib.metadata.EntryPoint]] = {}
+            for ep in eps:
+                by_name.setdefault(ep.name, []).append(ep)
+            for name, same in by_name.items():
+                if len(same) > 1 and not _is_disabled(area, name, disabled):
+                    where = ", ".join(f"{ep.value} ({ep.dist.name if ep.dist else '?'})" for ep in same)
+                    raise PluginError(f"two plugins are named {name!r} in group {group}: {where}")
+            wanted = sorted(n for n in by_name if not _is_disabled(area, n, disabled))
+            if not wanted:
+                continue
+
+            def failed(_manager: Any, ep: Any, err: BaseException, group: str = group) -> None:
+                dist = ep.dist.name if getattr(ep, "dist", None) else "?"
+                raise PluginError(
+                    f"plugin {ep.name!r} in group {group} (distribution {dist}) failed to load: "
+                    f"{type(err).__name__}: {err}. Fix or uninstall it, or disable it in the "
+                    f"settings: [plugins] disable = [\"{area}:{ep.name}\"]"
+                ) from err
+
+            def missing(names: Iterable[str], group: str = group) -> None:
+                raise PluginError(f"entry points vanished while loading group {group}: {sorted(names)}")
+
+            manager = NamedExtensionManager(
+                group, names=wanted, name_order=True,
+                on_load_failure_callback=failed, on_missing_entrypoints_callback=missing,
+            )
+            for ext in manager.extensions:
+                dist = ext.entry_point.dist
+                pm.register(ext.plugin, name=f"{group}:{ext.name}")
+                infos.append(PluginInfo(
+                    group=group,
+                    name=ext.name,
+                    distribution=dist.name if dist else "?",
+                    version=dist.version if dist else "?",
+                    module=ext.entry_point.value,
+                ))
+        for extra in extra_plugins:
+            pm.register(extra)
+        # A misspelled hook implementation must fail loudly, not be silently ignored.
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as err:
+            raise PluginError(f"a plugin implements an unknown hook: {err}") from err
+        return cls(pm, infos)
+
+    @staticmethod
+    def _collect(results: list[list[type[D]]], base: type, what: str) -> dict[str, type[D]]:
+        found: dict[str, type[D]] = {}
+        for classes in reversed(results):  # pluggy answers last-registered first
+            for klass in classes or []:
+                if not (isinstance(klass, type) and issubclass(klass, base)):
+                    raise PluginError(f"{what} {klass!r} does not subclass {base.__module__}.{base.__name__}")
+                name = getattr(klass, "name", None)
+                if not name:
+                    raise PluginError(f"{what} {klass.__module__}.{klass.__qualname__} has no name")
+                if name in found:
+                    raise PluginError(
+                        f"two {what}s are named {name!r}: {found[name].__module__}."
+                        f"{found[name].__qualname__} and {klass.__module__}.{klass.__qualname__}"
+                    )
+                found[name] = klass
+        return found
+
+    # --- drivers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _pick(registry: Mapping[str, type[D]], name: str, what: str) -> type[D]:
+        try:
+            return registry[name]
+        except KeyError:
+            known = ", ".join(sorted(registry)) or "none installed"
+            raise ConfigError(f"unknown {what} {name!r} (known: {known})") from None
+
+    def camera_driver_class(self, name: str) -> type[CameraDriver]:
+        """The camera driver class called ``name``; :class:`ConfigError` if none is."""
+        return self._pick(self.camera_drivers, name, "camera driver")
+
+    def build_camera_driver(self, name: str, config: Mapping[str, Any]) -> CameraDriver:
+        """A camera driver instance with ``config`` validated by its ``Config`` model.
+
+        Unknown driver or bad config raise :class:`ValidationFailed` (a 400 in the API).
+        """
+        if name not in self.camera_drivers:
+            known = ", ".join(sorted(self.camera_drivers)) or "none installed"
+            raise ValidationFailed(f"unknown camera driver {name!r} (known: {known})")
+        klass = self.camera_drivers[name]
+        return klass(_validate(klass.Config, config, f"camera driver {name!r}", ValidationFailed))
+
+    def build_storage_backend(self, name: str, options: Mapping[str, Any]) -> StorageBackend:
+        """The storage backend ``name`` with its options validated (:class:`ConfigError` if bad)."""
+        klass = self._pick(self.storage_backends, name, "storage driver")
+        return klass(_validate(klass.Config, options, f"storage driver {name!r}", ConfigError))
+
+    def build_auth_backend(self, name: str, options: Mapping[str, Any]) -> AuthBackend:
+        """The auth backend ``name`` with its options validated (:class:`ConfigError` if bad)."""
+        klass = self._pick(self.auth_backends, name, "auth backend")
+        return klass(_validate(klass.Config, options, f"auth backend {name!r}", ConfigError))
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    async def discover_cameras(self, timeout_s: float) -> list[DiscoveredCamera]:
+        """Ask every plugin to look for cameras; the merged list of what they found."""
+        found: list[DiscoveredCamera] = []
+        for result in await _gather_in_order(self.pm.hook.valt_discover_cameras(timeout_s=timeout_s)):
+            found.extend(result or [])
+        return found
+
+    async def notify(self, event: str, **kwargs: Any) -> None:
+        """Call the event hook ``valt_<event>`` on every plugin; a failing plugin is logged.
+
+        An observer's bug must not stop a recording, so exceptions are logged, not raised.
+        """
+        caller = getattr(self.pm.hook, f"valt_{event}")
+        for impl in caller.get_hookimpls():
+            try:
+                result = impl.function(**{k: kwargs[k] for k in impl.argnames})
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # noqa: BLE001 - see docstring
+                log.exception("plugin %s failed in hook valt_%s", impl.plugin_name, event)
+
+
+async def _gather_in_order(results: list[Any]) -> list[Any]:
+    # With async implementations pluggy returns coroutines; await them in hook order.
+    out = []
+    for r in results:
+        out.append(await r if inspect.isawaitable(r) else r)
+    return out

@@ -1,0 +1,190 @@
+"""Settings: a TOML file plus ``VALT_*`` environment overrides, read into pydantic models.
+
+Precedence, lowest first: built-in defaults, the TOML file (``--config PATH`` or ``VALT_CONFIG``),
+then environment variables. ``VALT_DATA_DIR`` and ``VALT_DATABASE_URL`` are short forms; any
+other key is reachable as ``VALT_<SECTION>__<KEY>`` (for example ``VALT_SERVER__PORT=9000``).
+Bad settings raise :class:`~valt_core.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from .errors import ConfigError
+
+ENV_PREFIX = "VALT_"
+# Short names that read better than the generic SECTION__KEY form.
+ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "DATA_DIR": ("data_dir",),
+    "DATABASE_URL": ("database", "url"),
+    "STORAGE_DRIVER": ("storage", "driver"),
+}
+# VALT_* variables that are not settings (read by the CLI directly).
+ENV_NOT_SETTINGS = {"CONFIG", "DEMO_PASSWORD"}
+
+
+class StrictModel(BaseModel):
+    """Base for settings sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(StrictModel):
+    """Where ``valt serve`` listens, and the key that signs tokens and cookies."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    secret_key: SecretStr | None = Field(
+        None, description="Signs tokens; generated into DATA_DIR/secret_key when unset."
+    )
+    secure_cookies: bool = Field(False, description="Mark cookies Secure (set when serving HTTPS).")
+
+
+class DatabaseSettings(StrictModel):
+    """Which database to use; SQLite under the data directory when ``url`` is unset."""
+
+    url: str | None = Field(
+        None, description="SQLAlchemy async URL, e.g. mysql+aiomysql://user:pw@127.0.0.1:3306/valt"
+    )
+    connect_timeout_s: float = Field(5.0, gt=0)
+    echo: bool = False
+
+
+class StorageSettings(StrictModel):
+    """Which storage backend holds recordings, and its driver-specific options."""
+
+    driver: str = "local"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuthSettings(StrictModel):
+    """How people are identified and how long their sessions last."""
+
+    backends: list[str] = Field(default_factory=lambda: ["local"])
+    backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    lockout_threshold: int = Field(5, ge=1, description="Wrong passwords in a row before a lock.")
+    lockout_minutes: float = Field(15.0, gt=0)
+    session_hours: float = Field(12.0, gt=0, description="Lifetime of a login token.")
+
+
+class PluginSettings(StrictModel):
+    """Plugins to leave unloaded, as ``"group:name"`` (e.g. ``"cameras:onvif"``) or ``"name"``."""
+
+    disable: list[str] = Field(default_factory=list)
+
+
+class Settings(StrictModel):
+    """All of Valt's settings."""
+
+    data_dir: Path = Path("./valt-data")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL in force: the configured one, else SQLite in the data directory."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'valt.db').resolve()}"
+
+    def secret_key_bytes(self) -> bytes:
+        """The signing key; generated once and kept in ``DATA_DIR/secret_key`` when not set."""
+        if self.server.secret_key is not None:
+            return self.server.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):]
+        if key in ENV_NOT_SETTINGS:
+            continue
+        if key in ENV_ALIASES:
+            path = ENV_ALIASES[key]
+        elif "__" in key:
+            path = tuple(part.lower() for part in key.split("__"))
+        else:
+            continue
+        value: Any = raw
+        # Lists and tables can be given as JSON, e.g. VALT_PLUGINS__DISABLE='["onvif"]'.
+        if raw[:1] in "[{":
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"environment variable {name}: not valid JSON ({err})") from err
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name}: {part} is not a section")
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    lines = []
+    for problem in err.errors():
+        key = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        msg = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        lines.append(f"{key}: {msg}")
+    return f"bad settings ({source}): " + "; ".join(lines)
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read settings from the TOML file (if any) and the environment.
+
+    ``config_path`` falls back to ``VALT_CONFIG``. Raises :class:`ConfigError` with one clear
+    message naming the offending key or file.
+    """
+    environ = os.environ if environ is None else environ
+    path = config_path or environ.get("VALT_CONFIG")
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError as err:
+            raise ConfigError(f"settings file not found: {p}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"settings file {p} is not valid TOML: {err}") from err
+        source = str(p)
+    data = _merge(data, _env_overrides(environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, f"{source} and VALT_* environment")) from err

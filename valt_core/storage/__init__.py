@@ -1,0 +1,5 @@
+"""The recording storage contract."""
+
+from .base import StorageBackend, StorageUsage, StorageWriter, check_key
+
+__all__ = ["StorageBackend", "StorageUsage", "StorageWriter", "check_key"]

@@ -1,0 +1,88 @@
+"""The storage contract: where recordings and clips live (``valt.storage``).
+
+Keys are relative, slash-separated paths such as ``recordings/12/cam-3/000001.mp4``; a backend
+maps them onto files, a share or object keys. Writes stream, reads take byte ranges.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import AsyncIterator, ClassVar
+
+from pydantic import BaseModel
+
+from ..errors import ValidationFailed
+
+
+@dataclass(frozen=True)
+class StorageUsage:
+    """Space figures of a backend, in bytes (``None`` when the backend cannot tell)."""
+
+    used_bytes: int
+    free_bytes: int | None
+    total_bytes: int | None
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise :class:`ValidationFailed`."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
+        raise ValidationFailed(f"bad storage key {key!r}")
+    return key
+
+
+class StorageWriter(ABC):
+    """A streaming write to one key; the object appears whole only after :meth:`close`."""
+
+    @abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Append ``data``."""
+
+    @abstractmethod
+    async def flush(self) -> None:
+        """Make what was written so far durable (a crash keeps it)."""
+
+    @abstractmethod
+    async def close(self) -> int:
+        """Finish the object and return its size in bytes."""
+
+    @abstractmethod
+    async def abort(self) -> None:
+        """Drop the object being written."""
+
+
+class StorageBackend(ABC):
+    """Base class of every storage backend."""
+
+    name: ClassVar[str]
+    """Short name used in settings (``local``, ``nas``, ``s3``)."""
+    Config: ClassVar[type[BaseModel]]
+    """Pydantic model of the backend's options (``[storage.options]``)."""
+
+    def __init__(self, config: BaseModel) -> None:
+        self.config = config
+
+    @abstractmethod
+    async def open_writer(self, key: str) -> StorageWriter:
+        """Start writing ``key`` (replacing any object of that key when closed)."""
+
+    @abstractmethod
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the bytes of ``key`` from ``start`` up to, not including, ``end``."""
+
+    @abstractmethod
+    async def size(self, key: str) -> int:
+        """Size of ``key`` in bytes; :class:`~valt_core.errors.NotFound` if absent."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; removing an absent key is not an error."""
+
+    @abstractmethod
+    async def usage(self) -> StorageUsage:
+        """Bytes used by Valt's objects and, where known, free and total space."""
+
+    async def check(self) -> None:
+        """Raise :class:`~valt_core.errors.StorageError` if the backend is not usable now."""
+        await self.usage()

@@ -1,0 +1,5 @@
+"""The transport contract."""
+
+from .base import Transport
+
+__all__ = ["Transport"]

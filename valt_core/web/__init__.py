@@ -1,0 +1,104 @@
+"""The web UI: server-rendered pages and plain JavaScript modules, no build step."""
+
+from __future__ import annotations
+
+import secrets
+
+from quart import Blueprint, make_response, redirect, render_template, request, url_for
+from sqlmodel import select
+
+from .. import __version__
+from ..api.guard import SESSION_COOKIE
+from ..context import get_context
+from ..db.models import Camera, Room, User
+from ..errors import AccountLocked, LoginFailed
+
+web = Blueprint("web", __name__)
+
+LOGIN_CSRF_COOKIE = "valt_login_csrf"
+
+
+async def signed_in_user() -> tuple[User, str] | None:
+    """The user of the session cookie and the cookie's token, or ``None``."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not token:
+        return None
+    found = await get_context().sessions.user_for_token(token)
+    return (found[0], token) if found else None
+
+
+@web.get("/login")
+async def login_page():
+    """The sign-in form."""
+    return await _login_form(error=None, status=200)
+
+
+async def _login_form(error: str | None, status: int, username: str = ""):
+    csrf = secrets.token_urlsafe(24)
+    html = await render_template("login.html", error=error, csrf=csrf, username=username, version=__version__)
+    resp = await make_response(html, status)
+    resp.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="Strict", path="/login",
+                    secure=get_context().settings.server.secure_cookies)
+    return resp
+
+
+@web.post("/login")
+async def login_submit():
+    """Check the form, set the session cookie, go home."""
+    ctx = get_context()
+    form = await request.form
+    username = form.get("username", "")
+    presented = form.get("csrf_token", "")
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(presented, expected):
+        return await _login_form("The form expired; please try again.", 400, username)
+    try:
+        issued = await ctx.sessions.login(username, form.get("password", ""), request.remote_addr or "")
+    except AccountLocked as err:
+        return await _login_form(err.message, 423, username)
+    except LoginFailed:
+        return await _login_form("Wrong user name or password.", 401, username)
+    resp = redirect(url_for("web.home"))
+    resp.set_cookie(SESSION_COOKIE, issued.token, httponly=True, samesite="Lax",
+                    secure=ctx.settings.server.secure_cookies,
+                    max_age=int(ctx.settings.auth.session_hours * 3600))
+    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return resp
+
+
+@web.post("/logout")
+async def logout():
+    """Revoke the session (CSRF-checked) and go to the sign-in page."""
+    ctx = get_context()
+    signed_in = await signed_in_user()
+    if signed_in is not None:
+        user, token = signed_in
+        if not ctx.sessions.csrf_ok(token, (await request.form).get("csrf_token")):
+            return "missing or wrong CSRF token", 403
+        found = await ctx.sessions.user_for_token(token)
+        if found:
+            await ctx.sessions.revoke(found[1].id)
+            await ctx.audit.record("auth.logout", actor=user, remote_addr=request.remote_addr or "")
+    resp = redirect(url_for("web.login_page"))
+    resp.delete_cookie(SESSION_COOKIE)
+    return resp
+
+
+@web.get("/")
+async def home():
+    """Rooms and their cameras; sends strangers to the sign-in page."""
+    ctx = get_context()
+    signed_in = await signed_in_user()
+    if signed_in is None:
+        return redirect(url_for("web.login_page"))
+    user, token = signed_in
+    async with ctx.db.session() as s:
+        rooms = (await s.exec(select(Room).order_by(Room.name))).all()
+        cameras = (await s.exec(select(Camera).order_by(Camera.name))).all()
+    by_room: dict[int | None, list[Camera]] = {}
+    for cam in cameras:
+        by_room.setdefault(cam.room_id, []).append(cam)
+    return await render_template(
+        "home.html", user=user, rooms=rooms, by_room=by_room,
+        unassigned=by_room.get(None, []), csrf=ctx.sessions.csrf_token(token), version=__version__,
+    )
