@@ -130,3 +130,13 @@ class StorageError(ValtError):
 
     http_status = 507
     code = "storage_error"
+
+
+def validation_problems(err: Any) -> dict[str, str]:
+    """``{"dotted.key": "what is wrong"}`` for a pydantic ``ValidationError``, worded for people."""
+    problems: dict[str, str] = {}
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown setting" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        problems[key] = msg
+    return problems

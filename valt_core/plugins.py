@@ -19,7 +19,7 @@ from stevedore import NamedExtensionManager
 from . import hookspecs
 from .auth.base import AuthBackend
 from .cameras.base import CameraDriver, DiscoveredCamera
-from .errors import ConfigError, PluginError, ValidationFailed
+from .errors import ConfigError, PluginError, ValidationFailed, validation_problems
 from .storage.base import StorageBackend
 from .transports.base import Transport
 
@@ -75,11 +75,7 @@ def _validate(model: type[BaseModel], data: Mapping[str, Any], what: str, error:
     try:
         return model.model_validate(dict(data))
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: "
-            f"{'unknown setting' if e['type'] == 'extra_forbidden' else e['msg']}"
-            for e in err.errors()
-        )
+        problems = "; ".join(f"{k}: {v}" for k, v in validation_problems(err).items())
         raise error(f"bad config for {what}: {problems}") from err
 
 
@@ -137,14 +133,15 @@ class PluginHost:
                 on_load_failure_callback=failed, on_missing_entrypoints_callback=missing,
             )
             for ext in manager.extensions:
-                dist = ext.entry_point.dist
+                # stevedore's entry-point cache drops the distribution; take it from metadata.
+                dist = by_name[ext.name][0].dist
                 pm.register(ext.plugin, name=f"{group}:{ext.name}")
                 infos.append(PluginInfo(
                     group=group,
                     name=ext.name,
                     distribution=dist.name if dist else "?",
                     version=dist.version if dist else "?",
-                    module=ext.entry_point.value,
+                    module=by_name[ext.name][0].value,
                 ))
         for extra in extra_plugins:
             pm.register(extra)

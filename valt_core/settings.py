@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from .errors import ConfigError
+from .errors import ConfigError, validation_problems
 
 ENV_PREFIX = "VALT_"
 # Short names that read better than the generic SECTION__KEY form.
@@ -151,14 +151,8 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _describe(err: ValidationError, source: str) -> str:
-    lines = []
-    for problem in err.errors():
-        key = ".".join(str(p) for p in problem["loc"]) or "(top level)"
-        msg = problem["msg"]
-        if problem["type"] == "extra_forbidden":
-            msg = "unknown setting"
-        lines.append(f"{key}: {msg}")
-    return f"bad settings ({source}): " + "; ".join(lines)
+    problems = validation_problems(err)
+    return f"bad settings ({source}): " + "; ".join(f"{k}: {v}" for k, v in problems.items())
 
 
 def load_settings(

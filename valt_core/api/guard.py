@@ -16,7 +16,7 @@ from quart import g, request
 from ..auth.access import ALL_PERMISSIONS, role_allows
 from ..context import get_context
 from ..db.models import ApiToken, User
-from ..errors import Forbidden, NotAuthenticated, ValidationFailed
+from ..errors import Forbidden, NotAuthenticated, ValidationFailed, validation_problems
 
 SESSION_COOKIE = "valt_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -108,13 +108,7 @@ async def read_body(model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        problems = {
-            ".".join(str(p) for p in e["loc"]) or "(body)": (
-                "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
-            )
-            for e in err.errors()
-        }
-        raise ValidationFailed("invalid request body", fields=problems) from err
+        raise ValidationFailed("invalid request body", fields=validation_problems(err)) from err
 
 
 def caller() -> Caller:

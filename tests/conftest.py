@@ -1,0 +1,104 @@
+"""Shared fixtures: settings in a temp dir, a database per test (SQLite and the real MariaDB),
+an app with its schema migrated, and helpers to create users and sign in."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiomysql
+import pytest
+
+from valt_core.app import create_app
+from valt_core.context import ValtContext
+from valt_core.settings import load_settings
+from valt_core.users import create_user
+
+REPO = Path(__file__).resolve().parent.parent
+MARIADB_HOST = os.environ.get("VALT_TEST_MARIADB_HOST", "127.0.0.1")
+MARIADB_PORT = int(os.environ.get("VALT_TEST_MARIADB_PORT", "3306"))
+MARIADB_USER = os.environ.get("VALT_TEST_MARIADB_USER", "root")
+MARIADB_PASSWORD = os.environ.get("VALT_TEST_MARIADB_PASSWORD", "")
+# Cheap argon2 parameters: the tests check behaviour, not hashing cost.
+FAST_AUTH = {"local": {"time_cost": 1, "memory_cost_kib": 8192, "parallelism": 1}}
+
+
+async def _mariadb(sql: str) -> None:
+    conn = await aiomysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user=MARIADB_USER,
+                                  password=MARIADB_PASSWORD, connect_timeout=5)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(sql)
+        await conn.commit()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: SQLite in the temp dir, or a MariaDB database made and dropped.
+
+    MariaDB is a required peer (``make test`` starts it): if it cannot be reached the test
+    fails rather than skips.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'valt.db'}"
+        return
+    name = f"valt_test_{uuid.uuid4().hex[:12]}"
+    try:
+        await _mariadb(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    except Exception as err:  # noqa: BLE001 - reported as a failure with its cause
+        pytest.fail(f"MariaDB at {MARIADB_HOST}:{MARIADB_PORT} is needed for the database tests "
+                    f"(run scripts/peers): {err}")
+    auth = MARIADB_USER + (f":{MARIADB_PASSWORD}" if MARIADB_PASSWORD else "")
+    try:
+        yield f"mysql+aiomysql://{auth}@{MARIADB_HOST}:{MARIADB_PORT}/{name}?charset=utf8mb4"
+    finally:
+        await _mariadb(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, **extra: Any):
+    """Settings for a test: data in ``tmp_path``, fast password hashing, no real environment."""
+    env = {"VALT_DATA_DIR": str(tmp_path / "data")}
+    if database_url:
+        env["VALT_DATABASE_URL"] = database_url
+    settings = load_settings(None, env)
+    settings.auth.backend_options = dict(FAST_AUTH)
+    for key, value in extra.items():
+        setattr(settings, key, value)
+    return settings
+
+
+@dataclass
+class Env:
+    """A running test app and helpers around it."""
+
+    app: Any
+    ctx: ValtContext
+    client: Any
+
+    async def user(self, name: str, role: str = "viewer", password: str = "correct horse 1") -> str:
+        """Create a user and return a bearer token for them."""
+        await create_user(self.ctx, name, password, role=role)
+        r = await self.client.post("/api/v1/auth/login", json={"username": name, "password": password})
+        assert r.status_code == 200, await r.get_data(as_text=True)
+        return (await r.get_json())["token"]
+
+    @staticmethod
+    def bearer(token: str) -> dict[str, str]:
+        """Headers that present ``token``."""
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def env(tmp_path: Path, database_url: str) -> AsyncIterator[Env]:
+    """The app on a fresh, migrated database (run once on SQLite and once on MariaDB)."""
+    settings = make_settings(tmp_path, database_url)
+    app = create_app(settings)
+    ctx: ValtContext = app.extensions["valt"]
+    await ctx.db.upgrade()
+    async with app.test_app() as test_app:
+        yield Env(app=app, ctx=ctx, client=test_app.test_client())
