@@ -20,8 +20,8 @@ from valt_core.users import create_user
 REPO = Path(__file__).resolve().parent.parent
 MARIADB_HOST = os.environ.get("VALT_TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("VALT_TEST_MARIADB_PORT", "3306"))
-MARIADB_USER = os.environ.get("VALT_TEST_MARIADB_USER", "root")
-MARIADB_PASSWORD = os.environ.get("VALT_TEST_MARIADB_PASSWORD", "")
+MARIADB_USER = os.environ.get("VALT_TEST_MARIADB_USER", "valt_test")
+MARIADB_PASSWORD = os.environ.get("VALT_TEST_MARIADB_PASSWORD", "valt_test")
 # Cheap argon2 parameters: the tests check behaviour, not hashing cost.
 FAST_AUTH = {"local": {"time_cost": 1, "memory_cost_kib": 8192, "parallelism": 1}}
 

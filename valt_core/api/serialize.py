@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..cameras.base import SECRET_FIELD_NAMES
 from ..db.models import Camera, Room, User
 from ..plugins import PluginHost
 
@@ -34,11 +35,11 @@ def room_json(room: Room, cameras: list[Camera] | None = None, plugins: PluginHo
 
 def camera_json(camera: Camera, plugins: PluginHost | None = None) -> dict[str, Any]:
     """A camera with secret config fields masked and the driver's capabilities."""
-    secret_fields: frozenset[str] = frozenset({"password"})
+    secret_fields = SECRET_FIELD_NAMES
     capabilities: list[str] = []
     if plugins is not None and camera.driver in plugins.camera_drivers:
         klass = plugins.camera_drivers[camera.driver]
-        secret_fields = klass.secret_fields
+        secret_fields = secret_fields | klass.secret_fields
         capabilities = klass.capabilities.names()
     config = {k: (MASK if k in secret_fields and v else v) for k, v in (camera.config or {}).items()}
     return {

@@ -18,6 +18,10 @@ from pydantic import BaseModel
 from ..errors import NotSupported
 
 
+#: Config keys treated as secrets whatever the driver says (safe by default).
+SECRET_FIELD_NAMES = frozenset({"password", "passphrase", "secret", "token", "api_key", "private_key"})
+
+
 class Capability(enum.Flag):
     """What a driver can do with its device."""
 
@@ -102,8 +106,9 @@ class CameraDriver(ABC):
     """Pydantic model of the driver's per-camera settings."""
     capabilities: ClassVar[Capability] = Capability.STREAM
     """What this driver can do; the UI and API offer only these."""
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"password"})
-    """Config fields that hold secrets: stored, never returned by the API or logged."""
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+    """Config fields that hold secrets, besides the usual names in :data:`SECRET_FIELD_NAMES`:
+    stored, never returned by the API or logged."""
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config

@@ -12,6 +12,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,13 +66,11 @@ class Database:
                     return await conn.run_sync(fn)
         except DatabaseError:
             raise
-        except (OSError, TimeoutError) as err:
-            raise DatabaseError(f"cannot reach database {redact_url(self.url)}: {err}") from err
-        except Exception as err:
-            if type(err).__module__.startswith(("sqlalchemy", "pymysql", "aiomysql", "sqlite3")):
-                cause = getattr(err, "orig", None) or err
-                raise DatabaseError(f"cannot use database {redact_url(self.url)}: {cause}") from err
-            raise
+        except (OSError, TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError) as err:
+            cause = getattr(err, "orig", None) or err
+            raise DatabaseError(f"cannot reach database {redact_url(self.url)}: {cause}") from err
+        except sa_exc.DBAPIError as err:
+            raise DatabaseError(f"cannot use database {redact_url(self.url)}: {err.orig}") from err
 
     async def current_revision(self) -> str | None:
         """The schema revision the database is at (``None`` when empty)."""

@@ -20,7 +20,6 @@ class SimulatedCamera(CameraDriver):
     name = "sim"
     Config = SimCameraConfig
     capabilities = Capability.STREAM | Capability.SNAPSHOT | Capability.AUDIO
-    secret_fields = frozenset()
 
     config: SimCameraConfig
 

@@ -1,0 +1,105 @@
+"""The database: migrations on SQLite and MariaDB, UTC-aware timestamps, schema checks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from valt_core.db import Database, redact_url
+from valt_core.db.models import AuditEvent, Camera, Recording, Room, Segment, Track, User
+from valt_core.errors import DatabaseError
+
+EXPECTED_TABLES = {
+    "users", "groups", "group_members", "rights", "rooms", "cameras", "media_servers", "recordings",
+    "tracks", "segments", "gaps", "markers", "clips", "clip_files", "audit_events", "api_tokens",
+}
+
+
+async def test_upgrade_creates_every_table_and_check_passes(database_url):
+    db = Database(database_url)
+    try:
+        with pytest.raises(DatabaseError, match="is empty.*run `valt db upgrade`"):
+            await db.check_schema()
+        before, after = await db.upgrade()
+        assert before is None and after == Database.head_revision()
+        await db.check_schema()
+        async with db.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+        assert EXPECTED_TABLES <= tables
+        # Upgrading again is a no-op.
+        assert await db.upgrade() == (after, after)
+    finally:
+        await db.dispose()
+
+
+async def test_timestamps_round_trip_utc_aware_with_microseconds(database_url):
+    db = Database(database_url)
+    await db.upgrade()
+    try:
+        when = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+        async with db.session() as s:
+            user = User(username="tz", last_login_at=when)
+            s.add(user)
+            await s.commit()
+            uid = user.id
+        async with db.session() as s:
+            back = await s.get(User, uid)
+        assert back.last_login_at.tzinfo is not None
+        assert back.last_login_at.utcoffset() == timedelta(0)
+        assert back.last_login_at == when  # same instant, microseconds kept
+        assert back.created_at.tzinfo is not None
+        async with db.session() as s:
+            s.add(User(username="naive", last_login_at=datetime(2026, 1, 1)))
+            with pytest.raises(Exception, match="naive datetime"):
+                await s.commit()
+    finally:
+        await db.dispose()
+
+
+async def test_recording_tree_and_json_columns(database_url):
+    db = Database(database_url)
+    await db.upgrade()
+    try:
+        async with db.session() as s:
+            room = Room(name="Interview 1")
+            s.add(room)
+            await s.flush()
+            cam = Camera(name="wide", driver="sim", room_id=room.id, config={"width": 640, "nested": {"a": [1, 2]}})
+            s.add(cam)
+            await s.flush()
+            rec = Recording(room_id=room.id, name="Session")
+            s.add(rec)
+            await s.flush()
+            track = Track(recording_id=rec.id, camera_id=cam.id, camera_name=cam.name)
+            s.add(track)
+            await s.flush()
+            s.add(Segment(track_id=track.id, seq=1, key="r/1/000001.mp4", start_s=0.0, duration_s=2.0))
+            s.add(AuditEvent(action="test", detail={"k": "v"}))
+            await s.commit()
+            cam_id, track_id = cam.id, track.id
+        async with db.session() as s:
+            assert (await s.get(Camera, cam_id)).config == {"width": 640, "nested": {"a": [1, 2]}}
+            # seq is unique within a track
+            s.add(Segment(track_id=track_id, seq=1, key="dup", start_s=2.0))
+            with pytest.raises(sa.exc.IntegrityError):
+                await s.commit()
+    finally:
+        await db.dispose()
+
+
+async def test_unreachable_database_is_a_clear_error_without_the_password():
+    db = Database("mysql+aiomysql://valt:s3cr3t-pw@127.0.0.1:1/valt", connect_timeout_s=2)
+    try:
+        with pytest.raises(DatabaseError) as info:
+            await db.check_schema()
+    finally:
+        await db.dispose()
+    assert "cannot reach database mysql+aiomysql://valt:***@127.0.0.1:1/valt" in info.value.message
+    assert "s3cr3t" not in info.value.message
+
+
+def test_redact_url():
+    assert redact_url("mysql+aiomysql://u:p@h/db") == "mysql+aiomysql://u:***@h/db"
+    assert redact_url("sqlite+aiosqlite:////x/valt.db") == "sqlite+aiosqlite:////x/valt.db"
