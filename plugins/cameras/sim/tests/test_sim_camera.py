@@ -1,0 +1,121 @@
+"""The simulated camera gives real video: checked by decoding what it sends, as a player would."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import av
+import numpy as np
+import pytest
+
+from valt_camera_sim.clock import clock_seconds, read_clock
+from valt_camera_sim.config import SimCameraConfig
+from valt_camera_sim.driver import SimulatedCamera
+from valt_camera_sim.source import local_utc_offset
+
+
+def record(camera: SimulatedCamera, seconds: float, path, profile: str = "main"):
+    """Stream-copy ``seconds`` of the camera into an MP4, as the recorder will; returns the
+    video packets' keyframe flags in order."""
+    media = camera.open_media(profile)
+    out = av.open(str(path), "w")
+    mapping = {s: out.add_stream_from_template(s) for s in media.streams}
+    keyframes = []
+    first_video = None
+    try:
+        for packet in media.demux():
+            if packet.stream.type == "video":
+                if first_video is None:
+                    first_video = packet.pts * packet.time_base
+                if (packet.pts * packet.time_base) - first_video >= seconds:
+                    break
+                keyframes.append(packet.is_keyframe)
+            packet.stream = mapping[packet.stream]
+            out.mux(packet)
+    finally:
+        out.close()
+        media.close()
+    return keyframes
+
+
+def test_recorded_stream_has_the_right_codecs_frames_gop_and_duration(tmp_path):
+    cam = SimulatedCamera(SimCameraConfig(width=640, height=360, fps=25, keyframe_interval=25, audio=True))
+    keyframes = record(cam, 4.0, tmp_path / "sim.mp4")
+    with av.open(str(tmp_path / "sim.mp4")) as f:
+        v, a = f.streams.video[0], f.streams.audio[0]
+        assert (v.codec_context.name, v.codec_context.width, v.codec_context.height) == ("h264", 640, 360)
+        assert (a.codec_context.name, a.codec_context.sample_rate) == ("aac", 48000)
+        frames = sum(1 for _ in f.decode(video=0))
+    assert frames == 100  # 4 s at 25 fps, every frame decodable from the first keyframe on
+    assert keyframes[0] is True
+    assert [i for i, k in enumerate(keyframes) if k] == [0, 25, 50, 75]
+    with av.open(str(tmp_path / "sim.mp4")) as f:
+        assert f.duration / 1e6 == pytest.approx(4.0, abs=0.1)
+        samples = sum(fr.samples for fr in f.decode(audio=0))
+    assert samples / 48000 == pytest.approx(4.0, abs=0.15)
+
+
+def test_picture_shows_the_wall_clock_and_moves(tmp_path):
+    cam = SimulatedCamera(SimCameraConfig(width=640, height=360, fps=25))
+    media = cam.open_media()
+    reads, lumas = [], []
+    try:
+        for packet in media.demux():
+            for frame in packet.decode():
+                y = frame.to_ndarray(format="gray")
+                now = time.time()
+                reads.append((read_clock(y), (now + local_utc_offset(now)) % 86400))
+                lumas.append(y.astype(np.int16))
+            if len(reads) >= 50:
+                break
+    finally:
+        media.close()
+    texts = [t for t, _ in reads]
+    assert None not in texts, "the clock could not be read from some frames"
+    shown = [clock_seconds(t) for t in texts]
+    # Consecutive frames are 40 ms apart on the burned-in clock ...
+    assert np.allclose(np.diff(shown), 0.04, atol=0.0015)
+    # ... and the clock is the wall clock: never ahead of it, and behind by at most the start-up.
+    lags = [now - s for s, (_, now) in zip(shown, reads)]
+    assert min(lags) > -0.05 and max(lags) < 2.5
+    # The pattern moves: every frame differs visibly from the previous one.
+    diffs = [np.abs(b - a).mean() for a, b in zip(lumas, lumas[1:])]
+    assert min(diffs) > 1.0
+
+
+def test_audio_beeps_for_a_tenth_of_each_second(tmp_path):
+    cam = SimulatedCamera(SimCameraConfig(width=320, height=240, audio=True, tone_hz=1000))
+    record(cam, 3.0, tmp_path / "a.mp4")
+    with av.open(str(tmp_path / "a.mp4")) as f:
+        pcm = np.concatenate([fr.to_ndarray().reshape(-1) for fr in f.decode(audio=0)])
+    windows = pcm[: len(pcm) // 480 * 480].reshape(-1, 480)  # 10 ms windows
+    loud = np.sqrt((windows ** 2).mean(axis=1)) > 0.05
+    assert 0.06 < loud.mean() < 0.14  # about 100 ms of tone per second
+    # The tone is at the configured pitch: count zero crossings inside a loud stretch.
+    seg = windows[np.argmax(loud) + 2]
+    crossings = np.count_nonzero(np.diff(np.signbit(seg)))
+    assert crossings == pytest.approx(2 * 1000 * 0.01, abs=2)
+
+
+def test_sub_stream_is_half_size(tmp_path):
+    cam = SimulatedCamera(SimCameraConfig(width=640, height=360))
+    record(cam, 1.0, tmp_path / "sub.mp4", profile="sub")
+    with av.open(str(tmp_path / "sub.mp4")) as f:
+        frame = next(f.decode(video=0))
+    assert (frame.width, frame.height) == (320, 180)
+
+
+async def test_identity_streams_and_snapshot():
+    cam = SimulatedCamera(SimCameraConfig(width=320, height=240, fps=10, audio=True))
+    info = await cam.identify()
+    assert info.manufacturer == "Valt" and info.serial.startswith("SIM-")
+    streams = await cam.streams()
+    assert [(s.name, s.width, s.height, s.codec, s.audio_codec) for s in streams] == [
+        ("main", 320, 240, "h264", "aac"), ("sub", 160, 120, "h264", "aac")]
+    jpeg = await cam.snapshot()
+    assert jpeg[:2] == b"\xff\xd8"
+    with av.open(io.BytesIO(jpeg), format="mjpeg") as f:
+        frame = next(f.decode(video=0))
+    assert (frame.width, frame.height) == (320, 240)
+    assert read_clock(frame.to_ndarray(format="gray")) is not None

@@ -1,0 +1,89 @@
+"""The local storage backend against the storage contract."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from valt_core.errors import NotFound, StorageError, ValidationFailed
+from valt_storage_local.backend import LocalStorage
+from valt_storage_local.config import LocalStorageConfig
+
+
+def storage(tmp_path, **kw):
+    return LocalStorage(LocalStorageConfig(path=tmp_path / "media", **kw))
+
+
+async def read_all(store, key, start=0, end=None):
+    return b"".join([chunk async for chunk in store.read(key, start, end)])
+
+
+async def test_streamed_write_then_ranged_reads(tmp_path):
+    store = storage(tmp_path)
+    data = os.urandom(700_000)  # spans several read chunks
+    w = await store.open_writer("recordings/1/cam-2/000001.mp4")
+    for i in range(0, len(data), 65536):
+        await w.write(data[i:i + 65536])
+    assert await w.close() == len(data)
+    assert await store.size("recordings/1/cam-2/000001.mp4") == len(data)
+    assert await read_all(store, "recordings/1/cam-2/000001.mp4") == data
+    assert await read_all(store, "recordings/1/cam-2/000001.mp4", 1000, 300_123) == data[1000:300_123]
+    assert await read_all(store, "recordings/1/cam-2/000001.mp4", 699_990) == data[699_990:]
+    assert await read_all(store, "recordings/1/cam-2/000001.mp4", 5, 5) == b""
+
+
+async def test_flushed_bytes_survive_before_close_and_object_appears_on_close(tmp_path):
+    store = storage(tmp_path)
+    w = await store.open_writer("a/b.mp4")
+    await w.write(b"fragment-1")
+    await w.flush()
+    partials = list((tmp_path / "media" / "a").glob("b.mp4.*.partial"))
+    assert len(partials) == 1 and partials[0].read_bytes() == b"fragment-1"
+    with pytest.raises(NotFound):
+        await store.size("a/b.mp4")
+    await w.close()
+    assert await read_all(store, "a/b.mp4") == b"fragment-1"
+    assert not list((tmp_path / "media" / "a").glob("*.partial"))
+
+
+async def test_abort_and_delete(tmp_path):
+    store = storage(tmp_path)
+    w = await store.open_writer("x.mp4")
+    await w.write(b"junk")
+    await w.abort()
+    assert list((tmp_path / "media").iterdir()) == []
+    w = await store.open_writer("y.mp4")
+    await w.write(b"keep")
+    await w.close()
+    await store.delete("y.mp4")
+    await store.delete("y.mp4")  # absent: not an error
+    with pytest.raises(NotFound):
+        await read_all(store, "y.mp4")
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "a//b", "a/./b", "", "a\\b", "a/.."])
+async def test_unsafe_keys_are_refused(tmp_path, key):
+    with pytest.raises(ValidationFailed):
+        await storage(tmp_path).open_writer(key)
+
+
+async def test_usage_and_check(tmp_path):
+    store = storage(tmp_path, fsync=False)
+    await store.check()
+    w = await store.open_writer("r/1.bin")
+    await w.write(b"x" * 12345)
+    await w.close()
+    usage = await store.usage()
+    assert usage.used_bytes == 12345
+    assert usage.total_bytes >= usage.free_bytes > 0
+
+
+async def test_unusable_directory_is_a_storage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    store = LocalStorage(LocalStorageConfig(path=blocker / "media"))
+    with pytest.raises(StorageError, match="not writable"):
+        await store.check()
+    with pytest.raises(StorageError, match="not usable"):
+        await store.usage()
