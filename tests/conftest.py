@@ -3,6 +3,7 @@ an app with its schema migrated, and helpers to create users and sign in."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass
@@ -94,11 +95,30 @@ class Env:
 
 
 @pytest.fixture
-async def env(tmp_path: Path, database_url: str) -> AsyncIterator[Env]:
+async def env_factory(tmp_path: Path, database_url: str):
+    """Starts the app on a fresh, migrated database with chosen ``[media]`` settings.
+
+    Runs once on SQLite and once on MariaDB. ``await env_factory(segment_seconds=2)``.
+    """
+    stack = contextlib.AsyncExitStack()
+
+    async def start(data_dir: Path | None = None, **media: Any) -> Env:
+        settings = make_settings(tmp_path, database_url)
+        if data_dir is not None:
+            settings.data_dir = data_dir
+        for key, value in media.items():
+            setattr(settings.media, key, value)
+        app = create_app(settings)
+        ctx: ValtContext = app.extensions["valt"]
+        await ctx.db.upgrade()
+        test_app = await stack.enter_async_context(app.test_app())
+        return Env(app=app, ctx=ctx, client=test_app.test_client())
+
+    async with stack:
+        yield start
+
+
+@pytest.fixture
+async def env(env_factory) -> Env:
     """The app on a fresh, migrated database (run once on SQLite and once on MariaDB)."""
-    settings = make_settings(tmp_path, database_url)
-    app = create_app(settings)
-    ctx: ValtContext = app.extensions["valt"]
-    await ctx.db.upgrade()
-    async with app.test_app() as test_app:
-        yield Env(app=app, ctx=ctx, client=test_app.test_client())
+    return await env_factory()

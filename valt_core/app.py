@@ -39,9 +39,11 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     async def start() -> None:
         await ctx.db.check_schema()
         await ctx.storage.check()
+        await ctx.media.start()
 
     @app.after_serving
     async def stop() -> None:
+        await ctx.media.stop()
         await ctx.db.dispose()
 
     @app.errorhandler(ValtError)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from quart import current_app
 
@@ -13,6 +14,9 @@ from .db import Database
 from .plugins import PluginHost
 from .settings import Settings
 from .storage.base import StorageBackend
+
+if TYPE_CHECKING:
+    from .media.engine import MediaEngine
 
 
 @dataclass
@@ -27,6 +31,7 @@ class ValtContext:
     sessions: SessionService
     audit: AuditLog
     secret: bytes
+    media: "MediaEngine" = field(init=False)
 
     @classmethod
     def build(cls, settings: Settings, plugins: PluginHost | None = None) -> "ValtContext":
@@ -49,7 +54,11 @@ class ValtContext:
         secret = settings.secret_key_bytes()
         audit = AuditLog(db)
         sessions = SessionService(db, auth_backends, settings.auth, secret, audit)
-        return cls(settings, plugins, db, storage, auth_backends, sessions, audit, secret)
+        from .media.engine import MediaEngine
+
+        ctx = cls(settings, plugins, db, storage, auth_backends, sessions, audit, secret)
+        ctx.media = MediaEngine(ctx)
+        return ctx
 
 
 def get_context() -> ValtContext:

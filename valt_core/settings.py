@@ -74,6 +74,21 @@ class AuthSettings(StrictModel):
     session_hours: float = Field(12.0, gt=0, description="Lifetime of a login token.")
 
 
+class MediaSettings(StrictModel):
+    """The media engine: ingest, recording segments, safety limits."""
+
+    always_on: bool = Field(True, description="Ingest every enabled camera from start-up (status always known).")
+    profile: str = Field("main", description="Camera stream profile that is ingested and recorded.")
+    segment_seconds: float = Field(60.0, ge=2, le=3600, description="Cut recordings into files of about this length (at keyframes).")
+    fragment_seconds: float = Field(1.0, gt=0, le=10, description="MP4 fragment length: the most a crash can lose.")
+    no_frames_after_s: float = Field(5.0, gt=0, le=60, description="A connected camera with no video this long is 'no_frames'.")
+    gap_after_s: float = Field(2.0, gt=0, le=60, description="No video this long during a recording opens a gap.")
+    reconnect_max_s: float = Field(30.0, ge=1, description="Longest wait between reconnect attempts.")
+    min_free_mb: float = Field(1024.0, ge=0, description="Free-space floor of the storage: below it recordings stop and new ones are refused.")
+    disk_check_s: float = Field(2.0, gt=0, description="How often free space is checked while recording.")
+    cache_mb: float = Field(2048.0, ge=0, description="Disk space for built playback files (DATA_DIR/cache).")
+
+
 class PluginSettings(StrictModel):
     """Plugins to leave unloaded, as ``"group:name"`` (e.g. ``"cameras:onvif"``) or ``"name"``."""
 
@@ -88,6 +103,7 @@ class Settings(StrictModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
 
     @property

@@ -112,6 +112,8 @@ async def create_camera():
             await s.commit()
         except IntegrityError as err:
             raise Conflict(f"a camera named {data.name!r} already exists") from err
+    if ctx.media.started and camera.enabled and ctx.settings.media.always_on:
+        await ctx.media.pipeline(camera)
     await ctx.audit.record("camera.create", actor=caller().user, target_type="camera",
                            target_id=camera.id, detail={"name": camera.name, "driver": camera.driver},
                            remote_addr=remote_addr())

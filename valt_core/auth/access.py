@@ -10,6 +10,7 @@ VIEWER_PERMISSIONS = frozenset({
 OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS | {
     "recordings.record",
     "markers.write",
+    "clips.create",
 }
 ADMIN_PERMISSIONS = OPERATOR_PERMISSIONS | {
     "rooms.manage",

@@ -83,6 +83,25 @@ class StorageBackend(ABC):
     async def usage(self) -> StorageUsage:
         """Bytes used by Valt's objects and, where known, free and total space."""
 
+    async def free_bytes(self) -> int | None:
+        """Free space in bytes, cheaply (checked every few seconds while recording)."""
+        return (await self.usage()).free_bytes
+
+    @abstractmethod
+    async def unfinished(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` whose writes were never closed (e.g. the server was killed)."""
+
+    @abstractmethod
+    async def salvage(self, key: str) -> int | None:
+        """Make the flushed bytes of an unfinished write of ``key`` the object ``key``.
+
+        Returns the object's size, or ``None`` when nothing of ``key`` was left unfinished.
+        """
+
+    @abstractmethod
+    async def discard_unfinished(self, key: str) -> None:
+        """Drop what an unfinished write of ``key`` left behind."""
+
     async def check(self) -> None:
         """Raise :class:`~valt_core.errors.StorageError` if the backend is not usable now."""
         await self.usage()

@@ -38,7 +38,7 @@ async def test_flushed_bytes_survive_before_close_and_object_appears_on_close(tm
     w = await store.open_writer("a/b.mp4")
     await w.write(b"fragment-1")
     await w.flush()
-    partials = list((tmp_path / "media" / "a").glob("b.mp4.*.partial"))
+    partials = list((tmp_path / "media" / "a").glob("b.mp4.partial"))
     assert len(partials) == 1 and partials[0].read_bytes() == b"fragment-1"
     with pytest.raises(NotFound):
         await store.size("a/b.mp4")
@@ -87,3 +87,20 @@ async def test_unusable_directory_is_a_storage_error(tmp_path):
         await store.check()
     with pytest.raises(StorageError, match="not usable"):
         await store.usage()
+
+
+async def test_unfinished_writes_can_be_salvaged_or_discarded(tmp_path):
+    store = storage(tmp_path)
+    for key in ("rec/1/a.mp4", "rec/1/b.mp4", "other/c.mp4"):
+        w = await store.open_writer(key)
+        await w.write(key.encode())
+        await w.flush()  # and then the process "dies": no close
+    assert await store.unfinished("rec") == ["rec/1/a.mp4", "rec/1/b.mp4"]
+    assert await store.salvage("rec/1/a.mp4") == len(b"rec/1/a.mp4")
+    assert await read_all(store, "rec/1/a.mp4") == b"rec/1/a.mp4"
+    assert await store.salvage("rec/1/zzz.mp4") is None
+    await store.discard_unfinished("rec/1/b.mp4")
+    assert await store.unfinished("rec") == []
+    with pytest.raises(NotFound):
+        await store.size("rec/1/b.mp4")
+    assert await store.free_bytes() > 0

@@ -18,8 +18,13 @@ READ_CHUNK = 256 * 1024
 PARTIAL_SUFFIX = ".partial"
 
 
+def partial_path(final: Path) -> Path:
+    """Where an unfinished write of ``final`` keeps its bytes."""
+    return final.with_name(final.name + PARTIAL_SUFFIX)
+
+
 class LocalFileWriter(StorageWriter):
-    """Writes to ``<key>.<id>.partial`` and renames onto ``<key>`` when closed.
+    """Writes to ``<key>.partial`` and renames onto ``<key>`` when closed.
 
     Flushed bytes of an unfinished write stay on disk under the partial name, so a recovery
     after a crash can still index them.
@@ -27,7 +32,7 @@ class LocalFileWriter(StorageWriter):
 
     def __init__(self, final: Path, fsync: bool) -> None:
         self.final = final
-        self.partial = final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+        self.partial = partial_path(final)
         self.fsync = fsync
         self._file: BinaryIO = open(self.partial, "wb")
         self._size = 0
@@ -117,6 +122,37 @@ class LocalStorage(StorageBackend):
     async def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
         self._path(key).unlink(missing_ok=True)
+
+    async def free_bytes(self) -> int | None:
+        """Free space of the file system holding ``path``."""
+        try:
+            return shutil.disk_usage(self.root).free
+        except OSError as err:
+            raise StorageError(f"storage directory {self.root} is not usable: {err.strerror}") from err
+
+    async def unfinished(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` with a ``.partial`` file left behind."""
+        base = self._path(prefix)
+        if not base.exists():
+            return []
+        found = []
+        for path in base.rglob("*" + PARTIAL_SUFFIX):
+            rel = path.relative_to(self.root).as_posix()
+            found.append(rel[: -len(PARTIAL_SUFFIX)])
+        return sorted(found)
+
+    async def salvage(self, key: str) -> int | None:
+        """Rename ``<key>.partial`` onto ``<key>``; its size, or ``None`` if there is none."""
+        final = self._path(key)
+        partial = partial_path(final)
+        if not partial.exists():
+            return None
+        os.replace(partial, final)
+        return final.stat().st_size
+
+    async def discard_unfinished(self, key: str) -> None:
+        """Delete ``<key>.partial``."""
+        partial_path(self._path(key)).unlink(missing_ok=True)
 
     async def usage(self) -> StorageUsage:
         """Bytes under ``path`` and the file system's free and total space."""

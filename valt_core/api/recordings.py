@@ -1,0 +1,233 @@
+"""Recording rooms, reviewing recordings, and cutting clips."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from quart import jsonify, request
+from sqlmodel import select
+
+from ..context import get_context
+from ..db.models import Clip, ClipFile, Gap, Recording, Segment, Track
+from ..errors import NotFound, ValidationFailed
+from . import api
+from .guard import body, caller, read_body, remote_addr, require
+from .media import send_local_file, send_storage_object
+
+
+class RecordStart(BaseModel):
+    """Body of ``POST /api/v1/rooms/{id}/record/start`` (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("", max_length=200)
+
+
+class ClipRequest(BaseModel):
+    """Body of ``POST /api/v1/recordings/{id}/clips``: seconds from the recording start."""
+
+    model_config = ConfigDict(extra="forbid")
+    start_s: float
+    end_s: float
+    exact: bool = False
+    track_ids: list[int] | None = None
+
+
+async def recording_json(recording_id: int) -> dict:
+    """A recording with its tracks, their segments summary and gaps."""
+    ctx = get_context()
+    async with ctx.db.session() as s:
+        rec = await s.get(Recording, recording_id)
+        if rec is None:
+            raise NotFound(f"no recording {recording_id}")
+        tracks = (await s.exec(select(Track).where(Track.recording_id == recording_id).order_by(Track.id))).all()
+        out_tracks = []
+        for t in tracks:
+            segs = (await s.exec(select(Segment).where(Segment.track_id == t.id).order_by(Segment.seq))).all()
+            gaps = (await s.exec(select(Gap).where(Gap.track_id == t.id).order_by(Gap.start_s))).all()
+            done = [x for x in segs if x.complete]
+            out_tracks.append({
+                "id": t.id, "camera_id": t.camera_id, "camera_name": t.camera_name, "state": t.state,
+                "video_codec": t.video_codec, "audio_codec": t.audio_codec, "width": t.width, "height": t.height,
+                "segments": len(done), "bytes": sum(x.bytes for x in done),
+                "start_s": round(min((x.start_s for x in done), default=0.0), 3),
+                "end_s": round(max((x.start_s + x.duration_s for x in done), default=0.0), 3),
+                "duration_s": round(sum(x.duration_s for x in done), 3),
+                "gaps": [{"start_s": round(g.start_s, 3), "end_s": None if g.end_s is None else round(g.end_s, 3),
+                          "reason": g.reason} for g in gaps],
+            })
+    session = ctx.media.sessions.get(recording_id)
+    return {
+        "id": rec.id, "room_id": rec.room_id, "name": rec.name, "state": rec.state, "author_id": rec.author_id,
+        "started_at": rec.started_at.isoformat(), "stopped_at": rec.stopped_at.isoformat() if rec.stopped_at else None,
+        "elapsed_s": round(session.clock.now(), 3) if session else None,
+        "notes": rec.notes, "legal_hold": rec.legal_hold, "tracks": out_tracks,
+    }
+
+
+async def _audit(action: str, recording_id: int, **detail) -> None:
+    await get_context().audit.record(action, actor=caller().user, target_type="recording",
+                                     target_id=recording_id, detail=detail, remote_addr=remote_addr())
+
+
+def _running(room_id: int):
+    session = get_context().media.session_for_room(room_id)
+    if session is None:
+        raise NotFound(f"room {room_id} is not being recorded")
+    return session
+
+
+@api.post("/rooms/<int:room_id>/record/start")
+@require("recordings.record")
+@body(RecordStart)
+async def record_start(room_id: int):
+    """Start recording every camera of the room."""
+    raw = (await request.get_data()).strip()
+    data = RecordStart() if raw in (b"", b"null", b"{}") else await read_body(RecordStart)
+    rec = await get_context().media.start_recording(room_id, caller().user, data.name)
+    await _audit("recording.start", rec.id, room_id=room_id)
+    return jsonify(await recording_json(rec.id)), 201
+
+
+@api.post("/rooms/<int:room_id>/record/pause")
+@require("recordings.record")
+async def record_pause(room_id: int):
+    """Pause the room's recording (paused time is not recorded)."""
+    session = _running(room_id)
+    await get_context().media.pause_recording(session.recording_id)
+    await _audit("recording.pause", session.recording_id)
+    return jsonify(await recording_json(session.recording_id))
+
+
+@api.post("/rooms/<int:room_id>/record/resume")
+@require("recordings.record")
+async def record_resume(room_id: int):
+    """Resume the room's paused recording."""
+    session = _running(room_id)
+    await get_context().media.resume_recording(session.recording_id)
+    await _audit("recording.resume", session.recording_id)
+    return jsonify(await recording_json(session.recording_id))
+
+
+@api.post("/rooms/<int:room_id>/record/stop")
+@require("recordings.record")
+async def record_stop(room_id: int):
+    """Stop the room's recording; every track's last segment is finished and indexed."""
+    session = _running(room_id)
+    await get_context().media.stop_recording(session.recording_id)
+    await _audit("recording.stop", session.recording_id)
+    return jsonify(await recording_json(session.recording_id))
+
+
+@api.get("/recordings")
+@require("recordings.view")
+async def list_recordings():
+    """Recordings, newest first (``?room_id=`` to filter)."""
+    ctx = get_context()
+    query = select(Recording).order_by(Recording.id.desc()).limit(500)
+    room = request.args.get("room_id", type=int)
+    if room is not None:
+        query = query.where(Recording.room_id == room)
+    async with ctx.db.session() as s:
+        recs = (await s.exec(query)).all()
+    return jsonify([{"id": r.id, "room_id": r.room_id, "name": r.name, "state": r.state,
+                     "started_at": r.started_at.isoformat(),
+                     "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None} for r in recs])
+
+
+@api.get("/recordings/<int:recording_id>")
+@require("recordings.view")
+async def get_recording(recording_id: int):
+    """One recording: state, times, tracks, gaps."""
+    return jsonify(await recording_json(recording_id))
+
+
+def _seconds(name: str) -> float | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a number of seconds", fields={name: "not a number"}) from None
+
+
+@api.get("/recordings/<int:recording_id>/tracks/<int:track_id>/media")
+@require("recordings.view")
+async def track_media(recording_id: int, track_id: int):
+    """The track as an MP4 a browser plays (Range supported); ``?start=&end=`` in seconds."""
+    ctx = get_context()
+    async with ctx.db.session() as s:
+        track = await s.get(Track, track_id)
+    if track is None or track.recording_id != recording_id:
+        raise NotFound(f"recording {recording_id} has no track {track_id}")
+    path = await ctx.media.playback.file_for(track_id, _seconds("start"), _seconds("end"))
+    # A player fetches many ranges while seeking; the audit log notes the opening request.
+    if request.range is None or request.range.ranges[0][0] == 0:
+        await ctx.audit.record("recording.play", actor=caller().user, target_type="track", target_id=track_id,
+                               detail={"recording_id": recording_id}, remote_addr=remote_addr())
+    return await send_local_file(path, "video/mp4")
+
+
+async def clip_json(clip_id: int) -> dict:
+    """A clip job: state, progress, and the files with their SHA-256."""
+    ctx = get_context()
+    async with ctx.db.session() as s:
+        clip = await s.get(Clip, clip_id)
+        if clip is None:
+            raise NotFound(f"no clip {clip_id}")
+        files = (await s.exec(select(ClipFile).where(ClipFile.clip_id == clip_id).order_by(ClipFile.id))).all()
+    return {
+        "id": clip.id, "recording_id": clip.recording_id, "start_s": clip.start_s, "end_s": clip.end_s,
+        "exact": clip.exact, "state": clip.state, "progress": clip.progress, "error": clip.error or None,
+        "files": [{"track_id": f.track_id, "name": f.key.rsplit("/", 1)[-1], "bytes": f.bytes, "sha256": f.sha256}
+                  for f in files],
+    }
+
+
+@api.post("/recordings/<int:recording_id>/clips")
+@require("clips.create")
+@body(ClipRequest)
+async def create_clip(recording_id: int):
+    """Start a clip job over all tracks (or ``track_ids``); poll ``GET /clips/{id}``."""
+    data = await read_body(ClipRequest)
+    clip = await get_context().media.clips.create(recording_id, data.start_s, data.end_s, data.exact,
+                                                  data.track_ids, caller().user.id)
+    await _audit("clip.create", recording_id, clip_id=clip.id, start_s=data.start_s, end_s=data.end_s)
+    return jsonify(await clip_json(clip.id)), 202
+
+
+@api.get("/clips/<int:clip_id>")
+@require("recordings.view")
+async def get_clip(clip_id: int):
+    """A clip job's state and progress, then its files' SHA-256."""
+    return jsonify(await clip_json(clip_id))
+
+
+@api.get("/clips/<int:clip_id>/download")
+@require("recordings.view")
+async def download_clip(clip_id: int):
+    """The clip: one MP4 for one track, a zip for several."""
+    ctx = get_context()
+    async with ctx.db.session() as s:
+        clip = await s.get(Clip, clip_id)
+        if clip is None:
+            raise NotFound(f"no clip {clip_id}")
+        files = (await s.exec(select(ClipFile).where(ClipFile.clip_id == clip_id).order_by(ClipFile.id))).all()
+    if clip.state != "done":
+        raise ValidationFailed(f"clip {clip_id} is {clip.state}, not ready to download")
+    await ctx.audit.record("clip.download", actor=caller().user, target_type="clip", target_id=clip_id,
+                           remote_addr=remote_addr())
+    if len(files) == 1:
+        return await send_storage_object(ctx.storage, files[0].key, "video/mp4",
+                                         download_name=f"clip-{clip_id}-{files[0].key.rsplit('/', 1)[-1]}")
+    cache = ctx.settings.data_dir / "cache" / "clips"
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"clip-{clip_id}.zip"
+    if not path.exists():
+        with tempfile.NamedTemporaryFile(dir=cache, suffix=".part", delete=False) as tmp:
+            tmp_path = Path(tmp.name)
+        await ctx.media.clips.zip_of(list(files), tmp_path)
+        tmp_path.replace(path)
+    return await send_local_file(path, "application/zip", download_name=f"clip-{clip_id}.zip")

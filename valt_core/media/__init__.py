@@ -1,0 +1,1 @@
+"""The media engine: camera ingest, recording, playback and clips (PyAV, stream copy)."""

@@ -1,0 +1,368 @@
+"""The media engine: camera pipelines, running recordings, crash recovery and the disk floor."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import select
+
+from ..db.models import Camera, Gap, Recording, Room, Segment, Track, User
+from ..db.types import utcnow
+from ..errors import Conflict, NotFound, StorageError, ValidationFailed
+from .clips import ClipService, PlaybackCache
+from .fmp4 import playable_length
+from .pipeline import CameraPipeline
+from .recorder import RecordingSession, chain_hash
+
+if TYPE_CHECKING:
+    from ..context import ValtContext
+
+log = logging.getLogger(__name__)
+
+RUNNING_STATES = ("recording", "paused")
+
+
+@dataclass
+class VerifyReport:
+    """What ``valt verify`` found for one recording."""
+
+    recording_id: int
+    segments: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every segment is present, unaltered and in an unbroken chain."""
+        return not self.problems
+
+
+class MediaEngine:
+    """Owns every camera pipeline and every running recording of this process."""
+
+    def __init__(self, ctx: "ValtContext") -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.db = ctx.db
+        self.storage = ctx.storage
+        self.plugins = ctx.plugins
+        self.pipelines: dict[int, CameraPipeline] = {}
+        self.sessions: dict[int, RecordingSession] = {}
+        self._disk_task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self._status_lock = asyncio.Lock()
+        self.started = False
+        self.playback = PlaybackCache(self)
+        self.clips = ClipService(self)
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover from an unclean stop, then start ingest of the enabled cameras."""
+        await self.recover()
+        if self.settings.media.always_on:
+            async with self.db.session() as s:
+                cameras = (await s.exec(select(Camera).where(Camera.enabled == True))).all()  # noqa: E712
+            for cam in cameras:
+                await self.pipeline(cam)
+        self._disk_task = asyncio.create_task(self._watch_disk())
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop recordings cleanly (what they have stays playable) and then ingest."""
+        if self._disk_task:
+            self._disk_task.cancel()
+        for recording_id in list(self.sessions):
+            await self.stop_recording(recording_id, reason="server shutdown")
+        for pipe in self.pipelines.values():
+            await pipe.stop()
+        self.pipelines.clear()
+        self.started = False
+
+    async def pipeline(self, camera: Camera) -> CameraPipeline:
+        """The camera's pipeline, started on first use."""
+        pipe = self.pipelines.get(camera.id)
+        if pipe is None:
+            driver = self.plugins.build_camera_driver(camera.driver, camera.config or {})
+            camera_id = camera.id
+
+            async def on_status(status: str, previous: str) -> None:
+                await self._camera_status(camera_id, status, previous)
+
+            pipe = CameraPipeline(
+                driver, name=camera.name, profile=self.settings.media.profile,
+                no_frames_after_s=self.settings.media.no_frames_after_s,
+                reconnect_max_s=self.settings.media.reconnect_max_s, on_status=on_status,
+            )
+            self.pipelines[camera_id] = pipe
+            await pipe.start()
+        return pipe
+
+    async def remove_camera(self, camera_id: int) -> None:
+        """Stop ingesting a camera (removed or disabled)."""
+        pipe = self.pipelines.pop(camera_id, None)
+        if pipe is not None:
+            await pipe.stop()
+
+    async def _camera_status(self, camera_id: int, status: str, previous: str) -> None:
+        # Changes can come quicker than the database writes them: store the state in force
+        # now, one write at a time, so the last write always holds the latest state.
+        async with self._status_lock, self.db.session() as s:
+            cam = await s.get(Camera, camera_id)
+            pipe = self.pipelines.get(camera_id)
+            if cam is not None:
+                cam.status = pipe.status if pipe is not None else status
+                cam.status_changed_at = utcnow()
+                s.add(cam)
+                await s.commit()
+        await self.plugins.notify("camera_status_changed", camera_id=camera_id, status=status, previous=previous)
+
+    # --- recordings ------------------------------------------------------------------------
+
+    async def start_recording(self, room_id: int, author: User | None, name: str = "") -> Recording:
+        """Start recording every enabled camera of a room."""
+        async with self._lock:
+            if any(s.room_id == room_id for s in self.sessions.values()):
+                raise Conflict(f"room {room_id} is already being recorded")
+            await self._check_free_space()
+            async with self.db.session() as s:
+                room = await s.get(Room, room_id)
+                if room is None:
+                    raise NotFound(f"no room {room_id}")
+                cameras = (await s.exec(select(Camera).where(Camera.room_id == room_id, Camera.enabled == True)  # noqa: E712
+                                        .order_by(Camera.name))).all()
+                if not cameras:
+                    raise ValidationFailed(f"room {room.name!r} has no enabled camera to record")
+                recording = Recording(room_id=room_id, author_id=author.id if author else None,
+                                      name=name or f"{room.name} {utcnow():%Y-%m-%d %H:%M}", state="recording")
+                s.add(recording)
+                await s.flush()
+                tracks = []
+                for cam in cameras:
+                    track = Track(recording_id=recording.id, camera_id=cam.id, camera_name=cam.name,
+                                  storage_prefix=f"recordings/{recording.id}/")
+                    s.add(track)
+                    tracks.append((track, cam))
+                await s.commit()
+            session = RecordingSession(self, recording)
+            for track, cam in tracks:
+                session.add_track(track, await self.pipeline(cam))
+            self.sessions[recording.id] = session
+        await self.plugins.notify("recording_started", recording_id=recording.id, room_id=room_id)
+        return recording
+
+    def session_for_room(self, room_id: int) -> RecordingSession | None:
+        """The running recording of a room, if any."""
+        return next((s for s in self.sessions.values() if s.room_id == room_id), None)
+
+    async def pause_recording(self, recording_id: int) -> None:
+        """Pause a running recording."""
+        session = self._session(recording_id)
+        if session.state != "recording":
+            raise Conflict("the recording is not running")
+        session.pause()
+        await self._set_state(recording_id, "paused")
+        await self.plugins.notify("recording_paused", recording_id=recording_id)
+
+    async def resume_recording(self, recording_id: int) -> None:
+        """Resume a paused recording."""
+        session = self._session(recording_id)
+        if session.state != "paused":
+            raise Conflict("the recording is not paused")
+        session.resume()
+        await self._set_state(recording_id, "recording")
+        await self.plugins.notify("recording_resumed", recording_id=recording_id)
+
+    async def stop_recording(self, recording_id: int, state: str = "stopped", reason: str = "") -> Recording:
+        """Stop a recording: every track's last segment is finished and indexed."""
+        session = self._session(recording_id)
+        self.sessions.pop(recording_id, None)
+        await session.stop()
+        failed = [t for t in session.tracks if t.error is not None]
+        if failed and state == "stopped":
+            reason = reason or f"{len(failed)} track(s) failed: {failed[0].error}"
+        async with self.db.session() as s:
+            rec = await s.get(Recording, recording_id)
+            rec.state = state
+            rec.stopped_at = utcnow()
+            if reason:
+                rec.notes = (rec.notes + "\n" if rec.notes else "") + f"stopped: {reason}"
+            s.add(rec)
+            for t in session.tracks:
+                track = await s.get(Track, t.track_id)
+                if track is not None:
+                    track.state = "failed" if t.error else "stopped"
+                    s.add(track)
+            await s.commit()
+        await self.plugins.notify("recording_stopped", recording_id=recording_id, state=state)
+        return rec
+
+    def _session(self, recording_id: int) -> RecordingSession:
+        session = self.sessions.get(recording_id)
+        if session is None:
+            raise Conflict(f"recording {recording_id} is not running")
+        return session
+
+    async def _set_state(self, recording_id: int, state: str) -> None:
+        async with self.db.session() as s:
+            rec = await s.get(Recording, recording_id)
+            rec.state = state
+            s.add(rec)
+            await s.commit()
+
+    # --- disk floor ------------------------------------------------------------------------
+
+    def _floor(self) -> int:
+        return int(self.settings.media.min_free_mb * 1024 * 1024)
+
+    async def _check_free_space(self) -> None:
+        free = await self.storage.free_bytes()
+        if free is not None and free < self._floor():
+            raise StorageError(
+                f"storage is nearly full ({free / 2**20:.0f} MiB free, the floor is "
+                f"{self.settings.media.min_free_mb:.0f} MiB): free space before recording")
+
+    async def _watch_disk(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.media.disk_check_s)
+            if not self.sessions:
+                continue
+            try:
+                free = await self.storage.free_bytes()
+            except StorageError as err:
+                free, why = 0, err.message
+            else:
+                why = f"storage nearly full: {0 if free is None else free / 2**20:.0f} MiB free"
+            if free is not None and free < self._floor():
+                for recording_id in list(self.sessions):
+                    log.warning("stopping recording %s: %s", recording_id, why)
+                    await self.stop_recording(recording_id, reason=why)
+                    await self.ctx.audit.record("recording.stopped_disk_full", target_type="recording",
+                                                target_id=recording_id, detail={"reason": why})
+
+    # --- recovery and verification ---------------------------------------------------------
+
+    async def recover(self) -> list[int]:
+        """After an unclean stop: mark running recordings interrupted, index what their
+        unfinished segments hold, close open gaps, and delete unknown unfinished objects."""
+        async with self.db.session() as s:
+            stale = (await s.exec(select(Recording).where(Recording.state.in_(RUNNING_STATES)))).all()
+            stale_ids = [r.id for r in stale]
+            open_segments = (await s.exec(select(Segment).where(Segment.complete == False))).all()  # noqa: E712
+        known = {seg.key for seg in open_segments}
+        for seg in open_segments:
+            await self._salvage(seg)
+        for key in await self.storage.unfinished("recordings"):
+            if key not in known:
+                await self.storage.discard_unfinished(key)
+        async with self.db.session() as s:
+            for rid in stale_ids:
+                rec = await s.get(Recording, rid)
+                rec.state = "interrupted"
+                rec.stopped_at = rec.stopped_at or utcnow()
+                rec.notes = (rec.notes + "\n" if rec.notes else "") + "interrupted: the server stopped unexpectedly"
+                s.add(rec)
+                tracks = (await s.exec(select(Track).where(Track.recording_id == rid))).all()
+                for track in tracks:
+                    track.state = "interrupted"
+                    s.add(track)
+                    last = (await s.exec(select(Segment).where(Segment.track_id == track.id, Segment.complete == True)  # noqa: E712
+                                         .order_by(Segment.seq.desc()).limit(1))).first()
+                    end = (last.start_s + last.duration_s) if last else 0.0
+                    for gap in (await s.exec(select(Gap).where(Gap.track_id == track.id, Gap.end_s == None))).all():  # noqa: E711
+                        gap.end_s = max(gap.start_s, end)
+                        s.add(gap)
+            await s.commit()
+        for rid in stale_ids:
+            log.warning("recording %s was interrupted; its segments were recovered", rid)
+            await self.plugins.notify("recording_stopped", recording_id=rid, state="interrupted")
+        return stale_ids
+
+    async def _salvage(self, seg: Segment) -> None:
+        size = await self.storage.salvage(seg.key)
+        data = b""
+        if size:
+            data = b"".join([c async for c in self.storage.read(seg.key)])
+        good, fragments = playable_length(data)
+        async with self.db.session() as s:
+            row = await s.get(Segment, seg.id)
+            if good == 0 or fragments == 0:
+                await self.storage.delete(seg.key)
+                await s.delete(row)
+                await s.commit()
+                return
+            if good < len(data):
+                # Drop the fragment torn by the crash: rewrite the object with whole ones only.
+                data = data[:good]
+                writer = await self.storage.open_writer(seg.key)
+                await writer.write(data)
+                await writer.close()
+            prev = (await s.exec(select(Segment).where(Segment.track_id == seg.track_id, Segment.seq < seg.seq,
+                                                       Segment.complete == True)  # noqa: E712
+                                 .order_by(Segment.seq.desc()).limit(1))).first()
+            row.bytes = len(data)
+            row.sha256 = hashlib.sha256(data).hexdigest()
+            row.chain_hash = chain_hash(prev.chain_hash if prev else "", row.sha256)
+            row.duration_s = await asyncio.to_thread(_media_duration, data)
+            row.complete = True
+            s.add(row)
+            await s.commit()
+
+    async def verify(self, recording_id: int) -> VerifyReport:
+        """Re-hash every segment of a recording and check the chains and the sequence."""
+        report = VerifyReport(recording_id)
+        async with self.db.session() as s:
+            rec = await s.get(Recording, recording_id)
+            if rec is None:
+                raise NotFound(f"no recording {recording_id}")
+            tracks = (await s.exec(select(Track).where(Track.recording_id == recording_id).order_by(Track.id))).all()
+            per_track = {t.id: (await s.exec(select(Segment).where(Segment.track_id == t.id).order_by(Segment.seq))).all()
+                         for t in tracks}
+        for track in tracks:
+            chain = ""
+            expected_seq = 1
+            for seg in per_track[track.id]:
+                where = f"track {track.id} ({track.camera_name}) segment {seg.seq}"
+                if seg.seq != expected_seq:
+                    report.problems.append(f"track {track.id}: segment {expected_seq} is missing from the index")
+                expected_seq = seg.seq + 1
+                if not seg.complete:
+                    report.problems.append(f"{where}: never finished")
+                    continue
+                digest = hashlib.sha256()
+                try:
+                    async for chunk in self.storage.read(seg.key):
+                        digest.update(chunk)
+                except NotFound:
+                    report.problems.append(f"{where}: file {seg.key} is missing")
+                    chain = chain_hash(chain, seg.sha256)
+                    continue
+                report.segments += 1
+                if digest.hexdigest() != seg.sha256:
+                    report.problems.append(f"{where}: content changed (SHA-256 differs)")
+                chain = chain_hash(chain, seg.sha256)
+                if chain != seg.chain_hash:
+                    report.problems.append(f"{where}: hash chain broken (a segment before it was removed or altered)")
+        return report
+
+
+def _media_duration(data: bytes) -> float:
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data)) as f:
+        video = f.streams.video[0]
+        first = last = None
+        step = 0.0
+        for packet in f.demux(video):
+            if packet.dts is None:
+                continue
+            t = float(packet.dts * packet.time_base)
+            first = t if first is None else first
+            last = t
+            step = float(packet.duration * packet.time_base) if packet.duration else step
+        return 0.0 if first is None else (last - first + step)

@@ -1,0 +1,310 @@
+"""One ingest pipeline per camera: demux in a worker thread, hand packets to asyncio.
+
+The pipeline reconnects with backoff, keeps timestamps monotonic across reconnects (all on
+one timeline: seconds of ``time.monotonic()``), keeps the packets since the last keyframe
+(the GOP cache) so a new consumer starts at once, and reports the camera's state:
+``starting``, ``online``, ``no_frames`` (connected, nothing arriving) or ``offline``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Awaitable, Callable
+
+from ..cameras.base import CameraDriver
+
+log = logging.getLogger(__name__)
+
+STARTING, ONLINE, NO_FRAMES, OFFLINE = "starting", "online", "no_frames", "offline"
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The camera (re)connected; ``generation`` numbers connections, streams may differ."""
+
+    generation: int
+    video: Any | None
+    audio: Any | None
+
+
+@dataclass(slots=True)
+class MediaPacket:
+    """An encoded packet on the pipeline's timeline.
+
+    ``packet.pts``/``dts`` are rebased (monotonic across reconnects) in ``packet.time_base``;
+    ``dts_s``/``pts_s`` are the same instants in seconds of ``time.monotonic()``.
+    """
+
+    generation: int
+    kind: str
+    packet: Any
+    dts_s: float
+    pts_s: float
+    keyframe: bool
+
+
+Event = Connected | MediaPacket
+
+
+@dataclass
+class Subscription:
+    """A consumer's bounded queue of pipeline events.
+
+    When it overflows the queue is emptied and delivery resumes at the next video keyframe:
+    a slow consumer loses whole GOPs, never the pipeline's pace. ``dropped`` counts losses.
+    """
+
+    maxsize: int
+    items: collections.deque = field(default_factory=collections.deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    skip_to_keyframe: bool = False
+    dropped: int = 0
+    closed: bool = False
+
+    def offer(self, event: Event) -> None:
+        """Queue ``event`` (called on the event loop by the pipeline)."""
+        if self.closed:
+            return
+        if isinstance(event, MediaPacket):
+            if self.skip_to_keyframe:
+                if not (event.kind == "video" and event.keyframe):
+                    self.dropped += 1
+                    return
+                self.skip_to_keyframe = False
+            if len(self.items) >= self.maxsize:
+                self.dropped += len(self.items) + 1
+                # Keep connection events: consumers need the stream layout.
+                kept = [e for e in self.items if isinstance(e, Connected)]
+                self.items.clear()
+                self.items.extend(kept[-1:])
+                self.skip_to_keyframe = True
+                return
+        self.items.append(event)
+        self.ready.set()
+
+    async def get(self) -> Event:
+        """The next event, waiting for one."""
+        while not self.items:
+            if self.closed:
+                raise asyncio.CancelledError("subscription closed")
+            self.ready.clear()
+            await self.ready.wait()
+        return self.items.popleft()
+
+    def close(self) -> None:
+        """Stop receiving; wakes a waiting :meth:`get`."""
+        self.closed = True
+        self.ready.set()
+
+
+StatusCallback = Callable[[str, str], Awaitable[None] | None]
+
+
+class CameraPipeline:
+    """Ingest of one camera, shared by every consumer (recorder, live transports)."""
+
+    def __init__(
+        self,
+        driver: CameraDriver,
+        *,
+        name: str = "",
+        profile: str = "main",
+        no_frames_after_s: float = 5.0,
+        reconnect_max_s: float = 30.0,
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        self.driver = driver
+        self.name = name or driver.name
+        self.profile = profile
+        self.no_frames_after_s = no_frames_after_s
+        self.reconnect_max_s = reconnect_max_s
+        self.on_status = on_status
+        self.status = STARTING
+        self.last_error = ""
+        self.connected: Connected | None = None
+        self.gop: list[MediaPacket] = []
+        self.subscriptions: list[Subscription] = []
+        self.packets_received = 0
+        self._last_video_at = 0.0
+        self._connected_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watchdog: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._generation = 0
+
+    # --- control ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start ingest in a worker thread and the no-frames watchdog."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name=f"ingest-{self.name}", daemon=True)
+        self._thread.start()
+        self._watchdog = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        """Stop ingest and close every subscription."""
+        self._stop.set()
+        if self._watchdog:
+            self._watchdog.cancel()
+        if self._thread:
+            await asyncio.to_thread(self._thread.join, 10)
+        for sub in self.subscriptions:
+            sub.close()
+        self.subscriptions.clear()
+
+    def subscribe(self, maxsize: int = 4096, from_gop: bool = True) -> Subscription:
+        """A new consumer; it first gets the stream layout and (by default) the GOP cache."""
+        sub = Subscription(maxsize=maxsize)
+        if self.connected is not None:
+            sub.offer(self.connected)
+            if from_gop:
+                for p in self.gop:
+                    sub.offer(p)
+        self.subscriptions.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Remove a consumer."""
+        sub.close()
+        if sub in self.subscriptions:
+            self.subscriptions.remove(sub)
+
+    # --- event loop side -------------------------------------------------------------------
+
+    def _deliver(self, event: Event) -> None:
+        if isinstance(event, MediaPacket):
+            self.packets_received += 1
+            if event.kind == "video":
+                self._last_video_at = time.monotonic()
+                if event.keyframe:
+                    self.gop.clear()
+                if self.status != ONLINE:
+                    self._set_status(ONLINE)
+            if self.gop or (event.kind == "video" and event.keyframe):
+                self.gop.append(event)
+        elif isinstance(event, Connected):
+            self.connected = event
+            self.gop.clear()
+            self._connected_at = time.monotonic()
+        for sub in self.subscriptions:
+            sub.offer(event)
+
+    def _post(self, event: Event | tuple[str, str]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._stop.set()
+            return
+        try:
+            if isinstance(event, tuple):
+                loop.call_soon_threadsafe(self._failed, event[1])
+            else:
+                loop.call_soon_threadsafe(self._deliver, event)
+        except RuntimeError:  # loop closed while we were posting
+            self._stop.set()
+
+    def _failed(self, reason: str) -> None:
+        self.last_error = reason
+        self.connected = None
+        self.gop.clear()
+        if self.status in (STARTING, ONLINE, NO_FRAMES):
+            self._set_status(OFFLINE)
+
+    def _set_status(self, status: str) -> None:
+        previous, self.status = self.status, status
+        if previous != status:
+            log.info("camera %s: %s -> %s%s", self.name, previous, status,
+                     f" ({self.last_error})" if status == OFFLINE and self.last_error else "")
+            if self.on_status is not None:
+                result = self.on_status(status, previous)
+                if asyncio.iscoroutine(result):
+                    asyncio.ensure_future(result)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self.connected is None:
+                continue
+            since = time.monotonic() - max(self._last_video_at, self._connected_at)
+            if since > self.no_frames_after_s and self.status != NO_FRAMES:
+                self.last_error = f"no video for {since:.1f} s"
+                self._set_status(NO_FRAMES)
+
+    # --- worker thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 1.0
+        last: dict[str, float] = {}  # kind -> last dts in seconds, across connections
+        while not self._stop.is_set():
+            media = None
+            try:
+                uri = None
+                if self._loop is not None:
+                    fut = asyncio.run_coroutine_threadsafe(self.driver.stream_uri(self.profile), self._loop)
+                    uri = fut.result(timeout=30)
+                opened_at = time.monotonic()
+                media = self.driver.open_media(self.profile, uri)
+                video = media.streams.video[0] if media.streams.video else None
+                audio = media.streams.audio[0] if media.streams.audio else None
+                if video is None:
+                    raise RuntimeError("the stream has no video")
+                self._generation += 1
+                self._post(Connected(self._generation, video, audio))
+                self._pump(media, video, audio, last, opened_at)
+                if not self._stop.is_set():
+                    self._post(("failed", "the stream ended"))
+                backoff = 1.0
+            except Exception as err:  # noqa: BLE001 - any failure means: reconnect later
+                if not self._stop.is_set():
+                    self._post(("failed", f"{type(err).__name__}: {err}"))
+            finally:
+                if media is not None:
+                    try:
+                        media.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2, self.reconnect_max_s)
+
+    def _pump(self, media: Any, video: Any, audio: Any, last: dict[str, float], opened_at: float) -> None:
+        wanted = [s for s in (video, audio) if s is not None]
+        kinds = {video: "video", audio: "audio"}
+        offset_s: float | None = None
+        shifts: dict[Any, int] = {}
+        for packet in media.demux(*wanted):
+            if self._stop.is_set():
+                return
+            if packet.dts is None or packet.size == 0:
+                continue
+            stream = packet.stream
+            tb: Fraction = packet.time_base
+            if packet.pts is None:
+                packet.pts = packet.dts
+            if offset_s is None:
+                # The first packet was captured about when opening began: opening (probing)
+                # buffers a second or so of media, delivered in a burst afterwards. Anchoring at
+                # arrival would put every later packet that far ahead of the wall clock.
+                offset_s = opened_at - float(packet.dts * tb)
+            if stream not in shifts:
+                shifts[stream] = round(offset_s / tb)
+            kind = kinds[stream]
+            dts = packet.dts + shifts[stream]
+            prev = last.get(kind)
+            if prev is not None and float(dts * tb) <= prev:
+                # A camera that jumps back (restart, wrap) is pushed forward: never backwards.
+                bump = int((prev - float(dts * tb)) / tb) + 1
+                shifts[stream] += bump
+                dts += bump
+            pts = packet.pts + shifts[stream]
+            packet.dts, packet.pts = dts, pts
+            dts_s = float(dts * tb)
+            last[kind] = dts_s
+            self._post(MediaPacket(self._generation, kind, packet, dts_s, float(pts * tb),
+                                   bool(packet.is_keyframe)))

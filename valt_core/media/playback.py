@@ -1,0 +1,172 @@
+"""Building a playable MP4 from a track's stored segments, for playback and clips.
+
+Always stream copy for video. Keyframe-aligned by default (the file starts at the keyframe at
+or before the requested start); ``exact`` keeps that keyframe's pre-roll with negative
+timestamps, so the MP4 edit list starts playback on the requested frame without re-encoding.
+G.711 audio, which MP4 players do not take, is the one thing converted (to AAC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable
+
+import av
+
+G711 = {"pcm_mulaw", "pcm_alaw"}
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """Where a stored segment sits on the recording's timeline."""
+
+    key: str
+    start_s: float
+    duration_s: float
+
+
+@dataclass
+class BuildResult:
+    """What a build produced."""
+
+    origin_s: float
+    """Recording time of the output's first shown frame."""
+    end_s: float
+    """Recording time just after the last frame included."""
+    video_frames: int = 0
+
+
+class _AudioToAac:
+    """Converts G.711 packets to AAC for MP4 (the only re-encode Valt does when building files)."""
+
+    def __init__(self, out: Any, template: Any) -> None:
+        rate = template.codec_context.sample_rate
+        self.stream = out.add_stream("aac", rate=rate)
+        self.stream.layout = "mono"
+        self.decoder = av.CodecContext.create(template.codec_context.name, "r")
+        self.decoder.sample_rate = rate
+        self.decoder.layout = "mono"
+        self.resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+        self.rate = rate
+        self.next_pts: int | None = None
+
+    def encode(self, packet: Any, out_t: float) -> list[Any]:
+        result = []
+        for frame in self.decoder.decode(packet):
+            for f in self.resampler.resample(frame):
+                if self.next_pts is None:
+                    self.next_pts = max(0, round(out_t * self.rate))
+                f.pts = self.next_pts
+                f.time_base = Fraction(1, self.rate)
+                self.next_pts += f.samples
+                result.extend(self.stream.encode(f))
+        return result
+
+    def flush(self) -> list[Any]:
+        return list(self.stream.encode(None))
+
+
+def build_mp4(
+    segments: list[SegmentRef],
+    fetch: Callable[[str], bytes],
+    out_path: str,
+    start_s: float,
+    end_s: float,
+    exact: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> BuildResult:
+    """Write ``[start_s, end_s)`` of a track (recording times) to ``out_path`` as MP4.
+
+    ``fetch(key)`` returns a segment's bytes. Blocking: run it in a thread.
+    """
+    import io
+
+    chosen = [s for s in segments if s.start_s + s.duration_s > start_s and s.start_s < end_s]
+    if not chosen:
+        raise ValueError("no recorded media in that range")
+    out = av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"})
+    out_video = out_audio = None
+    g711: _AudioToAac | None = None
+    origin: float | None = None
+    pending: list[tuple[Any, float, float, str]] = []  # packets since the last keyframe before start
+    last_dts: dict[str, int] = {}
+    result = BuildResult(origin_s=start_s, end_s=start_s)
+    total = max(1e-6, end_s - start_s)
+
+    def emit(packet: Any, t_dts: float, t_pts: float, kind: str) -> None:
+        stream = out_video if kind == "video" else out_audio
+        if kind == "audio" and g711 is not None:
+            for p in g711.encode(packet, t_pts - origin):
+                out.mux(p)
+            return
+        tb = packet.time_base
+        if kind == "video":
+            result.video_frames += 1
+            result.end_s = max(result.end_s, t_pts + float((packet.duration or 0) * tb))
+        dts = round((t_dts - origin) / tb)
+        pts = round((t_pts - origin) / tb)
+        if kind in last_dts and dts <= last_dts[kind]:
+            shift = last_dts[kind] + 1 - dts
+            dts += shift
+            pts += shift
+        last_dts[kind] = dts
+        packet.dts, packet.pts = dts, pts
+        packet.stream = stream
+        out.mux(packet)
+
+    try:
+        for seg in chosen:
+            with av.open(io.BytesIO(fetch(seg.key))) as src:
+                v = src.streams.video[0]
+                a = src.streams.audio[0] if src.streams.audio else None
+                if out_video is None:
+                    out_video = out.add_stream_from_template(v)
+                    if a is not None:
+                        if a.codec_context.name in G711:
+                            g711 = _AudioToAac(out, a)
+                            out_audio = g711.stream
+                        else:
+                            out_audio = out.add_stream_from_template(a)
+                kinds = {v: "video", a: "audio"}
+                wanted = [s for s in (v, a) if s is not None and (s is v or out_audio is not None)]
+                for packet in src.demux(*wanted):
+                    if packet.dts is None:
+                        continue
+                    kind = kinds[packet.stream]
+                    tb = packet.time_base
+                    t_dts = seg.start_s + float(packet.dts * tb)
+                    t_pts = seg.start_s + float((packet.pts if packet.pts is not None else packet.dts) * tb)
+                    if kind == "video" and t_pts >= end_s:
+                        break
+                    if origin is None:
+                        # Before the start: keep only the GOP that contains it.
+                        if kind == "video" and packet.is_keyframe:
+                            pending = []
+                        if kind == "video" and (packet.is_keyframe or pending):
+                            pending.append((packet, t_dts, t_pts, kind))
+                        elif kind == "audio" and pending:
+                            pending.append((packet, t_dts, t_pts, kind))
+                        if kind == "video" and t_pts >= start_s - 1e-6 and pending:
+                            key_t = pending[0][2]
+                            origin = start_s if exact else key_t
+                            result.origin_s = origin
+                            for p, d, pt, k in pending:
+                                if k == "audio" and pt < origin:
+                                    continue  # audio pre-roll is not needed
+                                emit(p, d, pt, k)
+                            pending = []
+                        continue
+                    if kind == "audio" and t_pts >= end_s:
+                        continue
+                    emit(packet, t_dts, t_pts, kind)
+                    if progress and kind == "video":
+                        progress(min(1.0, (t_pts - start_s) / total))
+        if origin is None:
+            raise ValueError("no keyframe in that range")
+        if g711 is not None:
+            for p in g711.flush():
+                out.mux(p)
+    finally:
+        out.close()
+    return result
