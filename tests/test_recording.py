@@ -167,3 +167,195 @@ async def test_camera_status_online_offline_and_no_frames(env_factory):
         await studio.wait_status(cam_id, "online", timeout=20)
     finally:
         cam.stop()
+
+
+async def test_gap_when_the_camera_dies_and_the_track_plays_across_it(env_factory):
+    env = await env_factory(gap_after_s=1.5, reconnect_max_s=1.0, segment_seconds=3)
+    cam = RtspCamera("--gop", "25")
+    try:
+        studio = Studio(env, await env.user("boss", "admin"))
+        (cam_id,) = await studio.setup({"cam": {"driver": "rtsp", "config": {"url": cam.url}}})
+        await studio.wait_status(cam_id, "online")
+        rec = await studio.record("start", expect=201)
+        await asyncio.sleep(4)
+        cam.kill()
+        await asyncio.sleep(4)
+        during = await studio.recording(rec["id"])
+        open_gaps = during["tracks"][0]["gaps"]
+        assert len(open_gaps) == 1 and open_gaps[0]["end_s"] is None  # shown while it lasts
+        cam.start()
+        await studio.wait_status(cam_id, "online", timeout=20)
+        await asyncio.sleep(4)
+        rec = await studio.record("stop")
+    finally:
+        cam.stop()
+    track = rec["tracks"][0]
+    (gap,) = track["gaps"]
+    assert 3.0 <= gap["start_s"] <= 5.0
+    assert gap["end_s"] - gap["start_s"] >= 3.5
+    seen = probe(await (await studio.media(rec["id"], track["id"])).get_data())
+    # The file spans the whole recording, the gap included, with frames on both sides of it.
+    assert seen["duration"] == pytest.approx(track["end_s"] - track["start_s"], abs=0.4)
+    gap_in_file = (gap["start_s"] - track["start_s"], gap["end_s"] - track["start_s"])
+    before = [t for t in seen["times"] if t < gap_in_file[0]]
+    after = [t for t in seen["times"] if t > gap_in_file[1]]
+    assert len(before) >= 50 and len(after) >= 50
+    assert not [t for t in seen["times"] if gap_in_file[0] + 0.2 < t < gap_in_file[1] - 0.2]
+
+
+async def test_pause_is_not_recorded_and_segments_are_chained(env_factory, tmp_path):
+    env = await env_factory(segment_seconds=2)
+    studio = Studio(env, await env.user("boss", "admin"))
+    await studio.setup({"a": {"driver": "sim", "config": {"width": 320, "height": 240, "keyframe_interval": 25}},
+                        "b": {"driver": "sim", "config": {"width": 320, "height": 240, "keyframe_interval": 25}}})
+    rec = await studio.record("start", expect=201)
+    await asyncio.sleep(4)
+    paused = await studio.record("pause")
+    assert paused["state"] == "paused"
+    await studio.record("pause", expect=409)
+    await asyncio.sleep(4)
+    await studio.record("resume")
+    await asyncio.sleep(4)
+    rec = await studio.record("stop")
+    await studio.record("stop", expect=404)
+    assert len(rec["tracks"]) == 2
+    for track in rec["tracks"]:
+        # 8 s recorded of 12 s elapsed; each resume waits for a keyframe (1 s GOP).
+        assert 6.0 <= track["end_s"] <= 8.6, track
+        assert track["segments"] >= 3 and track["gaps"] == []
+    report = await env.ctx.media.verify(rec["id"])
+    assert report.ok and report.segments == sum(t["segments"] for t in rec["tracks"])
+    # Tampering shows: change one byte of a stored segment.
+    from sqlmodel import select
+
+    from valt_core.db.models import Segment
+    async with env.ctx.db.session() as s:
+        segs = (await s.exec(select(Segment).order_by(Segment.id))).all()
+    path = env.ctx.settings.data_dir / "media" / segs[1].key
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    report = await env.ctx.media.verify(rec["id"])
+    assert not report.ok and "content changed" in report.problems[0]
+    # Removing a segment from the index breaks the chain of the next one.
+    path.write_bytes(bytes(raw[: len(raw) // 2]) + bytes([raw[len(raw) // 2] ^ 0xFF]) + bytes(raw[len(raw) // 2 + 1:]))
+    async with env.ctx.db.session() as s:
+        await s.delete(await s.get(Segment, segs[1].id))
+        await s.commit()
+    report = await env.ctx.media.verify(rec["id"])
+    assert any("missing from the index" in p for p in report.problems)
+    assert any("hash chain broken" in p for p in report.problems)
+
+
+async def test_clips_keyframe_aligned_exact_and_zipped(env_factory):
+    import zipfile
+
+    from valt_camera_sim.clock import clock_seconds, read_clock
+
+    env = await env_factory(segment_seconds=3)
+    studio = Studio(env, await env.user("boss", "admin"))
+    viewer = env.bearer(await env.user("vic", "viewer"))
+    await studio.setup({"a": {"driver": "sim", "config": {"width": 320, "height": 240, "keyframe_interval": 50}},
+                        "b": {"driver": "sim", "config": {"width": 320, "height": 240, "keyframe_interval": 50}}})
+    rec = await studio.record("start", expect=201)
+    await asyncio.sleep(9)
+    rec = await studio.record("stop")
+    rid = rec["id"]
+    track = rec["tracks"][0]
+    t0 = track["start_s"]
+
+    async def clip(body, expect=202, headers=None):
+        r = await env.client.post(f"/api/v1/recordings/{rid}/clips", json=body, headers=headers or studio.h)
+        assert r.status_code == expect, await r.get_data(as_text=True)
+        return await r.get_json()
+
+    async def finished(clip_id):
+        async def done():
+            c = await (await env.client.get(f"/api/v1/clips/{clip_id}", headers=studio.h)).get_json()
+            return c if c["state"] in ("done", "failed") else None
+        return await wait_for(done, 30, f"clip {clip_id}")
+
+    # Bad requests change nothing.
+    for body, message in [({"start_s": 5, "end_s": 3}, "end must be after start"),
+                          ({"start_s": 500, "end_s": 600}, "beyond the recording"),
+                          ({"start_s": -1, "end_s": 2}, "negative"),
+                          ({"start_s": 1, "end_s": 2, "track_ids": [999]}, "no track 999")]:
+        r = await clip(body, expect=400)
+        assert message in r["message"]
+    assert (await env.client.post("/api/v1/recordings/999/clips", json={"start_s": 1, "end_s": 2},
+                                  headers=studio.h)).status_code == 404
+    assert (await env.client.post(f"/api/v1/recordings/{rid}/clips", json={"start_s": 1, "end_s": 2},
+                                  headers=viewer)).status_code == 403
+
+    start, end = t0 + 3.3, t0 + 6.3
+    # Keyframe-aligned (default), one track: an MP4 starting at the keyframe before start.
+    one = await finished((await clip({"start_s": start, "end_s": end, "track_ids": [track["id"]]}))["id"])
+    assert one["state"] == "done" and len(one["files"]) == 1 and len(one["files"][0]["sha256"]) == 64
+    r = await env.client.get(f"/api/v1/clips/{one['id']}/download", headers=viewer)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "video/mp4"
+    data = await r.get_data()
+    import hashlib
+    assert hashlib.sha256(data).hexdigest() == one["files"][0]["sha256"]
+    aligned = probe(data)
+    assert 3.0 <= aligned["duration"] <= 5.1  # from the keyframe up to 2 s (one GOP) early
+    # Exact: the first frame shown is the requested one (read off the burned-in clock).
+    exact = await finished((await clip({"start_s": start, "end_s": end, "exact": True,
+                                        "track_ids": [track["id"]]}))["id"])
+    data = await (await env.client.get(f"/api/v1/clips/{exact['id']}/download", headers=viewer)).get_data()
+    seen = probe(data)
+    assert seen["duration"] == pytest.approx(3.0, abs=0.1)
+    assert seen["frames"] == pytest.approx(75, abs=2)
+    with av.open(io.BytesIO(data)) as f:
+        frames = list(f.decode(video=0))
+    first_clock = clock_seconds(read_clock(frames[0].to_ndarray(format="gray")))
+    last_clock = clock_seconds(read_clock(frames[-1].to_ndarray(format="gray")))
+    assert last_clock - first_clock == pytest.approx(3.0 - 0.04, abs=0.05)
+    # All tracks: a zip with one MP4 per camera.
+    both = await finished((await clip({"start_s": start, "end_s": end}))["id"])
+    assert len(both["files"]) == 2
+    r = await env.client.get(f"/api/v1/clips/{both['id']}/download", headers=viewer)
+    assert r.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(await r.get_data())) as z:
+        names = z.namelist()
+        assert sorted(names) == sorted(f["name"] for f in both["files"])
+        for name in names:
+            assert probe(z.read(name))["frames"] >= 70
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MiB file system (tmpfs), so "disk nearly full" is real, not simulated."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_disk_nearly_full_stops_recording_cleanly_and_refuses_new_ones(env_factory, small_disk):
+    env = await env_factory(data_dir=small_disk, min_free_mb=32, disk_check_s=0.3, segment_seconds=2)
+    studio = Studio(env, await env.user("boss", "admin"))
+    await studio.setup({"a": {"driver": "sim", "config": {"width": 320, "height": 240, "keyframe_interval": 25}}})
+    rec = await studio.record("start", expect=201)
+    await asyncio.sleep(3)
+    (small_disk / "filler.bin").write_bytes(b"\0" * 40 * 2**20)  # someone else fills the disk
+
+    async def stopped():
+        return (await studio.recording(rec["id"]))["state"] == "stopped"
+    await wait_for(stopped, 10, "the recording to stop")
+    after = await studio.recording(rec["id"])
+    assert "storage nearly full" in after["notes"]
+    track = after["tracks"][0]
+    assert track["segments"] >= 1
+    assert probe(await (await studio.media(rec["id"], track["id"])).get_data())["frames"] >= 25
+    refused = await env.client.post(f"/api/v1/rooms/{studio.room_id}/record/start", headers=studio.h)
+    assert refused.status_code == 507
+    assert "storage is nearly full" in (await refused.get_json())["message"]
+    from sqlmodel import select
+
+    from valt_core.db.models import AuditEvent
+    async with env.ctx.db.session() as s:
+        actions = {e.action for e in (await s.exec(select(AuditEvent))).all()}
+    assert "recording.stopped_disk_full" in actions

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=["admin", "operator", "viewer"], help="role (default viewer)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
+    verify = sub.add_parser("verify", help="check a recording's segments against the index and hash chain")
+    verify.add_argument("recording_id", type=int)
+
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="apply pending migrations")
@@ -119,6 +122,8 @@ async def _async_command(args: argparse.Namespace, settings) -> int:
         return 0
     if args.command == "user":
         return await _user_add(args, settings)
+    if args.command == "verify":
+        return await _verify(args, settings)
     if args.command == "demo":
         return await _demo(settings)
     return await _serve(settings)
@@ -154,6 +159,24 @@ async def _user_add(args: argparse.Namespace, settings) -> int:
         await ctx.db.dispose()
     print(f"created user {user.username!r} with role {role}")
     return 0
+
+
+async def _verify(args: argparse.Namespace, settings) -> int:
+    from .context import ValtContext
+
+    ctx = ValtContext.build(settings)
+    try:
+        await ctx.db.check_schema()
+        report = await ctx.media.verify(args.recording_id)
+        await ctx.audit.record("recording.verify", actor_name="cli", target_type="recording",
+                               target_id=args.recording_id, detail={"ok": report.ok, "problems": len(report.problems)})
+    finally:
+        await ctx.db.dispose()
+    for problem in report.problems:
+        print(f"PROBLEM: {problem}")
+    verdict = "intact" if report.ok else f"NOT intact ({len(report.problems)} problem(s))"
+    print(f"recording {args.recording_id}: {report.segments} segment(s) checked, {verdict}")
+    return 0 if report.ok else 3
 
 
 async def _serve(settings, ctx=None, banner: str = "") -> int:

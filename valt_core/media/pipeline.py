@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,13 @@ from typing import Any, Awaitable, Callable
 from ..cameras.base import CameraDriver
 
 log = logging.getLogger(__name__)
+
+_CREDENTIALS_IN_URL = re.compile(r"([a-z][a-z0-9+.-]*://)[^@/\s]+@", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials inside URLs replaced by ``***`` (errors quote URLs)."""
+    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
 
 STARTING, ONLINE, NO_FRAMES, OFFLINE = "starting", "online", "no_frames", "offline"
 
@@ -262,7 +270,7 @@ class CameraPipeline:
                 backoff = 1.0
             except Exception as err:  # noqa: BLE001 - any failure means: reconnect later
                 if not self._stop.is_set():
-                    self._post(("failed", f"{type(err).__name__}: {err}"))
+                    self._post(("failed", redact(f"{type(err).__name__}: {err}")))
             finally:
                 if media is not None:
                     try:

@@ -114,6 +114,7 @@ class TrackRecorder:
                     self.connected = event
                 elif event.kind == "pause":
                     self.paused = True
+                    self.last_video_s = None  # paused time is no gap
                     await self._close_segment()
                 elif event.kind == "resume":
                     self.paused = False
@@ -206,6 +207,7 @@ class TrackRecorder:
         self.lost = True
         await self._close_segment()
         start = self.clock.rec_time(self.last_video_s) if self.last_video_s is not None else 0.0
+        self.last_video_s = None  # the open gap covers the hole: do not count it twice
         gap = Gap(track_id=self.track_id, start_s=start, end_s=None,
                   reason=self.pipeline.last_error or self.pipeline.status)
         async with self.engine.db.session() as s:
