@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in ("serve", "demo"):
         if args.host:
             settings.server.host = args.host
-        if args.port:
+        if args.port is not None:
             settings.server.port = args.port
     return asyncio.run(_async_command(args, settings))
 
@@ -199,7 +199,7 @@ async def _serve(settings, ctx=None, banner: str = "") -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     url = f"http://{settings.server.host}:{settings.server.port}/"
-    print(f"Valt is serving on {url}" + (f"\n{banner}" if banner else ""), flush=True)
+    print(f"Valt is starting on {url}" + (f"\n{banner}" if banner else ""), flush=True)
     try:
         await hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)
     except OSError as err:
@@ -207,6 +207,7 @@ async def _serve(settings, ctx=None, banner: str = "") -> int:
     return 0
 
 
+DEMO_CAMERA = {"width": 640, "height": 360, "fps": 25, "audio": True}
 DEMO_ROOMS = {
     "Interview Room 1": ["Room 1 wide", "Room 1 table"],
     "Interview Room 2": ["Room 2 wide", "Room 2 table"],
@@ -220,8 +221,10 @@ async def _demo(settings) -> int:
     from .db.models import Camera, Room, User
     from .users import create_user
 
-    ctx = ValtContext.build(settings)
     password = os.environ.get("VALT_DEMO_PASSWORD") or secrets.token_urlsafe(12)
+    if len(password) < 8:
+        raise ConfigError("VALT_DEMO_PASSWORD must have at least 8 characters")
+    ctx = ValtContext.build(settings)
     try:
         await ctx.db.upgrade()
         async with ctx.db.session() as s:
@@ -244,8 +247,9 @@ async def _demo(settings) -> int:
                     await s.flush()
                 for cam_name in cameras:
                     if (await s.exec(select(Camera).where(Camera.name == cam_name))).first() is None:
+                        driver = ctx.plugins.build_camera_driver("sim", DEMO_CAMERA)
                         s.add(Camera(name=cam_name, driver="sim", room_id=room.id,
-                                     config={"width": 640, "height": 360, "fps": 25, "audio": True}))
+                                     config=driver.config.model_dump(mode="json")))
             await s.commit()
     finally:
         await ctx.db.dispose()

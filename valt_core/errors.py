@@ -132,11 +132,14 @@ class StorageError(ValtError):
     code = "storage_error"
 
 
-def validation_problems(err: Any) -> dict[str, str]:
-    """``{"dotted.key": "what is wrong"}`` for a pydantic ``ValidationError``, worded for people."""
+def validation_problems(err: Any, unknown: str = "unknown setting") -> dict[str, str]:
+    """``{"dotted.key": "what is wrong"}`` for a pydantic ``ValidationError``, worded for people.
+
+    ``unknown`` is what an unexpected key is called ("unknown setting", "unknown field").
+    """
     problems: dict[str, str] = {}
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown setting" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        msg = unknown if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
         problems[key] = msg
     return problems

@@ -65,8 +65,8 @@ def valt_register_auth_backends() -> list[type["AuthBackend"]]:
 def valt_discover_cameras(timeout_s: float) -> "Awaitable[list[DiscoveredCamera]] | list[DiscoveredCamera]":
     """Look for cameras on the network for at most ``timeout_s`` seconds.
 
-    Called when a person asks for discovery (``POST /api/v1/cameras/discover``). Return (or
-    resolve to) the devices found; the core merges every plugin's answers.
+    Called when a person asks Valt to look for cameras. Return (or resolve to) the devices
+    found; the core merges every plugin's answers.
     """
 
 
@@ -94,7 +94,8 @@ def valt_recording_resumed(recording_id: int) -> Any:
 
 @hookspec
 def valt_recording_stopped(recording_id: int, state: str) -> Any:
-    """A recording ended; ``state`` is ``stopped``, ``interrupted`` or ``failed``."""
+    """A recording ended; ``state`` is ``stopped``, or ``interrupted`` when the next start
+    found it cut off by an unclean stop."""
 
 
 @hookspec

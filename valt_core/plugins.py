@@ -75,8 +75,11 @@ def _validate(model: type[BaseModel], data: Mapping[str, Any], what: str, error:
     try:
         return model.model_validate(dict(data))
     except ValidationError as err:
-        problems = "; ".join(f"{k}: {v}" for k, v in validation_problems(err).items())
-        raise error(f"bad config for {what}: {problems}") from err
+        problems = validation_problems(err)
+        text = "; ".join(f"{k}: {v}" for k, v in problems.items())
+        if issubclass(error, ValidationFailed):
+            raise error(f"bad config for {what}: {text}", fields={f"config.{k}": v for k, v in problems.items()}) from err
+        raise error(f"bad config for {what}: {text}") from err
 
 
 class PluginHost:
@@ -156,6 +159,9 @@ class PluginHost:
     def _collect(results: list[list[type[D]]], base: type, what: str) -> dict[str, type[D]]:
         found: dict[str, type[D]] = {}
         for classes in reversed(results):  # pluggy answers last-registered first
+            if inspect.isawaitable(classes):
+                classes.close()
+                raise PluginError(f"a {what} registration hook must be a plain function, not async")
             for klass in classes or []:
                 if not (isinstance(klass, type) and issubclass(klass, base)):
                     raise PluginError(f"{what} {klass!r} does not subclass {base.__module__}.{base.__name__}")
@@ -220,7 +226,8 @@ class PluginHost:
         An observer's bug must not stop a recording, so exceptions are logged, not raised.
         """
         caller = getattr(self.pm.hook, f"valt_{event}")
-        for impl in caller.get_hookimpls():
+        # pluggy calls the last-registered (and tryfirst) implementations first; so do we.
+        for impl in reversed(caller.get_hookimpls()):
             try:
                 result = impl.function(**{k: kwargs[k] for k in impl.argnames})
                 if inspect.isawaitable(result):

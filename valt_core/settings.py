@@ -42,7 +42,7 @@ class ServerSettings(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     secret_key: SecretStr | None = Field(
-        None, description="Signs tokens; generated into DATA_DIR/secret_key when unset."
+        None, description="Derives CSRF tokens (and signs media tokens); generated into DATA_DIR/secret_key when unset."
     )
     secure_cookies: bool = Field(False, description="Mark cookies Secure (set when serving HTTPS).")
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.exc import IntegrityError
 
 from .context import ValtContext
 from .db.models import ROLES, User
 from .errors import ConfigError, Conflict, ValidationFailed
+
+USERNAME = re.compile(r"[A-Za-z0-9_.@-]+")
 
 
 async def create_user(
@@ -22,6 +26,8 @@ async def create_user(
 
     Raises :class:`Conflict` when the name is taken.
     """
+    if not USERNAME.fullmatch(username) or len(username) > 150:
+        raise ValidationFailed("a user name is 1 to 150 letters, digits and . _ @ -")
     if role not in ROLES:
         raise ValidationFailed(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
     if len(password) < 8:

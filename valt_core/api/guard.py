@@ -108,7 +108,7 @@ async def read_body(model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ValidationFailed("invalid request body", fields=validation_problems(err)) from err
+        raise ValidationFailed("invalid request body", fields=validation_problems(err, "unknown field")) from err
 
 
 def caller() -> Caller:

@@ -8,12 +8,16 @@ from quart import Response, request, send_file
 
 from ..storage.base import StorageBackend
 
+# Recordings are evidence: no shared cache may keep a copy.
+NO_STORE = "private, no-store"
+
 
 async def send_local_file(path: Path, mimetype: str, download_name: str | None = None) -> Response:
     """A file on local disk (e.g. a built playback file), honouring Range requests."""
     response = await send_file(path, mimetype=mimetype, conditional=True,
                                as_attachment=download_name is not None, attachment_filename=download_name)
     response.headers["Accept-Ranges"] = "bytes"
+    response.headers["Cache-Control"] = NO_STORE
     return response
 
 
@@ -35,6 +39,7 @@ async def send_storage_object(storage: StorageBackend, key: str, mimetype: str,
 
     response = Response(body(), status=status, mimetype=mimetype)
     response.headers["Accept-Ranges"] = "bytes"
+    response.headers["Cache-Control"] = NO_STORE
     response.headers["Content-Length"] = str(stop - start)
     if status == 206:
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"

@@ -98,11 +98,11 @@ def check_range(start: float, end: float, length: float) -> None:
     """Refuse ranges a person would not mean: negative, reversed, or past the recording."""
     if start < 0:
         raise ValidationFailed("start must not be negative", fields={"start": "negative"})
-    if end <= start:
-        raise ValidationFailed("end must be after start", fields={"end": "not after start"})
     if start >= length:
         raise ValidationFailed(f"start {start:g} s is beyond the recording ({length:.1f} s long)",
                                fields={"start": "beyond the recording"})
+    if end <= start:
+        raise ValidationFailed("end must be after start", fields={"end": "not after start"})
     if end > length + 0.5:
         raise ValidationFailed(f"end {end:g} s is beyond the recording ({length:.1f} s long)",
                                fields={"end": "beyond the recording"})
@@ -153,6 +153,15 @@ class ClipService:
             s.add(clip)
             await s.commit()
 
+    async def _progress(self, clip_id: int, value: float) -> None:
+        # Reports from the build thread may land late: never move a clip backwards.
+        async with self.engine.db.session() as s:
+            clip = await s.get(Clip, clip_id)
+            if clip.state == "running" and value > clip.progress:
+                clip.progress = value
+                s.add(clip)
+                await s.commit()
+
     async def _run(self, clip_id: int, track_ids: list[int]) -> None:
         async with self.engine.db.session() as s:
             clip = await s.get(Clip, clip_id)
@@ -166,7 +175,7 @@ class ClipService:
             overall = (done_tracks + fraction) / len(tracks)
             if overall - last_reported[0] >= 0.1:
                 last_reported[0] = overall
-                asyncio.run_coroutine_threadsafe(self._update(clip_id, progress=round(overall, 3)), loop)
+                asyncio.run_coroutine_threadsafe(self._progress(clip_id, round(overall, 3)), loop)
 
         try:
             with tempfile.TemporaryDirectory(prefix="valt-clip-") as tmp:
@@ -185,7 +194,7 @@ class ClipService:
                                        sha256=hashlib.sha256(data).hexdigest()))
                         await s.commit()
                     done_tracks += 1
-                    await self._update(clip_id, progress=round(done_tracks / len(tracks), 3))
+                    await self._progress(clip_id, round(done_tracks / len(tracks), 3))
             await self._update(clip_id, state="done", progress=1.0, finished_at=utcnow())
             await self.engine.plugins.notify("clip_ready", clip_id=clip_id)
         except Exception as err:  # noqa: BLE001 - the job's failure is its result

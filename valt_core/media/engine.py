@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
-from ..db.models import Camera, Gap, Recording, Room, Segment, Track, User
+from ..db.models import Camera, Clip, Gap, Recording, Room, Segment, Track, User
 from ..db.types import utcnow
-from ..errors import Conflict, NotFound, StorageError, ValidationFailed
+from ..errors import Conflict, NotFound, StorageError, ValidationFailed, ValtError
 from .clips import ClipService, PlaybackCache
 from .fmp4 import playable_length
 from .pipeline import CameraPipeline
@@ -67,7 +67,13 @@ class MediaEngine:
             async with self.db.session() as s:
                 cameras = (await s.exec(select(Camera).where(Camera.enabled == True))).all()  # noqa: E712
             for cam in cameras:
-                await self.pipeline(cam)
+                try:
+                    await self.pipeline(cam)
+                except ValtError as err:
+                    # One misconfigured camera (driver removed or disabled, settings no longer
+                    # valid) must not keep the others, or the server, from starting.
+                    log.error("camera %s (%s) cannot start: %s", cam.name, cam.driver, err.message)
+                    await self._set_camera_error(cam.id, err.message)
         self._disk_task = asyncio.create_task(self._watch_disk())
         self.started = True
 
@@ -106,6 +112,17 @@ class MediaEngine:
         pipe = self.pipelines.pop(camera_id, None)
         if pipe is not None:
             await pipe.stop()
+
+    async def _set_camera_error(self, camera_id: int, message: str) -> None:
+        async with self._status_lock, self.db.session() as s:
+            cam = await s.get(Camera, camera_id)
+            if cam is not None and cam.status != "error":
+                previous = cam.status
+                cam.status, cam.status_changed_at = "error", utcnow()
+                s.add(cam)
+                await s.commit()
+                await self.plugins.notify("camera_status_changed", camera_id=camera_id, status="error",
+                                          previous=previous)
 
     async def _camera_status(self, camera_id: int, status: str, previous: str) -> None:
         # Changes can come quicker than the database writes them: store the state in force
@@ -275,6 +292,11 @@ class MediaEngine:
                     for gap in (await s.exec(select(Gap).where(Gap.track_id == track.id, Gap.end_s == None))).all():  # noqa: E711
                         gap.end_s = max(gap.start_s, end)
                         s.add(gap)
+            await s.commit()
+        async with self.db.session() as s:
+            for clip in (await s.exec(select(Clip).where(Clip.state.in_(("queued", "running"))))).all():
+                clip.state, clip.error, clip.finished_at = "failed", "interrupted: the server stopped; ask again", utcnow()
+                s.add(clip)
             await s.commit()
         for rid in stale_ids:
             log.warning("recording %s was interrupted; its segments were recovered", rid)
