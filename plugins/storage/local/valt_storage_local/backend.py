@@ -126,6 +126,7 @@ class LocalStorage(StorageBackend):
     async def free_bytes(self) -> int | None:
         """Free space of the file system holding ``path``."""
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             return shutil.disk_usage(self.root).free
         except OSError as err:
             raise StorageError(f"storage directory {self.root} is not usable: {err.strerror}") from err
