@@ -69,6 +69,7 @@ async def valt_worker(url: str, cameras: int, seconds: float, out: Path) -> None
     settings.media.always_on = False
     settings.media.min_free_mb = 0
     settings.media.segment_seconds = 600
+    settings.storage.options["fsync"] = os.environ.get("BENCH_FSYNC", "1") == "1"
     ctx = ValtContext.build(settings)
     await ctx.db.upgrade()
     async with ctx.db.session() as s:
@@ -100,19 +101,28 @@ async def valt_worker(url: str, cameras: int, seconds: float, out: Path) -> None
 
 # --- the driver ----------------------------------------------------------------------------------
 
-def start_camera(size: str, fps: int, kbps: int) -> tuple[subprocess.Popen, str]:
+def start_camera(size: str, fps: int, kbps: int) -> tuple[list[subprocess.Popen], str]:
+    """The RTSP camera, plus one viewer that keeps its shared media prepared.
+
+    GStreamer's RTSP server can abort when many clients arrive while its shared media is
+    still being prepared; one early client avoids that. Neither process is measured.
+    """
     proc = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests/peers/rtsp_camera.py"), "--size", size,
                              "--fps", str(fps), "--gop", str(fps * 2), "--kbps", str(kbps)],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("READY"):
         raise SystemExit(f"camera did not start: {line}")
-    return proc, line.split()[1]
+    url = line.split()[1]
+    keeper = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "quiet", "-rtsp_transport", "tcp", "-i", url,
+                               "-c", "copy", "-f", "null", "-"], stdin=subprocess.DEVNULL)
+    time.sleep(2)
+    return [proc, keeper], url
 
 
 def run(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="valt-bench-"))
-    cam, url = start_camera(args.size, args.fps, args.kbps)
+    cam_procs, url = start_camera(args.size, args.fps, args.kbps)
     ffmpeg_procs: list[subprocess.Popen] = []
     try:
         valt = subprocess.Popen([sys.executable, __file__, "--role", "valt", "--url", url, "--cameras",
@@ -155,7 +165,8 @@ def run(args: argparse.Namespace) -> dict:
         done = next_event()
         valt.wait(60)
     finally:
-        cam.terminate()
+        for p in cam_procs:
+            p.terminate()
         for p in ffmpeg_procs:
             if p.poll() is None:
                 p.kill()

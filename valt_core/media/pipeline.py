@@ -15,7 +15,6 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Awaitable, Callable
 
 from ..cameras.base import CameraDriver
@@ -114,6 +113,49 @@ class Subscription:
 StatusCallback = Callable[[str, str], Awaitable[None] | None]
 
 
+class _LoopInbox:
+    """Hands events from ingest threads to the event loop, one wake-up per batch.
+
+    Waking the loop costs far more than handling a packet; when several cameras deliver
+    at once, one wake-up carries all their packets. Nothing waits: the first packet of a
+    batch schedules the drain at once.
+    """
+
+    _by_loop: "dict[asyncio.AbstractEventLoop, _LoopInbox]" = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: collections.deque = collections.deque()
+        self.lock = threading.Lock()
+        self.scheduled = False
+
+    @classmethod
+    def for_loop(cls, loop: asyncio.AbstractEventLoop) -> "_LoopInbox":
+        inbox = cls._by_loop.get(loop)
+        if inbox is None:
+            for old in [k for k in cls._by_loop if k.is_closed()]:
+                del cls._by_loop[old]
+            inbox = cls._by_loop[loop] = cls(loop)
+        return inbox
+
+    def put(self, handler: Callable[[Any], None], event: Any) -> None:
+        """Queue ``handler(event)`` to run on the loop (called from any thread)."""
+        self.items.append((handler, event))
+        with self.lock:
+            if self.scheduled:
+                return
+            self.scheduled = True
+        self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self.lock:
+            self.scheduled = False
+        items = self.items
+        while items:
+            handler, event = items.popleft()
+            handler(event)
+
+
 class CameraPipeline:
     """Ingest of one camera, shared by every consumer (recorder, live transports)."""
 
@@ -152,6 +194,7 @@ class CameraPipeline:
     async def start(self) -> None:
         """Start ingest in a worker thread and the no-frames watchdog."""
         self._loop = asyncio.get_running_loop()
+        self._inbox = _LoopInbox.for_loop(self._loop)
         self._thread = threading.Thread(target=self._run, name=f"ingest-{self.name}", daemon=True)
         self._thread.start()
         self._watchdog = asyncio.create_task(self._watch())
@@ -211,9 +254,9 @@ class CameraPipeline:
             return
         try:
             if isinstance(event, tuple):
-                loop.call_soon_threadsafe(self._failed, event[1])
+                self._inbox.put(self._failed, event[1])
             else:
-                loop.call_soon_threadsafe(self._deliver, event)
+                self._inbox.put(self._deliver, event)
         except RuntimeError:  # loop closed while we were posting
             self._stop.set()
 
@@ -283,36 +326,46 @@ class CameraPipeline:
 
     def _pump(self, media: Any, video: Any, audio: Any, last: dict[str, float], opened_at: float) -> None:
         wanted = [s for s in (video, audio) if s is not None]
-        kinds = {video: "video", audio: "audio"}
+        kinds = {video.index: "video"}
+        if audio is not None:
+            kinds[audio.index] = "audio"
         offset_s: float | None = None
-        shifts: dict[Any, int] = {}
+        # Per stream index: [time base as a float, shift in time-base units]. Floats, not
+        # Fractions: this loop runs for every packet of every camera.
+        streams: dict[int, list] = {}
+        post = self._post
+        generation = self._generation
         for packet in media.demux(*wanted):
             if self._stop.is_set():
                 return
-            if packet.dts is None or packet.size == 0:
+            dts = packet.dts
+            if dts is None or packet.size == 0:
                 continue
-            stream = packet.stream
-            tb: Fraction = packet.time_base
-            if packet.pts is None:
-                packet.pts = packet.dts
-            if offset_s is None:
-                # The first packet was captured about when opening began: opening (probing)
-                # buffers a second or so of media, delivered in a burst afterwards. Anchoring at
-                # arrival would put every later packet that far ahead of the wall clock.
-                offset_s = opened_at - float(packet.dts * tb)
-            if stream not in shifts:
-                shifts[stream] = round(offset_s / tb)
-            kind = kinds[stream]
-            dts = packet.dts + shifts[stream]
+            index = packet.stream_index
+            info = streams.get(index)
+            if info is None:
+                tb = packet.time_base
+                if offset_s is None:
+                    # The first packet was captured about when opening began: opening (probing)
+                    # buffers a second or so of media, delivered in a burst afterwards. Anchoring
+                    # at arrival would put every later packet that far ahead of the wall clock.
+                    offset_s = opened_at - float(dts * tb)
+                info = streams[index] = [float(tb), round(offset_s / tb)]
+            tbf, shift = info
+            kind = kinds[index]
+            pts = packet.pts
+            if pts is None:
+                pts = dts
+            dts += shift
+            dts_s = dts * tbf
             prev = last.get(kind)
-            if prev is not None and float(dts * tb) <= prev:
+            if prev is not None and dts_s <= prev:
                 # A camera that jumps back (restart, wrap) is pushed forward: never backwards.
-                bump = int((prev - float(dts * tb)) / tb) + 1
-                shifts[stream] += bump
+                bump = int((prev - dts_s) / tbf) + 1
+                info[1] = shift = shift + bump
                 dts += bump
-            pts = packet.pts + shifts[stream]
+                dts_s = dts * tbf
+            pts += shift
             packet.dts, packet.pts = dts, pts
-            dts_s = float(dts * tb)
             last[kind] = dts_s
-            self._post(MediaPacket(self._generation, kind, packet, dts_s, float(pts * tb),
-                                   bool(packet.is_keyframe)))
+            post(MediaPacket(generation, kind, packet, dts_s, pts * tbf, packet.is_keyframe))
