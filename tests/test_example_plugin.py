@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,8 +19,11 @@ EXAMPLE = REPO / "examples" / "valt-camera-hikvision"
 def installed(tmp_path_factory):
     """The example package pip-installed into its own directory (not into the dev virtualenv)."""
     target = tmp_path_factory.mktemp("site")
+    # Build from a copy: setuptools leaves build metadata beside the sources it builds.
+    source = tmp_path_factory.mktemp("src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("tests", "*.egg-info", "build", "__pycache__"))
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--target", str(target), str(EXAMPLE)], capture_output=True, text=True, timeout=300)
+                        "--target", str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     env = {**os.environ, "PYTHONPATH": str(target), "VALT_DATA_DIR": str(target.parent / "data")}
     return env

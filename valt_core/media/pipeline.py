@@ -1,9 +1,14 @@
-"""One ingest pipeline per camera: demux in a worker thread, hand packets to asyncio.
+"""One ingest pipeline per camera: demux in a worker thread, shared by every consumer.
 
 The pipeline reconnects with backoff, keeps timestamps monotonic across reconnects (all on
 one timeline: seconds of ``time.monotonic()``), keeps the packets since the last keyframe
 (the GOP cache) so a new consumer starts at once, and reports the camera's state:
 ``starting``, ``online``, ``no_frames`` (connected, nothing arriving) or ``offline``.
+
+Consumers come in two kinds. A :class:`ThreadSink` (the recorder) is called in the ingest
+thread for every packet: stream copy is cheap and waking the event loop for each packet costs
+more than the copy itself. A :class:`Subscription` (live viewers) gets packets on the event
+loop; packets cross to the loop only while someone subscribes.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from ..cameras.base import CameraDriver
 
@@ -113,7 +118,17 @@ class Subscription:
 StatusCallback = Callable[[str, str], Awaitable[None] | None]
 
 
-class _LoopInbox:
+class ThreadSink(Protocol):
+    """A consumer called in the ingest thread. It must be quick and never block on I/O."""
+
+    def on_connected(self, connected: Connected) -> None:
+        """The camera (re)connected with these streams."""
+
+    def on_packet(self, mp: MediaPacket) -> None:
+        """One packet, in arrival order."""
+
+
+class LoopInbox:
     """Hands events from ingest threads to the event loop, one wake-up per batch.
 
     Waking the loop costs far more than handling a packet; when several cameras deliver
@@ -121,7 +136,7 @@ class _LoopInbox:
     batch schedules the drain at once.
     """
 
-    _by_loop: "dict[asyncio.AbstractEventLoop, _LoopInbox]" = {}
+    _by_loop: "dict[asyncio.AbstractEventLoop, LoopInbox]" = {}
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -130,7 +145,7 @@ class _LoopInbox:
         self.scheduled = False
 
     @classmethod
-    def for_loop(cls, loop: asyncio.AbstractEventLoop) -> "_LoopInbox":
+    def for_loop(cls, loop: asyncio.AbstractEventLoop) -> "LoopInbox":
         inbox = cls._by_loop.get(loop)
         if inbox is None:
             for old in [k for k in cls._by_loop if k.is_closed()]:
@@ -180,9 +195,11 @@ class CameraPipeline:
         self.connected: Connected | None = None
         self.gop: list[MediaPacket] = []
         self.subscriptions: list[Subscription] = []
+        self.sinks: tuple[ThreadSink, ...] = ()
         self.packets_received = 0
-        self._last_video_at = 0.0
+        self.last_video_at = 0.0
         self._connected_at = 0.0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._watchdog: asyncio.Task | None = None
@@ -194,7 +211,7 @@ class CameraPipeline:
     async def start(self) -> None:
         """Start ingest in a worker thread and the no-frames watchdog."""
         self._loop = asyncio.get_running_loop()
-        self._inbox = _LoopInbox.for_loop(self._loop)
+        self._inbox = LoopInbox.for_loop(self._loop)
         self._thread = threading.Thread(target=self._run, name=f"ingest-{self.name}", daemon=True)
         self._thread.start()
         self._watchdog = asyncio.create_task(self._watch())
@@ -208,63 +225,66 @@ class CameraPipeline:
             await asyncio.to_thread(self._thread.join, 10)
         for sub in self.subscriptions:
             sub.close()
-        self.subscriptions.clear()
+        self.subscriptions = []
+        self.sinks = ()
 
     def subscribe(self, maxsize: int = 4096, from_gop: bool = True) -> Subscription:
-        """A new consumer; it first gets the stream layout and (by default) the GOP cache."""
+        """A new event-loop consumer; it first gets the stream layout and (by default) the GOP."""
         sub = Subscription(maxsize=maxsize)
-        if self.connected is not None:
-            sub.offer(self.connected)
-            if from_gop:
-                for p in self.gop:
-                    sub.offer(p)
-        self.subscriptions.append(sub)
+        with self._lock:
+            if self.connected is not None:
+                sub.offer(self.connected)
+                if from_gop:
+                    for p in self.gop:
+                        sub.offer(p)
+            # Replaced, not mutated: the ingest thread iterates the list it read.
+            self.subscriptions = self.subscriptions + [sub]
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        """Remove a consumer."""
+        """Remove an event-loop consumer."""
         sub.close()
-        if sub in self.subscriptions:
-            self.subscriptions.remove(sub)
+        with self._lock:
+            self.subscriptions = [s for s in self.subscriptions if s is not sub]
+
+    def add_sink(self, sink: ThreadSink) -> None:
+        """Call ``sink`` in the ingest thread from the next packet on."""
+        with self._lock:
+            if self.connected is not None:
+                sink.on_connected(self.connected)
+            self.sinks = self.sinks + (sink,)
+
+    def remove_sink(self, sink: ThreadSink) -> None:
+        """Stop calling ``sink``; once this returns, it is not being called."""
+        with self._lock:
+            self.sinks = tuple(s for s in self.sinks if s is not sink)
 
     # --- event loop side -------------------------------------------------------------------
 
-    def _deliver(self, event: Event) -> None:
-        if isinstance(event, MediaPacket):
-            self.packets_received += 1
-            if event.kind == "video":
-                self._last_video_at = time.monotonic()
-                if event.keyframe:
-                    self.gop.clear()
-                if self.status != ONLINE:
-                    self._set_status(ONLINE)
-            if self.gop or (event.kind == "video" and event.keyframe):
-                self.gop.append(event)
-        elif isinstance(event, Connected):
-            self.connected = event
-            self.gop.clear()
-            self._connected_at = time.monotonic()
+    def _offer(self, event: Event) -> None:
         for sub in self.subscriptions:
             sub.offer(event)
 
-    def _post(self, event: Event | tuple[str, str]) -> None:
+    def _post(self, handler: Callable[[Any], None], event: Any) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             self._stop.set()
             return
         try:
-            if isinstance(event, tuple):
-                self._inbox.put(self._failed, event[1])
-            else:
-                self._inbox.put(self._deliver, event)
+            self._inbox.put(handler, event)
         except RuntimeError:  # loop closed while we were posting
             self._stop.set()
 
+    def _online(self, _event: Any = None) -> None:
+        if self.status != ONLINE:
+            self._set_status(ONLINE)
+
     def _failed(self, reason: str) -> None:
         self.last_error = reason
-        self.connected = None
-        self.gop.clear()
-        if self.status in (STARTING, ONLINE, NO_FRAMES):
+        with self._lock:
+            self.connected = None
+            self.gop = []
+        if self.status != OFFLINE:
             self._set_status(OFFLINE)
 
     def _set_status(self, status: str) -> None:
@@ -282,7 +302,7 @@ class CameraPipeline:
             await asyncio.sleep(0.5)
             if self.connected is None:
                 continue
-            since = time.monotonic() - max(self._last_video_at, self._connected_at)
+            since = time.monotonic() - max(self.last_video_at, self._connected_at)
             if since > self.no_frames_after_s and self.status != NO_FRAMES:
                 self.last_error = f"no video for {since:.1f} s"
                 self._set_status(NO_FRAMES)
@@ -306,14 +326,21 @@ class CameraPipeline:
                 if video is None:
                     raise RuntimeError("the stream has no video")
                 self._generation += 1
-                self._post(Connected(self._generation, video, audio))
+                connected = Connected(self._generation, video, audio)
+                with self._lock:
+                    self.connected = connected
+                    self.gop = []
+                    self._connected_at = time.monotonic()
+                    for sink in self.sinks:
+                        sink.on_connected(connected)
+                self._post(self._offer, connected)
                 self._pump(media, video, audio, last, opened_at)
                 if not self._stop.is_set():
-                    self._post(("failed", "the stream ended"))
+                    self._post(self._failed, "the stream ended")
                 backoff = 1.0
             except Exception as err:  # noqa: BLE001 - any failure means: reconnect later
                 if not self._stop.is_set():
-                    self._post(("failed", redact(f"{type(err).__name__}: {err}")))
+                    self._post(self._failed, redact(f"{type(err).__name__}: {err}"))
             finally:
                 if media is not None:
                     try:
@@ -325,7 +352,6 @@ class CameraPipeline:
             backoff = min(backoff * 2, self.reconnect_max_s)
 
     def _pump(self, media: Any, video: Any, audio: Any, last: dict[str, float], opened_at: float) -> None:
-        wanted = [s for s in (video, audio) if s is not None]
         kinds = {video.index: "video"}
         if audio is not None:
             kinds[audio.index] = "audio"
@@ -333,9 +359,9 @@ class CameraPipeline:
         # Per stream index: [time base as a float, shift in time-base units]. Floats, not
         # Fractions: this loop runs for every packet of every camera.
         streams: dict[int, list] = {}
-        post = self._post
         generation = self._generation
-        for packet in media.demux(*wanted):
+        monotonic = time.monotonic
+        for packet in media.demux(*[s for s in (video, audio) if s is not None]):
             if self._stop.is_set():
                 return
             dts = packet.dts
@@ -368,4 +394,21 @@ class CameraPipeline:
             pts += shift
             packet.dts, packet.pts = dts, pts
             last[kind] = dts_s
-            post(MediaPacket(generation, kind, packet, dts_s, pts * tbf, packet.is_keyframe))
+            keyframe = packet.is_keyframe
+            mp = MediaPacket(generation, kind, packet, dts_s, pts * tbf, keyframe)
+            self.packets_received += 1
+            if kind == "video":
+                self.last_video_at = monotonic()
+                if self.status != ONLINE:
+                    self._post(self._online, None)
+            for sink in self.sinks:
+                sink.on_packet(mp)
+            # Under the lock, so a new subscriber gets each packet once: from the GOP cache
+            # or from the loop, never both.
+            with self._lock:
+                if kind == "video" and keyframe:
+                    self.gop = [mp]
+                elif self.gop:
+                    self.gop.append(mp)
+                if self.subscriptions:
+                    self._post(self._offer, mp)

@@ -1,22 +1,25 @@
 """Recording a room: one track per camera, each cut into indexed, hash-chained segments.
 
 A :class:`RecordingSession` owns the recording's clock (paused time is taken out) and its
-:class:`TrackRecorder` tasks. Each track consumes its camera pipeline, starts segments at
-keyframes, writes them through the storage backend, and indexes every finished segment (times,
-bytes, SHA-256 and a chain hash) in the database. A camera lost mid-recording becomes a gap.
+:class:`TrackRecorder` objects. A track recorder is a :class:`ThreadSink` of its camera's
+pipeline: in the ingest thread it starts segments at keyframes and muxes every packet (stream
+copy), which costs about what the copy itself costs. What needs I/O - the index rows, writing
+and flushing each finished fragment, hashing the chain - goes, in order, to an indexer task on
+the event loop. A camera lost mid-recording becomes a gap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import logging
+import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..db.models import Gap, Recording, Segment, Track
-from .pipeline import CameraPipeline, Connected, MediaPacket
+from .pipeline import CameraPipeline, Connected, LoopInbox, MediaPacket
 from .segments import SegmentWriter, container_for
 
 if TYPE_CHECKING:
@@ -33,13 +36,6 @@ def chain_hash(previous: str, sha256: str) -> str:
 def segment_key(recording_id: int, track_id: int, seq: int, ext: str) -> str:
     """Storage key of a segment."""
     return f"recordings/{recording_id}/track-{track_id}/{seq:06d}.{ext}"
-
-
-@dataclass
-class Control:
-    """A command for a track task, queued among its packets: pause, stop or lost."""
-
-    kind: str
 
 
 class RecordingClock:
@@ -73,7 +69,11 @@ class RecordingClock:
 
 
 class TrackRecorder:
-    """Records one camera's pipeline into the segments of one track."""
+    """Records one camera's pipeline into the segments of one track.
+
+    Methods named ``on_*`` run in the ingest thread; the rest on the event loop. Both sides
+    change the segment state only under ``self.lock``.
+    """
 
     def __init__(self, engine: "MediaEngine", recording_id: int, track: Track, pipeline: CameraPipeline,
                  clock: RecordingClock) -> None:
@@ -83,153 +83,225 @@ class TrackRecorder:
         self.pipeline = pipeline
         self.clock = clock
         self.media = engine.settings.media
+        self.lock = threading.Lock()
         self.paused = False
+        self.stopped = False
+        self.lost = False
+        self.gap_open = False
         self.seq = 0
-        self.chain = ""
         self.connected: Connected | None = None
         self.segment: SegmentWriter | None = None
-        self.segment_row: Segment | None = None
         self.last_video_s: float | None = None
         self.last_packet_at = time.monotonic()
-        self.open_gap: Gap | None = None
-        self.lost = False
-        self.error: BaseException | None = None
-        self.sub = pipeline.subscribe(maxsize=20000, from_gop=False)
-        self.task = asyncio.create_task(self._run(), name=f"track-{self.track_id}")
+        self.error: str | None = None
+        self._events: collections.deque = collections.deque()
+        self._wake = asyncio.Event()
+        self._wake_pending = False
+        self._loop_thread = threading.get_ident()
+        self._inbox = LoopInbox.for_loop(asyncio.get_running_loop())
+        self.task = asyncio.create_task(self._index(), name=f"track-{self.track_id}")
+        pipeline.add_sink(self)
 
-    def send(self, kind: str) -> None:
-        """Queue a control command after the packets already received."""
-        self.sub.items.append(Control(kind))
-        self.sub.ready.set()
+    # --- ingest thread ---------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        try:
-            while True:
-                event = await self.sub.get()
-                if isinstance(event, MediaPacket):
-                    await self._packet(event)
-                elif isinstance(event, Connected):
-                    if self.connected is not None and event.generation != self.connected.generation:
-                        await self._close_segment()
-                    self.connected = event
-                elif event.kind == "pause":
-                    self.paused = True
-                    self.last_video_s = None  # paused time is no gap
-                    await self._close_segment()
-                elif event.kind == "resume":
-                    self.paused = False
-                    self.last_packet_at = time.monotonic()
-                elif event.kind == "lost":
-                    await self._camera_lost()
-                elif event.kind == "stop":
-                    await self._close_segment()
-                    await self._end_gap(self.clock.now())
-                    return
-        except Exception as err:  # noqa: BLE001 - reported through the session
-            self.error = err
-            log.exception("track %s failed", self.track_id)
-            if self.segment is not None:
-                await self.segment.abort()
-                self.segment = None
-        finally:
-            self.pipeline.unsubscribe(self.sub)
+    def on_connected(self, connected: Connected) -> None:
+        """A new connection may bring other stream parameters: start a new segment."""
+        with self.lock:
+            if self.connected is not None and connected.generation != self.connected.generation:
+                self._close_segment()
+            self.connected = connected
 
-    async def _packet(self, mp: MediaPacket) -> None:
-        if self.paused:
-            return
+    def on_packet(self, mp: MediaPacket) -> None:
+        """Mux one packet (stream copy) into the current segment."""
+        with self.lock:
+            if self.paused or self.stopped or self.error:
+                return
+            try:
+                self._packet(mp)
+            except Exception as err:  # noqa: BLE001 - a bad packet must not stop ingest
+                log.exception("track %s: recording failed", self.track_id)
+                self.error = f"{type(err).__name__}: {err}"
+                if self.segment is not None:
+                    self.segment.abort()
+                    self.segment = None
+                self._emit(("error", self.error))
+
+    def _packet(self, mp: MediaPacket) -> None:
         self.last_packet_at = time.monotonic()
         starts_gop = mp.kind == "video" and mp.keyframe
-        if self.segment is None:
+        segment = self.segment
+        if segment is None:
             if not starts_gop or self.connected is None or mp.generation != self.connected.generation:
                 return  # a segment must begin with a keyframe
-            await self._open_segment(mp)
-        elif starts_gop and self.segment.duration_s >= self.media.segment_seconds:
-            await self._close_segment()
-            await self._open_segment(mp)
+            segment = self._open_segment(mp)
+        elif starts_gop and segment.duration_s >= self.media.segment_seconds:
+            self._close_segment()
+            segment = self._open_segment(mp)
         if mp.kind == "video":
-            if self.last_video_s is not None and mp.dts_s - self.last_video_s > self.media.gap_after_s:
+            last = self.last_video_s
+            if last is not None and mp.dts_s - last > self.media.gap_after_s:
                 # A hole the watchdog did not see (e.g. a short drop between two checks).
-                await self._record_gap(self.last_video_s, mp.dts_s)
+                self._emit(("gap", self.clock.rec_time(last), self.clock.rec_time(mp.dts_s), "no video"))
             self.last_video_s = mp.dts_s
-        assert self.segment is not None
-        await self.segment.write(mp)
+        data = segment.write(mp)
+        if data:
+            self._emit(("data", data))
 
-    async def _open_segment(self, first: MediaPacket) -> None:
+    # --- either side, under self.lock ------------------------------------------------------
+
+    def _open_segment(self, first: MediaPacket) -> SegmentWriter:
         assert self.connected is not None
         start = self.clock.rec_time(first.dts_s)
-        if self.open_gap is not None:
-            await self._end_gap(start)
+        if self.gap_open:
+            self.gap_open = False
+            self._emit(("gap_close", start))
         self.lost = False
         self.seq += 1
         _fmt, ext = container_for(self.connected)
-        key = segment_key(self.recording_id, self.track_id, self.seq, ext)
-        # The index row exists before any byte is written, so recovery after a crash finds
-        # every object the recorder ever started.
-        row = Segment(track_id=self.track_id, seq=self.seq, key=key, start_s=start, complete=False)
-        async with self.engine.db.session() as s:
-            s.add(row)
-            if self.seq == 1:
-                track = await s.get(Track, self.track_id)
-                if track is not None:
-                    v, a = self.connected.video, self.connected.audio
-                    track.video_codec = v.codec_context.name
-                    track.width, track.height = v.codec_context.width, v.codec_context.height
-                    track.audio_codec = a.codec_context.name if a is not None else ""
-                    s.add(track)
-            await s.commit()
-        self.segment_row = row
-        writer = await self.engine.storage.open_writer(key)
-        self.segment = SegmentWriter(writer, self.connected, first, self.media.fragment_seconds)
+        v, a = self.connected.video, self.connected.audio
+        codecs = (v.codec_context.name, v.codec_context.width, v.codec_context.height,
+                  a.codec_context.name if a is not None else "")
+        self.segment = SegmentWriter(self.connected, first, self.media.fragment_seconds)
+        self._emit(("open", self.seq, segment_key(self.recording_id, self.track_id, self.seq, ext), start, codecs))
+        return self.segment
 
-    async def _close_segment(self) -> None:
-        segment, row = self.segment, self.segment_row
-        if segment is None or row is None:
+    def _close_segment(self) -> None:
+        segment, self.segment = self.segment, None
+        if segment is None:
             return
-        self.segment = self.segment_row = None
-        size = await segment.close()
-        digest = segment.sha256.hexdigest()
-        self.chain = chain_hash(self.chain, digest)
-        async with self.engine.db.session() as s:
-            fresh = await s.get(Segment, row.id)
-            fresh.duration_s = segment.duration_s
-            fresh.bytes = size
-            fresh.sha256 = digest
-            fresh.chain_hash = self.chain
-            fresh.complete = True
-            s.add(fresh)
-            await s.commit()
-        await self.engine.plugins.notify("segment_written", recording_id=self.recording_id,
-                                         track_id=self.track_id, segment_id=row.id, key=row.key)
+        data = segment.close()
+        if data:
+            self._emit(("data", data))
+        self._emit(("close", segment.duration_s, segment.sha256.hexdigest()))
 
-    async def _camera_lost(self) -> None:
-        if self.lost or self.paused:
-            return
-        self.lost = True
-        await self._close_segment()
-        start = self.clock.rec_time(self.last_video_s) if self.last_video_s is not None else 0.0
-        self.last_video_s = None  # the open gap covers the hole: do not count it twice
-        gap = Gap(track_id=self.track_id, start_s=start, end_s=None,
-                  reason=self.pipeline.last_error or self.pipeline.status)
-        async with self.engine.db.session() as s:
-            s.add(gap)
-            await s.commit()
-        self.open_gap = gap
+    def _emit(self, event: tuple) -> None:
+        self._events.append(event)
+        if not self._wake_pending:
+            self._wake_pending = True
+            if threading.get_ident() == self._loop_thread:
+                self._wake.set()
+            else:
+                self._inbox.put(lambda _e: self._wake.set(), None)
 
-    async def _end_gap(self, end: float) -> None:
-        gap, self.open_gap = self.open_gap, None
-        if gap is None:
-            return
-        async with self.engine.db.session() as s:
-            fresh = await s.get(Gap, gap.id)
-            fresh.end_s = max(end, fresh.start_s)
-            s.add(fresh)
-            await s.commit()
+    # --- event loop: controls ----------------------------------------------------------------
 
-    async def _record_gap(self, start_t: float, end_t: float) -> None:
-        async with self.engine.db.session() as s:
-            s.add(Gap(track_id=self.track_id, start_s=self.clock.rec_time(start_t),
-                      end_s=self.clock.rec_time(end_t), reason="no video"))
-            await s.commit()
+    def pause(self) -> None:
+        """Stop recording at once; the current segment is finished."""
+        with self.lock:
+            self.paused = True
+            self.last_video_s = None  # paused time is no gap
+            self._close_segment()
+
+    def resume(self) -> None:
+        """Record again from the camera's next keyframe."""
+        with self.lock:
+            self.paused = False
+            self.last_packet_at = time.monotonic()
+
+    def camera_lost(self) -> None:
+        """Nothing arrived for a while: finish the segment and open a gap."""
+        with self.lock:
+            if self.lost or self.paused or self.stopped:
+                return
+            self.lost = True
+            self._close_segment()
+            start = self.clock.rec_time(self.last_video_s) if self.last_video_s is not None else 0.0
+            self.last_video_s = None  # the open gap covers the hole: do not count it twice
+            self.gap_open = True
+            self._emit(("gap_open", start, self.pipeline.last_error or self.pipeline.status))
+
+    async def stop(self) -> None:
+        """Finish the last segment, close any open gap, and wait until all is indexed."""
+        self.pipeline.remove_sink(self)
+        with self.lock:
+            self.stopped = True
+            self._close_segment()
+            if self.gap_open:
+                self.gap_open = False
+                self._emit(("gap_close", self.clock.now()))
+            self._emit(("done",))
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    # --- event loop: the indexer -----------------------------------------------------------
+
+    async def _index(self) -> None:
+        writer: Any = None
+        row_id: int | None = None
+        chain = ""
+        gap_id: int | None = None
+        db = self.engine.db
+        while True:
+            await self._wake.wait()
+            with self.lock:
+                self._wake.clear()
+                self._wake_pending = False
+                events, self._events = self._events, collections.deque()
+            for event in events:
+                kind = event[0]
+                try:
+                    if kind == "data":
+                        if writer is not None:
+                            await writer.write(event[1])
+                            # A finished fragment: make it durable so a crash keeps it.
+                            await writer.flush()
+                    elif kind == "open":
+                        _k, seq, key, start, (vcodec, width, height, acodec) = event
+                        # The index row exists before any byte is written, so recovery after a
+                        # crash finds every object the recorder ever started.
+                        row = Segment(track_id=self.track_id, seq=seq, key=key, start_s=start, complete=False)
+                        async with db.session() as s:
+                            s.add(row)
+                            if seq == 1:
+                                track = await s.get(Track, self.track_id)
+                                track.video_codec, track.width, track.height = vcodec, width, height
+                                track.audio_codec = acodec
+                                s.add(track)
+                            await s.commit()
+                        row_id = row.id
+                        writer = await self.engine.storage.open_writer(key)
+                    elif kind == "close":
+                        _k, duration, digest = event
+                        if writer is None or row_id is None:
+                            continue
+                        size = await writer.close()
+                        writer = None
+                        chain = chain_hash(chain, digest)
+                        async with db.session() as s:
+                            row = await s.get(Segment, row_id)
+                            row.duration_s, row.bytes, row.sha256 = duration, size, digest
+                            row.chain_hash, row.complete = chain, True
+                            s.add(row)
+                            await s.commit()
+                        await self.engine.plugins.notify("segment_written", recording_id=self.recording_id,
+                                                         track_id=self.track_id, segment_id=row_id, key=row.key)
+                    elif kind == "gap_open":
+                        gap = Gap(track_id=self.track_id, start_s=event[1], end_s=None, reason=event[2])
+                        async with db.session() as s:
+                            s.add(gap)
+                            await s.commit()
+                        gap_id = gap.id
+                    elif kind == "gap_close" and gap_id is not None:
+                        async with db.session() as s:
+                            gap = await s.get(Gap, gap_id)
+                            gap.end_s = max(event[1], gap.start_s)
+                            s.add(gap)
+                            await s.commit()
+                        gap_id = None
+                    elif kind == "gap":
+                        async with db.session() as s:
+                            s.add(Gap(track_id=self.track_id, start_s=event[1], end_s=event[2], reason=event[3]))
+                            await s.commit()
+                    elif kind == "error":
+                        self.error = event[1]
+                    elif kind == "done":
+                        return
+                except Exception as err:  # noqa: BLE001 - storage or database trouble
+                    log.exception("track %s: indexing failed", self.track_id)
+                    with self.lock:
+                        self.error = f"{type(err).__name__}: {err}"
+                    if writer is not None and kind != "close":
+                        await writer.abort()
+                    writer = None
 
 
 class RecordingSession:
@@ -258,25 +330,23 @@ class RecordingSession:
             now = time.monotonic()
             for track in self.tracks:
                 if not track.lost and now - track.last_packet_at > gap_after:
-                    track.send("lost")
+                    track.camera_lost()
 
     def pause(self) -> None:
         """Pause every track; nothing is recorded until :meth:`resume`."""
         self.clock.pause()
         self.state = "paused"
         for t in self.tracks:
-            t.send("pause")
+            t.pause()
 
     def resume(self) -> None:
         """Resume every track at its camera's next keyframe."""
         self.clock.resume()
         self.state = "recording"
         for t in self.tracks:
-            t.send("resume")
+            t.resume()
 
     async def stop(self) -> None:
-        """Finish every track's last segment and wait for the tasks."""
+        """Finish every track's last segment and wait until everything is indexed."""
         self._watchdog.cancel()
-        for t in self.tracks:
-            t.send("stop")
-        await asyncio.gather(*(t.task for t in self.tracks), return_exceptions=True)
+        await asyncio.gather(*(t.stop() for t in self.tracks))

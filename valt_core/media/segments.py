@@ -1,7 +1,8 @@
-"""Writing one segment: stream-copied packets into fragmented MP4, through a storage writer.
+"""Writing one segment: stream-copied packets into fragmented MP4, in the ingest thread.
 
-Fragments are about one second long and are flushed as the muxer finishes each, so a crash
-loses at most the fragment being written. The bytes are hashed as they go out.
+The muxer produces whole fragments of about a second; each is handed on as bytes (to be
+written and flushed by the storage backend) as soon as the muxer finishes it, so a crash
+loses at most the fragment being written. The bytes are hashed as they go.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any
 
 import av
 
-from ..storage.base import StorageWriter
 from .pipeline import Connected, MediaPacket
 
 # The mp4 muxer refuses G.711; QuickTime (mov) takes it and fragments the same way.
@@ -26,7 +26,7 @@ def container_for(connected: Connected) -> tuple[str, str]:
 
 
 class _Sink:
-    """A write-only file object collecting what the muxer writes, between awaits."""
+    """A write-only file object collecting what the muxer writes."""
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
@@ -36,21 +36,21 @@ class _Sink:
         return len(data)
 
     def take(self) -> bytes:
+        if not self.chunks:
+            return b""
         data = b"".join(self.chunks)
         self.chunks.clear()
         return data
 
 
 class SegmentWriter:
-    """One segment file being written; times are seconds on the pipeline timeline."""
+    """One segment file being muxed; times are seconds on the pipeline timeline."""
 
-    def __init__(self, writer: StorageWriter, connected: Connected, first: MediaPacket, fragment_s: float) -> None:
-        self.writer = writer
+    def __init__(self, connected: Connected, first: MediaPacket, fragment_s: float) -> None:
         self.generation = connected.generation
         self.start_s = first.dts_s
         self.end_s = first.dts_s
         self.bytes = 0
-        self.packets = 0
         self.sha256 = hashlib.sha256()
         self._sink = _Sink()
         fmt, _ext = container_for(connected)
@@ -61,57 +61,52 @@ class SegmentWriter:
         self._streams: dict[str, Any] = {"video": self._out.add_stream_from_template(connected.video)}
         if connected.audio is not None:
             self._streams["audio"] = self._out.add_stream_from_template(connected.audio)
-        self._base: dict[str, int] = {}
+        self._base: dict[str, tuple[int, float]] = {}
 
-    async def write(self, mp: MediaPacket) -> None:
-        """Mux one packet; whatever whole fragments the muxer produced go to storage."""
+    def write(self, mp: MediaPacket) -> bytes:
+        """Mux one packet; returns the bytes of any fragment the muxer finished."""
         out_stream = self._streams.get(mp.kind)
         if out_stream is None or mp.dts_s < self.start_s:
-            return  # e.g. audio from before the segment's first keyframe
+            return b""  # e.g. audio from before the segment's first keyframe
         packet = mp.packet
-        tb = packet.time_base
         base = self._base.get(mp.kind)
         if base is None:
-            base = self._base[mp.kind] = round(self.start_s / tb)
+            tb = packet.time_base
+            base = self._base[mp.kind] = (round(self.start_s / tb), float(tb))
+        shift, tbf = base
         # The packet object is shared with other consumers: mux it with segment-relative
         # times, then put back what the muxer changed (times, time base, stream).
-        saved = packet.pts, packet.dts, tb, packet.stream
-        packet.dts -= base
-        packet.pts -= base
+        saved = packet.pts, packet.dts, packet.time_base, packet.stream
+        packet.dts -= shift
+        packet.pts -= shift
         packet.stream = out_stream
         try:
             self._out.mux(packet)
         finally:
             packet.pts, packet.dts, packet.time_base, packet.stream = saved
-        self.packets += 1
-        duration = float(packet.duration * tb) if packet.duration else 0.0
-        self.end_s = max(self.end_s, mp.dts_s + duration)
-        await self._drain(flush=False)
+        end = mp.dts_s + (packet.duration or 0) * tbf
+        if end > self.end_s:
+            self.end_s = end
+        return self._take()
 
-    async def _drain(self, flush: bool) -> None:
+    def _take(self) -> bytes:
         data = self._sink.take()
         if data:
             self.sha256.update(data)
             self.bytes += len(data)
-            await self.writer.write(data)
-            # A finished fragment: make it durable so a crash keeps it.
-            await self.writer.flush()
-        elif flush:
-            await self.writer.flush()
+        return data
 
-    async def close(self) -> int:
-        """Finish the file (last fragment and index) and close the storage object."""
+    def close(self) -> bytes:
+        """Finish the file (last fragment and index); returns the remaining bytes."""
         self._out.close()
-        await self._drain(flush=False)
-        return await self.writer.close()
+        return self._take()
 
-    async def abort(self) -> None:
-        """Drop the segment (nothing useful was written)."""
+    def abort(self) -> None:
+        """Drop the muxer (nothing more will be written)."""
         try:
             self._out.close()
         except Exception:  # noqa: BLE001 - the muxer may have no header yet
             pass
-        await self.writer.abort()
 
     @property
     def duration_s(self) -> float:
