@@ -119,7 +119,8 @@ async def test_record_h264_aac_plays_with_the_right_duration(env, h264_aac):
     assert 2.0 <= cut["duration"] <= 3.1
 
 
-@pytest.mark.parametrize("variant", [("h264", "pcmu"), ("h265", "none")], ids=["h264-pcmu", "h265"])
+@pytest.mark.parametrize("variant", [("h264", "pcmu"), ("h264", "pcma"), ("h264", "opus"), ("h265", "none")],
+                         ids=["h264-pcmu", "h264-pcma", "h264-opus", "h265"])
 async def test_other_codecs_are_recorded_without_transcoding(env, variant):
     video, audio = variant
     cam = RtspCamera("--video", video, "--audio", audio, "--gop", "25")
@@ -134,18 +135,20 @@ async def test_other_codecs_are_recorded_without_transcoding(env, variant):
         cam.stop()
     track = rec["tracks"][0]
     assert track["video_codec"] == ("h264" if video == "h264" else "hevc")
-    assert track["audio_codec"] == ("pcm_mulaw" if audio == "pcmu" else "")
+    recorded_audio = {"pcmu": "pcm_mulaw", "pcma": "pcm_alaw", "opus": "opus", "none": ""}[audio]
+    assert track["audio_codec"] == recorded_audio
+    g711 = audio in ("pcmu", "pcma")
     # Stored as recorded (G.711 in QuickTime: MP4 does not take it) ...
     async with env.ctx.db.session() as s:
         from sqlmodel import select
 
         from valt_core.db.models import Segment
         keys = [seg.key for seg in (await s.exec(select(Segment))).all()]
-    assert all(k.endswith(".mov" if audio == "pcmu" else ".mp4") for k in keys)
+    assert keys and all(k.endswith(".mov" if g711 else ".mp4") for k in keys)
     # ... and played back as MP4 (G.711 becomes AAC: the one conversion browsers need).
     seen = probe(await (await studio.media(rec["id"], track["id"])).get_data())
     assert seen["video"] == track["video_codec"]
-    assert seen["audio"] == ("aac" if audio == "pcmu" else None)
+    assert seen["audio"] == ("aac" if g711 else (recorded_audio or None))
     assert seen["frames"] >= 50
 
 
