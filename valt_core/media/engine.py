@@ -198,20 +198,20 @@ class MediaEngine:
         session = self._session(recording_id)
         self.sessions.pop(recording_id, None)
         await session.stop()
-        failed = [t for t in session.tracks if t.error is not None]
-        if failed and state == "stopped":
-            reason = reason or f"{len(failed)} track(s) failed: {failed[0].error}"
+        troubled = [t for t in session.tracks if t.error is not None]
         async with self.db.session() as s:
             rec = await s.get(Recording, recording_id)
             rec.state = state
             rec.stopped_at = utcnow()
-            if reason:
-                rec.notes = (rec.notes + "\n" if rec.notes else "") + f"stopped: {reason}"
+            notes = [f"stopped: {reason}"] if reason else []
+            notes += [f"track {t.track_id}: {t.errors} recording error(s), last: {t.error}" for t in troubled]
+            if notes:
+                rec.notes = "\n".join(([rec.notes] if rec.notes else []) + notes)
             s.add(rec)
             for t in session.tracks:
                 track = await s.get(Track, t.track_id)
                 if track is not None:
-                    track.state = "failed" if t.error else "stopped"
+                    track.state = "stopped"
                     s.add(track)
             await s.commit()
         await self.plugins.notify("recording_stopped", recording_id=recording_id, state=state)

@@ -325,6 +325,9 @@ class CameraPipeline:
                 audio = media.streams.audio[0] if media.streams.audio else None
                 if video is None:
                     raise RuntimeError("the stream has no video")
+                if not video.codec_context.width or not video.codec_context.height:
+                    # Probing gave up before it saw a picture: nothing could mux this stream.
+                    raise RuntimeError("the camera's video parameters could not be read")
                 self._generation += 1
                 connected = Connected(self._generation, video, audio)
                 with self._lock:

@@ -94,6 +94,7 @@ class TrackRecorder:
         self.last_video_s: float | None = None
         self.last_packet_at = time.monotonic()
         self.error: str | None = None
+        self.errors = 0
         self._events: collections.deque = collections.deque()
         self._wake = asyncio.Event()
         self._wake_pending = False
@@ -114,17 +115,19 @@ class TrackRecorder:
     def on_packet(self, mp: MediaPacket) -> None:
         """Mux one packet (stream copy) into the current segment."""
         with self.lock:
-            if self.paused or self.stopped or self.error:
+            if self.paused or self.stopped:
                 return
             try:
                 self._packet(mp)
             except Exception as err:  # noqa: BLE001 - a bad packet must not stop ingest
-                log.exception("track %s: recording failed", self.track_id)
+                # Keep what the segment has, and start afresh at the next keyframe.
+                log.warning("track %s: muxing failed, new segment at the next keyframe: %s", self.track_id, err)
                 self.error = f"{type(err).__name__}: {err}"
-                if self.segment is not None:
-                    self.segment.abort()
-                    self.segment = None
-                self._emit(("error", self.error))
+                self.errors += 1
+                segment, self.segment = self.segment, None
+                if segment is not None:
+                    segment.abort()
+                    self._emit(("close", segment.duration_s, segment.sha256.hexdigest()))
 
     def _packet(self, mp: MediaPacket) -> None:
         self.last_packet_at = time.monotonic()
@@ -291,8 +294,6 @@ class TrackRecorder:
                         async with db.session() as s:
                             s.add(Gap(track_id=self.track_id, start_s=event[1], end_s=event[2], reason=event[3]))
                             await s.commit()
-                    elif kind == "error":
-                        self.error = event[1]
                     elif kind == "done":
                         return
                 except Exception as err:  # noqa: BLE001 - storage or database trouble
