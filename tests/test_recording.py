@@ -154,6 +154,16 @@ async def test_other_codecs_are_recorded_without_transcoding(env, variant):
 
 async def test_camera_status_online_offline_and_no_frames(env_factory):
     env = await env_factory(no_frames_after_s=3.0, reconnect_max_s=2.0)
+    from valt_core import hookimpl
+
+    changes = []
+
+    class Observer:
+        @hookimpl
+        async def valt_camera_status_changed(self, camera_id, status, previous):
+            changes.append((camera_id, previous, status))
+
+    env.ctx.plugins.pm.register(Observer())
     cam = RtspCamera("--gop", "25")
     try:
         studio = Studio(env, await env.user("boss", "admin"))
@@ -170,6 +180,8 @@ async def test_camera_status_online_offline_and_no_frames(env_factory):
         await studio.wait_status(cam_id, "online", timeout=20)
     finally:
         cam.stop()
+    seen = [status for (cid, _prev, status) in changes if cid == cam_id]
+    assert seen[0] == "online" and "no_frames" in seen and "offline" in seen and seen[-1] == "online"
 
 
 async def test_gap_when_the_camera_dies_and_the_track_plays_across_it(env_factory):

@@ -46,8 +46,8 @@ async def build_track_file(engine: "MediaEngine", segments: list[SegmentRef], ou
     async def read_all(key: str) -> bytes:
         return b"".join([c async for c in engine.storage.read(key)])
 
-    def fetch(key: str) -> bytes:
-        return asyncio.run_coroutine_threadsafe(read_all(key), loop).result()
+    def fetch(key: str) -> bytes | str:
+        return engine.storage.local_path(key) or asyncio.run_coroutine_threadsafe(read_all(key), loop).result()
 
     return await asyncio.to_thread(build_mp4, segments, fetch, str(out_path), start_s, end_s, exact, progress)
 

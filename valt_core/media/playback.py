@@ -69,7 +69,7 @@ class _AudioToAac:
 
 def build_mp4(
     segments: list[SegmentRef],
-    fetch: Callable[[str], bytes],
+    fetch: Callable[[str], bytes | str],
     out_path: str,
     start_s: float,
     end_s: float,
@@ -78,7 +78,8 @@ def build_mp4(
 ) -> BuildResult:
     """Write ``[start_s, end_s)`` of a track (recording times) to ``out_path`` as MP4.
 
-    ``fetch(key)`` returns a segment's bytes. Blocking: run it in a thread.
+    ``fetch(key)`` returns a segment's bytes, or a path to read it from. Blocking: run it in
+    a thread.
     """
     import io
 
@@ -117,7 +118,8 @@ def build_mp4(
 
     try:
         for seg in chosen:
-            with av.open(io.BytesIO(fetch(seg.key))) as src:
+            source = fetch(seg.key)
+            with av.open(source if isinstance(source, str) else io.BytesIO(source)) as src:
                 v = src.streams.video[0]
                 a = src.streams.audio[0] if src.streams.audio else None
                 if out_video is None:

@@ -83,6 +83,14 @@ class StorageBackend(ABC):
     async def usage(self) -> StorageUsage:
         """Bytes used by Valt's objects and, where known, free and total space."""
 
+    def local_path(self, key: str) -> str | None:
+        """A file-system path where ``key`` can be read directly, or ``None``.
+
+        Backends on a local or mounted file system return one, so long reads (clips,
+        playback) skip copying through Python; others keep the default.
+        """
+        return None
+
     async def free_bytes(self) -> int | None:
         """Free space in bytes, cheaply (checked every few seconds while recording)."""
         return (await self.usage()).free_bytes

@@ -123,6 +123,10 @@ class LocalStorage(StorageBackend):
         """Remove ``key`` if present."""
         self._path(key).unlink(missing_ok=True)
 
+    def local_path(self, key: str) -> str | None:
+        """The file holding ``key``."""
+        return str(self._path(key))
+
     async def free_bytes(self) -> int | None:
         """Free space of the file system holding ``path``."""
         try:
