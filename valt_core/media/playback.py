@@ -90,34 +90,43 @@ def build_mp4(
     out_video = out_audio = None
     g711: _AudioToAac | None = None
     origin: float | None = None
-    pending: list[tuple[Any, float, float, str]] = []  # packets since the last keyframe before start
+    pending: list[tuple[Any, float, str]] = []  # packets since the last keyframe before start
     last_dts: dict[str, int] = {}
     result = BuildResult(origin_s=start_s, end_s=start_s)
     total = max(1e-6, end_s - start_s)
 
-    def emit(packet: Any, t_dts: float, t_pts: float, kind: str) -> None:
-        stream = out_video if kind == "video" else out_audio
+    # Per (segment, kind): [time base as a float, ticks from segment time to output time].
+    # Integer shifts keep Fraction arithmetic out of the per-packet loop.
+    shifts: dict[str, list] = {}
+
+    def emit(packet: Any, t_pts: float, kind: str) -> None:
         if kind == "audio" and g711 is not None:
             for p in g711.encode(packet, t_pts - origin):
                 out.mux(p)
             return
-        tb = packet.time_base
+        info = shifts[kind]
+        if info[1] is None:
+            info[1] = round((seg_start - origin) / info[0])
+        dts = packet.dts + info[1]
+        pts = (packet.pts if packet.pts is not None else packet.dts) + info[1]
+        last = last_dts.get(kind)
+        if last is not None and dts <= last:
+            bump = last + 1 - dts
+            dts += bump
+            pts += bump
+        last_dts[kind] = dts
         if kind == "video":
             result.video_frames += 1
-            result.end_s = max(result.end_s, t_pts + float((packet.duration or 0) * tb))
-        dts = round((t_dts - origin) / tb)
-        pts = round((t_pts - origin) / tb)
-        if kind in last_dts and dts <= last_dts[kind]:
-            shift = last_dts[kind] + 1 - dts
-            dts += shift
-            pts += shift
-        last_dts[kind] = dts
+            end = t_pts + (packet.duration or 0) * info[0]
+            if end > result.end_s:
+                result.end_s = end
         packet.dts, packet.pts = dts, pts
-        packet.stream = stream
+        packet.stream = out_video if kind == "video" else out_audio
         out.mux(packet)
 
     try:
         for seg in chosen:
+            seg_start = seg.start_s
             source = fetch(seg.key)
             with av.open(source if isinstance(source, str) else io.BytesIO(source)) as src:
                 v = src.streams.video[0]
@@ -130,39 +139,42 @@ def build_mp4(
                             out_audio = g711.stream
                         else:
                             out_audio = out.add_stream_from_template(a)
-                kinds = {v: "video", a: "audio"}
-                wanted = [s for s in (v, a) if s is not None and (s is v or out_audio is not None)]
+                kinds = {v.index: "video"}
+                shifts["video"] = [float(v.time_base), None]
+                wanted = [v]
+                if a is not None and out_audio is not None:
+                    kinds[a.index] = "audio"
+                    shifts["audio"] = [float(a.time_base), None]
+                    wanted.append(a)
                 for packet in src.demux(*wanted):
-                    if packet.dts is None:
+                    dts = packet.dts
+                    if dts is None:
                         continue
-                    kind = kinds[packet.stream]
-                    tb = packet.time_base
-                    t_dts = seg.start_s + float(packet.dts * tb)
-                    t_pts = seg.start_s + float((packet.pts if packet.pts is not None else packet.dts) * tb)
+                    kind = kinds[packet.stream_index]
+                    tbf = shifts[kind][0]
+                    pts = packet.pts if packet.pts is not None else dts
+                    t_pts = seg_start + pts * tbf
                     if kind == "video" and t_pts >= end_s:
                         break
                     if origin is None:
                         # Before the start: keep only the GOP that contains it.
                         if kind == "video" and packet.is_keyframe:
                             pending = []
-                        if kind == "video" and (packet.is_keyframe or pending):
-                            pending.append((packet, t_dts, t_pts, kind))
-                        elif kind == "audio" and pending:
-                            pending.append((packet, t_dts, t_pts, kind))
+                        if pending or (kind == "video" and packet.is_keyframe):
+                            pending.append((packet, t_pts, kind))
                         if kind == "video" and t_pts >= start_s - 1e-6 and pending:
-                            key_t = pending[0][2]
-                            origin = start_s if exact else key_t
+                            origin = start_s if exact else pending[0][1]
                             result.origin_s = origin
-                            for p, d, pt, k in pending:
+                            for p, pt, k in pending:
                                 if k == "audio" and pt < origin:
                                     continue  # audio pre-roll is not needed
-                                emit(p, d, pt, k)
+                                emit(p, pt, k)
                             pending = []
                         continue
                     if kind == "audio" and t_pts >= end_s:
                         continue
-                    emit(packet, t_dts, t_pts, kind)
-                    if progress and kind == "video":
+                    emit(packet, t_pts, kind)
+                    if progress is not None and kind == "video":
                         progress(min(1.0, (t_pts - start_s) / total))
         if origin is None:
             raise ValueError("no keyframe in that range")
