@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, jsonify, request
+from quart import Quart, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .context import ValtContext
@@ -34,6 +34,8 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     )
     app.register_blueprint(api)
     app.register_blueprint(web)
+    for transport in ctx.transports.values():
+        app.register_blueprint(transport.blueprint(ctx.media))
 
     @app.before_serving
     async def start() -> None:
@@ -54,13 +56,15 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
 
     @app.errorhandler(HTTPException)
     async def http_error(err: HTTPException):
-        if request.path.startswith("/api/"):
+        if has_request_context() and request.path.startswith("/api/"):
             return jsonify({"error": (err.name or "error").lower().replace(" ", "_"),
                             "message": err.description}), err.code
         return err
 
     @app.after_request
     async def security_headers(response):
+        if not has_request_context():
+            return response
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -192,6 +192,11 @@ async def _serve(settings, ctx=None, banner: str = "") -> int:
     await context.storage.check()
     config = HypercornConfig()
     config.bind = [f"{settings.server.host}:{settings.server.port}"]
+    listener = None
+    if settings.server.send_buffer_kb:
+        # Accepted sockets inherit the listening socket's buffer size, so bind it ourselves.
+        listener = _listening_socket(settings.server.host, settings.server.port, settings.server.send_buffer_kb)
+        config.bind = [f"fd://{listener.fileno()}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     stop = asyncio.Event()
@@ -204,7 +209,27 @@ async def _serve(settings, ctx=None, banner: str = "") -> int:
         await hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)
     except OSError as err:
         raise ConfigError(f"cannot listen on {settings.server.host}:{settings.server.port}: {err.strerror}") from err
+    finally:
+        if listener is not None:
+            listener.close()
     return 0
+
+
+def _listening_socket(host: str, port: int, send_buffer_kb: int):
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_kb * 1024)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror}") from err
+    sock.set_inheritable(True)
+    return sock
 
 
 DEMO_CAMERA = {"width": 640, "height": 360, "fps": 25, "audio": True}

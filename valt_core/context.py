@@ -14,6 +14,7 @@ from .db import Database
 from .plugins import PluginHost
 from .settings import Settings
 from .storage.base import StorageBackend
+from .transports.base import Transport
 
 if TYPE_CHECKING:
     from .media.engine import MediaEngine
@@ -32,6 +33,7 @@ class ValtContext:
     audit: AuditLog
     secret: bytes
     media: "MediaEngine" = field(init=False)
+    transports: dict[str, Transport] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, plugins: PluginHost | None = None) -> "ValtContext":
@@ -57,6 +59,10 @@ class ValtContext:
         from .media.engine import MediaEngine
 
         ctx = cls(settings, plugins, db, storage, auth_backends, sessions, audit, secret)
+        ctx.transports = {
+            name: plugins.build_transport(name, settings.live.transport_options.get(name, {}))
+            for name in sorted(plugins.transports)
+        }
         ctx.media = MediaEngine(ctx)
         return ctx
 

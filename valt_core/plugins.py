@@ -131,6 +131,9 @@ class PluginHost:
             def missing(names: Iterable[str], group: str = group) -> None:
                 raise PluginError(f"entry points vanished while loading group {group}: {sorted(names)}")
 
+            # stevedore keeps entry points per process; a plugin installed since then would be
+            # visible to importlib.metadata above but not to stevedore: start from a fresh view.
+            NamedExtensionManager.ENTRY_POINT_CACHE.pop(group, None)
             manager = NamedExtensionManager(
                 group, names=wanted, name_order=True,
                 on_load_failure_callback=failed, on_missing_entrypoints_callback=missing,
@@ -205,6 +208,11 @@ class PluginHost:
         """The storage backend ``name`` with its options validated (:class:`ConfigError` if bad)."""
         klass = self._pick(self.storage_backends, name, "storage driver")
         return klass(_validate(klass.Config, options, f"storage driver {name!r}", ConfigError))
+
+    def build_transport(self, name: str, options: Mapping[str, Any]) -> Transport:
+        """The transport ``name`` with its options validated (:class:`ConfigError` if bad)."""
+        klass = self._pick(self.transports, name, "transport")
+        return klass(_validate(klass.Config, options, f"transport {name!r}", ConfigError))
 
     def build_auth_backend(self, name: str, options: Mapping[str, Any]) -> AuthBackend:
         """The auth backend ``name`` with its options validated (:class:`ConfigError` if bad)."""

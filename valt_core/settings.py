@@ -45,6 +45,11 @@ class ServerSettings(StrictModel):
         None, description="Derives CSRF tokens (and signs media tokens); generated into DATA_DIR/secret_key when unset."
     )
     secure_cookies: bool = Field(False, description="Mark cookies Secure (set when serving HTTPS).")
+    send_buffer_kb: int = Field(
+        0, ge=0, le=65536,
+        description="Kernel send buffer per connection (0: the OS default). Small values make a slow "
+                    "live viewer skip ahead sooner instead of piling seconds of video into socket buffers.",
+    )
 
 
 class DatabaseSettings(StrictModel):
@@ -89,6 +94,13 @@ class MediaSettings(StrictModel):
     cache_mb: float = Field(2048.0, ge=0, description="Disk space for built playback files (DATA_DIR/cache).")
 
 
+class LiveSettings(StrictModel):
+    """Live view: tokens and the transports' options."""
+
+    token_ttl_s: float = Field(300.0, ge=10, le=3600, description="Lifetime of a live-view token (opening a stream needs a valid one).")
+    transport_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Options per transport, e.g. [live.transport_options.wss].")
+
+
 class PluginSettings(StrictModel):
     """Plugins to leave unloaded, as ``"group:name"`` (e.g. ``"cameras:onvif"``) or ``"name"``."""
 
@@ -104,6 +116,7 @@ class Settings(StrictModel):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
 
     @property

@@ -130,3 +130,27 @@ async def get_camera(camera_id: int):
     if camera is None:
         raise NotFound(f"no camera {camera_id}")
     return jsonify(camera_json(camera, ctx.plugins))
+
+
+@api.get("/cameras/<int:camera_id>/live")
+@require("live.watch")
+async def camera_live(camera_id: int):
+    """A short-lived token to watch the camera live, and where each transport serves it."""
+    from ..auth.media_tokens import issue_media_token
+
+    ctx = get_context()
+    async with ctx.db.session() as s:
+        camera = await s.get(Camera, camera_id)
+    if camera is None:
+        raise NotFound(f"no camera {camera_id}")
+    token, expires = issue_media_token(ctx.secret, camera_id, caller().user.id, ctx.settings.live.token_ttl_s)
+    endpoints = {}
+    for name, transport in ctx.transports.items():
+        url = transport.viewer_url(camera_id, token)
+        if url:
+            endpoints[name] = url
+    from datetime import datetime, timezone
+
+    return jsonify({"camera_id": camera_id, "status": camera.status, "token": token,
+                    "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat(),
+                    "endpoints": endpoints})

@@ -5,6 +5,7 @@ from __future__ import annotations
 VIEWER_PERMISSIONS = frozenset({
     "rooms.view",
     "cameras.view",
+    "live.watch",
     "recordings.view",
 })
 OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS | {

@@ -14,7 +14,9 @@ from ..db.models import Camera, Clip, Gap, Recording, Room, Segment, Track, User
 from ..db.types import utcnow
 from ..errors import Conflict, NotFound, StorageError, ValidationFailed, ValtError
 from .clips import ClipService, PlaybackCache
+from ..auth.media_tokens import MediaClaims, verify_media_token
 from .fmp4 import playable_length
+from .live import IDLE_STOP_S, LiveFragmenter
 from .pipeline import CameraPipeline
 from .recorder import RecordingSession, chain_hash
 
@@ -55,6 +57,9 @@ class MediaEngine:
         self._lock = asyncio.Lock()
         self._status_lock = asyncio.Lock()
         self.started = False
+        self.live_streams: dict[int, LiveFragmenter] = {}
+        self._live_lock = asyncio.Lock()
+        self._reaper: asyncio.Task | None = None
         self.playback = PlaybackCache(self)
         self.clips = ClipService(self)
 
@@ -75,12 +80,18 @@ class MediaEngine:
                     log.error("camera %s (%s) cannot start: %s", cam.name, cam.driver, err.message)
                     await self._set_camera_error(cam.id, err.message)
         self._disk_task = asyncio.create_task(self._watch_disk())
+        self._reaper = asyncio.create_task(self._reap_live())
         self.started = True
 
     async def stop(self) -> None:
         """Stop recordings cleanly (what they have stays playable) and then ingest."""
         if self._disk_task:
             self._disk_task.cancel()
+        if self._reaper:
+            self._reaper.cancel()
+        for stream in self.live_streams.values():
+            await stream.stop()
+        self.live_streams.clear()
         for recording_id in list(self.sessions):
             await self.stop_recording(recording_id, reason="server shutdown")
         for pipe in self.pipelines.values():
@@ -106,6 +117,35 @@ class MediaEngine:
             self.pipelines[camera_id] = pipe
             await pipe.start()
         return pipe
+
+    # --- live view -------------------------------------------------------------------------
+
+    def check_token(self, token: str, camera_id: int) -> MediaClaims:
+        """The claims of a live token for ``camera_id`` (checked without the database)."""
+        return verify_media_token(self.ctx.secret, token, camera_id)
+
+    async def live_stream(self, camera_id: int) -> LiveFragmenter:
+        """The camera's shared live stream, started on first use."""
+        async with self._live_lock:
+            stream = self.live_streams.get(camera_id)
+            if stream is None:
+                async with self.db.session() as s:
+                    camera = await s.get(Camera, camera_id)
+                if camera is None:
+                    raise NotFound(f"no camera {camera_id}")
+                stream = LiveFragmenter(await self.pipeline(camera))
+                stream.start()
+                self.live_streams[camera_id] = stream
+            return stream
+
+    async def _reap_live(self) -> None:
+        # A live stream nobody watched for a while stops (and with it any transcoding).
+        while True:
+            await asyncio.sleep(2)
+            for camera_id, stream in list(self.live_streams.items()):
+                if stream.idle_for > IDLE_STOP_S:
+                    self.live_streams.pop(camera_id, None)
+                    await stream.stop()
 
     async def remove_camera(self, camera_id: int) -> None:
         """Stop ingesting a camera (removed or disabled)."""

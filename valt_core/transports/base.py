@@ -1,30 +1,48 @@
 """The transport contract (``valt.transports``): live delivery to viewers, or ingest.
 
-A transport contributes HTTP/WebSocket routes (served under ``/live/<name>/``) and is handed
-the media engine's per-camera packet feed. The live-view issue fills in the media side.
+A transport contributes routes (HTTP or WebSocket, under ``/live/``) built around the
+:class:`LiveHost` the core hands it: token checks and the cameras' live fMP4 streams.
 """
 
 from __future__ import annotations
 
-from abc import ABC
-from typing import Any, ClassVar
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from ..auth.media_tokens import MediaClaims
+    from ..media.live import LiveFragmenter
+
+
+class LiveHost(Protocol):
+    """What the core offers transports."""
+
+    def check_token(self, token: str, camera_id: int) -> "MediaClaims":
+        """The claims of a live token for ``camera_id``; raises ``NotAuthenticated``/``Forbidden``."""
+
+    async def live_stream(self, camera_id: int) -> "LiveFragmenter":
+        """The camera's shared live fMP4 stream (started on first use); ``NotFound`` if no camera."""
 
 
 class Transport(ABC):
     """Base class of every transport."""
 
     name: ClassVar[str]
-    """Short name used in settings and URLs (``wss``, ``hls``, ``rtmp``)."""
+    """Short name used in settings and answers (``wss``, ``hls``, ``rtmp``)."""
     Config: ClassVar[type[BaseModel]]
-    """Pydantic model of the transport's options."""
+    """Pydantic model of the transport's options (``[live.transport_options.NAME]``)."""
     direction: ClassVar[str] = "out"
     """``out`` delivers live media to viewers; ``in`` ingests media from encoders."""
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config
 
-    def blueprint(self) -> Any | None:
-        """A Quart blueprint with this transport's routes, or ``None``."""
+    @abstractmethod
+    def blueprint(self, host: LiveHost) -> Any:
+        """A Quart blueprint with this transport's routes."""
+
+    def viewer_url(self, camera_id: int, token: str) -> str | None:
+        """Where a viewer holding ``token`` opens ``camera_id`` (relative URL), if it serves viewers."""
         return None

@@ -1,0 +1,82 @@
+"""Live view through a real server and real sockets: a stalled viewer slows nobody else."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+import time
+
+import av
+import websockets
+
+from .test_cli import Server, http
+
+
+def tiny_socket(port: int) -> socket.socket:
+    """A client socket with a tiny receive buffer, so a viewer that stops reading pushes back."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    return s
+
+
+async def read_frames(ws, count: int) -> tuple[list[float], bytes, list[bytes]]:
+    init = json.loads(await ws.recv())
+    assert init["type"] == "init"
+    init_segment = await ws.recv()
+    arrivals, media = [], []
+    while len(media) < count:
+        media.append(await ws.recv())
+        arrivals.append(time.monotonic())
+    return arrivals, init_segment, media
+
+
+def test_a_stalled_viewer_skips_gops_and_slows_nobody(tmp_path):
+    # Small socket buffers, so 10 s of stall reach the server's queue instead of kernel buffers.
+    server = Server(tmp_path, "demo", VALT_DEMO_PASSWORD="live demo pw", VALT_SERVER__SEND_BUFFER_KB="16")
+    try:
+        token = http("POST", server.base + "/api/v1/auth/login",
+                     {"username": "admin", "password": "live demo pw"})[1]["token"]
+        cam_id = http("GET", server.base + "/api/v1/cameras", token=token)[1][0]["id"]
+        path = http("GET", server.base + f"/api/v1/cameras/{cam_id}/live", token=token)[1]["endpoints"]["wss"]
+        url = f"ws://127.0.0.1:{server.port}{path}"
+
+        async def scenario():
+            async with websockets.connect(url, max_size=None) as reader, \
+                    websockets.connect(url, sock=tiny_socket(server.port), max_size=None,
+                                       max_queue=1) as stalled:
+                await read_frames(reader, 10)
+                # `stalled` reads nothing for 10 s while `reader` keeps watching.
+                arrivals, _init, _media = await read_frames_timed(reader, 10.0)
+                gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
+                # Then the stalled one reads again: after what was still in buffers, it must have
+                # skipped whole GOPs rather than replay 10 s of backlog.
+                _, init_segment, media = await read_frames(stalled, 600)
+                return gaps, init_segment, media
+
+        gaps, init_segment, media = asyncio.run(scenario())
+    finally:
+        server.stop()
+    p99 = gaps[int(len(gaps) * 0.99) - 1]
+    assert p99 < 0.2, f"the watching viewer was held up: p99 gap {p99:.3f} s"
+    assert len(gaps) > 10 * 25
+    # What the stalled viewer got after resuming still decodes from a keyframe, and its pictures
+    # jump forward in time (GOPs were skipped) instead of replaying 10 s of backlog.
+    from valt_camera_sim.clock import clock_seconds, read_clock
+
+    with av.open(io.BytesIO(init_segment + b"".join(media))) as f:
+        clocks = [clock_seconds(read_clock(fr.to_ndarray(format="gray"))) for fr in f.decode(video=0)]
+    assert len(clocks) >= 40
+    assert max(b - a for a, b in zip(clocks, clocks[1:])) > 2.0
+
+
+async def read_frames_timed(ws, seconds: float):
+    arrivals, media = [], []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        media.append(await ws.recv())
+        arrivals.append(time.monotonic())
+    return arrivals, None, media

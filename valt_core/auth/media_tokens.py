@@ -1,0 +1,73 @@
+"""Short-lived signed tokens for live media, checkable without the database.
+
+A token names one camera and one user and expires within minutes. It is an HMAC-SHA256 over
+its claims with a key derived from the server secret, so a media server that shares the
+secret can check it on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from ..errors import Forbidden, NotAuthenticated
+
+DEFAULT_TTL_S = 300
+
+
+def _key(secret: bytes) -> bytes:
+    # A key of its own, so a media token can never pass for anything else signed by the secret.
+    return hmac.new(secret, b"valt media token v1", hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class MediaClaims:
+    """What a valid media token grants."""
+
+    camera_id: int
+    user_id: int
+    expires_at: float
+
+
+def issue_media_token(secret: bytes, camera_id: int, user_id: int, ttl_s: float = DEFAULT_TTL_S) -> tuple[str, float]:
+    """A token for ``user_id`` to watch ``camera_id`` for ``ttl_s`` seconds; (token, expiry)."""
+    exp = time.time() + ttl_s
+    body = _b64(json.dumps({"c": camera_id, "u": user_id, "e": round(exp, 3)}, separators=(",", ":")).encode())
+    sig = _b64(hmac.new(_key(secret), body.encode(), hashlib.sha256).digest())
+    return f"{body}.{sig}", exp
+
+
+def verify_media_token(secret: bytes, token: str, camera_id: int) -> MediaClaims:
+    """The claims of ``token`` if it is genuine, unexpired and for ``camera_id``.
+
+    Raises :class:`NotAuthenticated` (missing, forged, malformed, expired) or
+    :class:`Forbidden` (a valid token for another camera).
+    """
+    if not token or token.count(".") != 1:
+        raise NotAuthenticated("a live token is required (GET /api/v1/cameras/{id}/live)")
+    body, sig = token.split(".")
+    expected = _b64(hmac.new(_key(secret), body.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(sig, expected):
+        raise NotAuthenticated("the live token is not valid")
+    try:
+        claims = json.loads(_unb64(body))
+        parsed = MediaClaims(int(claims["c"]), int(claims["u"]), float(claims["e"]))
+    except (ValueError, KeyError, TypeError) as err:
+        raise NotAuthenticated("the live token is not valid") from err
+    if parsed.expires_at < time.time():
+        raise NotAuthenticated("the live token has expired; ask for a new one")
+    if parsed.camera_id != camera_id:
+        raise Forbidden("the live token is for another camera")
+    return parsed

@@ -1,0 +1,349 @@
+"""Live fMP4 for viewers: one fragmenter per camera, the same bytes for every viewer.
+
+The fragmenter muxes the camera's packets into fragmented MP4 with one fragment per frame, so
+a viewer is never more than a frame or two behind the camera. It keeps the fragments since the
+last video keyframe, so a new viewer starts at once. A viewer that cannot keep up loses whole
+GOPs (its queue is emptied and restarts at the next keyframe); the others never wait for it.
+Audio the browser cannot play (G.711) is converted to AAC, and H.265 video, which Chromium
+cannot decode, is converted to H.264 - only while someone watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fractions
+import logging
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+
+from .fmp4 import iter_boxes
+from .pipeline import CameraPipeline, Connected, MediaPacket, Subscription
+
+log = logging.getLogger(__name__)
+
+G711 = {"pcm_mulaw", "pcm_alaw"}
+BROWSER_VIDEO = {"h264"}
+IDLE_STOP_S = 10.0
+
+
+def avc_codec_string(extradata: bytes | None) -> str:
+    """RFC 6381 ``avc1.PPCCLL`` from H.264 extradata (avcC or Annex B SPS)."""
+    data = extradata or b""
+    if len(data) >= 4 and data[0] == 1:  # avcC
+        return f"avc1.{data[1]:02x}{data[2]:02x}{data[3]:02x}"
+    i = data.find(b"\x00\x00\x01")
+    while i != -1 and i + 6 < len(data):
+        nal = data[i + 3]
+        if nal & 0x1F == 7:  # SPS: profile_idc, constraint flags, level_idc
+            return f"avc1.{data[i + 4]:02x}{data[i + 5]:02x}{data[i + 6]:02x}"
+        i = data.find(b"\x00\x00\x01", i + 3)
+    return "avc1.42e01f"  # a safe default: Constrained Baseline 3.1
+
+
+def audio_codec_string(name: str) -> str | None:
+    """RFC 6381 codec string of an audio codec a browser plays from MP4, else ``None``."""
+    return {"aac": "mp4a.40.2", "opus": "opus", "mp3": "mp4a.40.34"}.get(name)
+
+
+def track_of_fragment(moof: memoryview) -> int:
+    """The track_ID of the first ``traf`` in a ``moof`` box's payload."""
+    for kind, offset, size in iter_boxes(moof):
+        if kind == b"traf":
+            for k2, o2, _s2 in iter_boxes(moof[offset + 8: offset + size]):
+                if k2 == b"tfhd":
+                    return struct.unpack_from(">I", moof, offset + 8 + o2 + 12)[0]
+    return 0
+
+
+@dataclass(eq=False)
+class Viewer:
+    """One viewer's queue of fMP4 pieces (bounded; overflow skips to the next keyframe)."""
+
+    maxsize: int = 150
+    items: collections.deque = field(default_factory=collections.deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    skipping: bool = False
+    dropped: int = 0
+    closed: bool = False
+
+    def offer(self, item: tuple[str, Any], keyframe: bool = False) -> None:
+        """Queue ``("init", (mime, bytes))`` or ``("media", bytes)``."""
+        if self.closed:
+            return
+        if item[0] == "media":
+            if self.skipping:
+                if not keyframe:
+                    self.dropped += 1
+                    return
+                self.skipping = False
+            elif len(self.items) >= self.maxsize:
+                self.dropped += len(self.items)
+                self.items = collections.deque(i for i in self.items if i[0] == "init")
+                self.skipping = True
+                if not keyframe:
+                    self.dropped += 1
+                    self.ready.set()
+                    return
+                self.skipping = False
+        self.items.append(item)
+        self.ready.set()
+
+    async def next(self) -> tuple[str, Any]:
+        """The next piece to send, waiting for one."""
+        while not self.items:
+            if self.closed:
+                raise ConnectionError("viewer closed")
+            self.ready.clear()
+            await self.ready.wait()
+        return self.items.popleft()
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        return data
+
+
+class LiveFragmenter:
+    """The live fMP4 stream of one camera, shared by every viewer and transport."""
+
+    def __init__(self, pipeline: CameraPipeline, on_idle: Any = None) -> None:
+        self.pipeline = pipeline
+        self.viewers: set[Viewer] = set()
+        self.init: tuple[str, bytes] | None = None
+        self.gop: list[bytes] = []
+        self.transcoding: list[str] = []
+        self.fragments = 0
+        self.on_idle = on_idle
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task | None = None
+        self._idle_since = time.monotonic()
+
+    def start(self) -> None:
+        """Subscribe to the pipeline (from its GOP cache) and start fragmenting."""
+        self._sub = self.pipeline.subscribe(maxsize=600, from_gop=True)
+        self._task = asyncio.create_task(self._run(), name=f"live-{self.pipeline.name}")
+
+    async def stop(self) -> None:
+        """Stop fragmenting; every viewer is closed."""
+        if self._sub is not None:
+            self.pipeline.unsubscribe(self._sub)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for v in self.viewers:
+            v.closed = True
+            v.ready.set()
+
+    def add_viewer(self, maxsize: int = 150) -> Viewer:
+        """A new viewer, primed with the init segment and the current GOP."""
+        viewer = Viewer(maxsize=maxsize)
+        if self.init is not None:
+            viewer.offer(("init", self.init))
+            for i, frag in enumerate(self.gop):
+                viewer.offer(("media", frag), keyframe=(i == 0))
+        self.viewers.add(viewer)
+        return viewer
+
+    def remove_viewer(self, viewer: Viewer) -> None:
+        """Forget a viewer (disconnected)."""
+        viewer.closed = True
+        self.viewers.discard(viewer)
+        if not self.viewers:
+            self._idle_since = time.monotonic()
+
+    @property
+    def idle_for(self) -> float:
+        """Seconds without any viewer (0 while someone watches)."""
+        return 0.0 if self.viewers else time.monotonic() - self._idle_since
+
+    async def _run(self) -> None:
+        muxer: _Muxer | None = None
+        assert self._sub is not None
+        try:
+            while True:
+                event = await self._sub.get()
+                if isinstance(event, Connected):
+                    if muxer is not None:
+                        muxer.close()
+                    muxer = _Muxer(event)
+                    self.transcoding = muxer.transcoding
+                    self.gop = []
+                    continue
+                if muxer is None:
+                    continue
+                for data, keyframe in muxer.feed(event):
+                    if muxer.init is not None and self.init is not muxer.init:
+                        self.init = muxer.init
+                        for v in self.viewers:
+                            v.offer(("init", self.init))
+                    if keyframe:
+                        self.gop = [data]
+                    elif self.gop:
+                        self.gop.append(data)
+                    self.fragments += 1
+                    for v in list(self.viewers):
+                        v.offer(("media", data), keyframe)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            log.exception("live fragmenter of %s failed", self.pipeline.name)
+        finally:
+            if muxer is not None:
+                muxer.close()
+
+
+class _Muxer:
+    """fMP4 muxing of one connection, with the conversions browsers need."""
+
+    def __init__(self, connected: Connected) -> None:
+        self.sink = _Sink()
+        self.out = av.open(self.sink, "w", format="mp4", options={
+            "movflags": "frag_every_frame+empty_moov+default_base_moof",
+        })
+        self.transcoding: list[str] = []
+        v, a = connected.video, connected.audio
+        self.video_encoder: Any = None
+        if v.codec_context.name in BROWSER_VIDEO:
+            self.video = self.out.add_stream_from_template(v)
+            video_codec = avc_codec_string(v.codec_context.extradata)
+        else:
+            # e.g. H.265: this browser cannot decode it, so convert while someone watches.
+            self.transcoding.append(f"video {v.codec_context.name} -> h264")
+            self.video_decoder = av.CodecContext.create(v.codec_context.name, "r")
+            if v.codec_context.extradata:
+                self.video_decoder.extradata = v.codec_context.extradata
+            rate = v.average_rate or v.guessed_rate or 25
+            self.video = self.out.add_stream("libx264", rate=rate)
+            self.video.width, self.video.height = v.codec_context.width, v.codec_context.height
+            self.video.pix_fmt = "yuv420p"
+            self.video.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline"}
+            self.video.codec_context.gop_size = int(float(rate) * 2)
+            self.video_encoder = self.video
+            video_codec = "avc1.42c01f"
+        self.audio = None
+        self.audio_convert: Any = None
+        codecs = [video_codec]
+        if a is not None:
+            name = a.codec_context.name
+            if audio_codec_string(name):
+                self.audio = self.out.add_stream_from_template(a)
+                codecs.append(audio_codec_string(name))
+            elif name in G711:
+                self.transcoding.append(f"audio {name} -> aac")
+                self.audio = self.out.add_stream("aac", rate=a.codec_context.sample_rate)
+                self.audio.layout = "mono"
+                dec = av.CodecContext.create(name, "r")
+                dec.sample_rate = a.codec_context.sample_rate
+                dec.layout = "mono"
+                self.audio_convert = (dec, av.AudioResampler(format="fltp", layout="mono",
+                                                             rate=a.codec_context.sample_rate))
+                self.audio_samples = 0
+                codecs.append("mp4a.40.2")
+        self.mime = f'video/mp4; codecs="{",".join(codecs)}"'
+        self.init: tuple[str, bytes] | None = None
+        self._init_bytes = b""
+        self._video_track = 1
+        self._pending_keyframes: collections.deque = collections.deque()
+        self._base: dict[str, int] = {}
+        self._base_s: float | None = None
+
+    def feed(self, mp: MediaPacket) -> list[tuple[bytes, bool]]:
+        """Mux one packet; the fragments it completed, each with "starts a GOP"."""
+        if mp.kind == "video":
+            self._video(mp)
+        elif self.audio is not None and self._base_s is not None:
+            self._audio(mp)
+        return self._split(self.sink.take())
+
+    def _rebased(self, mp: MediaPacket, stream: Any) -> None:
+        # One origin for every stream keeps audio and video in sync; the packet object is
+        # shared with the recorder, so its times are put back after muxing.
+        if self._base_s is None:
+            self._base_s = mp.dts_s
+        if mp.dts_s < self._base_s:
+            return
+        packet = mp.packet
+        shift = self._base.get(mp.kind)
+        if shift is None:
+            shift = self._base[mp.kind] = round(self._base_s / packet.time_base)
+        saved = packet.pts, packet.dts, packet.time_base, packet.stream
+        packet.pts -= shift
+        packet.dts -= shift
+        packet.stream = stream
+        try:
+            self.out.mux(packet)
+        finally:
+            packet.pts, packet.dts, packet.time_base, packet.stream = saved
+
+    def _video(self, mp: MediaPacket) -> None:
+        if self.video_encoder is None:
+            self._pending_keyframes.append(mp.keyframe)
+            self._rebased(mp, self.video)
+            return
+        if self._base_s is None:
+            self._base_s = mp.dts_s
+        for frame in self.video_decoder.decode(mp.packet):
+            frame.pts = int((mp.pts_s - self._base_s) * 90000)
+            frame.time_base = fractions.Fraction(1, 90000)
+            frame.pict_type = av.video.frame.PictureType.NONE
+            for packet in self.video_encoder.encode(frame.reformat(format="yuv420p")):
+                self._pending_keyframes.append(bool(packet.is_keyframe))
+                self.out.mux(packet)
+
+    def _audio(self, mp: MediaPacket) -> None:
+        if self.audio_convert is None:
+            self._rebased(mp, self.audio)
+            return
+        dec, resampler = self.audio_convert
+        for frame in dec.decode(mp.packet):
+            for f in resampler.resample(frame):
+                f.pts = self.audio_samples
+                f.time_base = fractions.Fraction(1, f.sample_rate)
+                self.audio_samples += f.samples
+                for packet in self.audio.encode(f):
+                    self.out.mux(packet)
+
+    def _split(self, data: bytes) -> list[tuple[bytes, bool]]:
+        if not data:
+            return []
+        view = memoryview(data)
+        out: list[tuple[bytes, bool]] = []
+        start = None
+        for kind, offset, size in iter_boxes(view):
+            if self.init is None:
+                if kind == b"moof":
+                    self.init = (self.mime, self._init_bytes + bytes(view[:offset]))
+                else:
+                    continue
+            if kind == b"moof":
+                start = offset
+                track = track_of_fragment(view[offset + 8: offset + size])
+            elif kind == b"mdat" and start is not None:
+                keyframe = False
+                if track == self._video_track and self._pending_keyframes:
+                    keyframe = self._pending_keyframes.popleft()
+                out.append((bytes(view[start: offset + size]), keyframe))
+                start = None
+        if self.init is None:
+            self._init_bytes += data
+        return out
+
+    def close(self) -> None:
+        try:
+            self.out.close()
+        except Exception:  # noqa: BLE001
+            pass
