@@ -47,7 +47,8 @@ async def list_rooms():
     by_room: dict[int | None, list[Camera]] = {}
     for cam in cameras:
         by_room.setdefault(cam.room_id, []).append(cam)
-    return jsonify([room_json(r, by_room.get(r.id, []), ctx.plugins) for r in rooms])
+    return jsonify([room_json(r, by_room.get(r.id, []), ctx.plugins, ctx.media.session_for_room(r.id))
+                    for r in rooms])
 
 
 @api.post("/rooms")
@@ -79,7 +80,7 @@ async def get_room(room_id: int):
         if room is None:
             raise NotFound(f"no room {room_id}")
         cameras = (await s.exec(select(Camera).where(Camera.room_id == room_id).order_by(Camera.name))).all()
-    return jsonify(room_json(room, list(cameras), ctx.plugins))
+    return jsonify(room_json(room, list(cameras), ctx.plugins, ctx.media.session_for_room(room_id)))
 
 
 @api.get("/cameras")

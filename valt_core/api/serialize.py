@@ -25,9 +25,12 @@ def user_json(user: User) -> dict[str, Any]:
     }
 
 
-def room_json(room: Room, cameras: list[Camera] | None = None, plugins: PluginHost | None = None) -> dict[str, Any]:
-    """A room, with its cameras when given."""
+def room_json(room: Room, cameras: list[Camera] | None = None, plugins: PluginHost | None = None,
+              recording: Any = None) -> dict[str, Any]:
+    """A room, with its cameras when given, and its running recording (``None`` when idle)."""
     out: dict[str, Any] = {"id": room.id, "name": room.name, "description": room.description}
+    out["recording"] = None if recording is None else {
+        "id": recording.recording_id, "state": recording.state, "elapsed_s": round(recording.clock.now(), 3)}
     if cameras is not None:
         out["cameras"] = [camera_json(c, plugins) for c in cameras]
     return out

@@ -50,14 +50,21 @@ def audio_codec_string(name: str) -> str | None:
     return {"aac": "mp4a.40.2", "opus": "opus", "mp3": "mp4a.40.34"}.get(name)
 
 
-def track_of_fragment(moof: memoryview) -> int:
-    """The track_ID of the first ``traf`` in a ``moof`` box's payload."""
+def samples_by_track(moof: memoryview) -> list[tuple[int, int]]:
+    """``[(track_ID, sample count), ...]`` of the ``traf`` boxes in a ``moof`` box's payload."""
+    found = []
     for kind, offset, size in iter_boxes(moof):
-        if kind == b"traf":
-            for k2, o2, _s2 in iter_boxes(moof[offset + 8: offset + size]):
-                if k2 == b"tfhd":
-                    return struct.unpack_from(">I", moof, offset + 8 + o2 + 12)[0]
-    return 0
+        if kind != b"traf":
+            continue
+        track, count = 0, 0
+        traf = moof[offset + 8: offset + size]
+        for k2, o2, _s2 in iter_boxes(traf):
+            if k2 == b"tfhd":  # size, type, version+flags, track_ID
+                track = struct.unpack_from(">I", traf, o2 + 12)[0]
+            elif k2 == b"trun":  # size, type, version+flags, sample_count
+                count += struct.unpack_from(">I", traf, o2 + 12)[0]
+        found.append((track, count))
+    return found
 
 
 @dataclass(eq=False)
@@ -211,11 +218,15 @@ class _Muxer:
 
     def __init__(self, connected: Connected) -> None:
         self.sink = _Sink()
+        v, a = connected.video, connected.audio
+        rate = float(v.average_rate or v.guessed_rate or 25)
+        # One frame per fragment keeps latency at a frame. (frag_every_frame would too, but it
+        # writes wrong start times for audio fragments, and browsers then drop frames.)
         self.out = av.open(self.sink, "w", format="mp4", options={
-            "movflags": "frag_every_frame+empty_moov+default_base_moof",
+            "movflags": "frag_keyframe+empty_moov+default_base_moof",
+            "frag_duration": str(int(1_000_000 / rate)),
         })
         self.transcoding: list[str] = []
-        v, a = connected.video, connected.audio
         self.video_encoder: Any = None
         if v.codec_context.name in BROWSER_VIDEO:
             self.video = self.out.add_stream_from_template(v)
@@ -260,6 +271,11 @@ class _Muxer:
         self._pending_keyframes: collections.deque = collections.deque()
         self._base: dict[str, int] = {}
         self._base_s: float | None = None
+        # Nominal packet durations in each input stream's time base.
+        self._duration = {"video": max(1, round(1 / (rate * float(v.time_base))))}
+        if a is not None and a.codec_context.sample_rate:
+            frame = a.codec_context.frame_size or 1024
+            self._duration["audio"] = max(1, round(frame / a.codec_context.sample_rate / float(a.time_base)))
 
     def feed(self, mp: MediaPacket) -> list[tuple[bytes, bool]]:
         """Mux one packet; the fragments it completed, each with "starts a GOP"."""
@@ -280,14 +296,17 @@ class _Muxer:
         shift = self._base.get(mp.kind)
         if shift is None:
             shift = self._base[mp.kind] = round(self._base_s / packet.time_base)
-        saved = packet.pts, packet.dts, packet.time_base, packet.stream
+        saved = packet.pts, packet.dts, packet.time_base, packet.stream, packet.duration
         packet.pts -= shift
         packet.dts -= shift
+        if not packet.duration:
+            # RTSP gives no durations; the muxer needs them to time each one-frame fragment.
+            packet.duration = self._duration.get(mp.kind) or 0
         packet.stream = stream
         try:
             self.out.mux(packet)
         finally:
-            packet.pts, packet.dts, packet.time_base, packet.stream = saved
+            packet.pts, packet.dts, packet.time_base, packet.stream, packet.duration = saved
 
     def _video(self, mp: MediaPacket) -> None:
         if self.video_encoder is None:
@@ -331,11 +350,16 @@ class _Muxer:
                     continue
             if kind == b"moof":
                 start = offset
-                track = track_of_fragment(view[offset + 8: offset + size])
+                tracks = samples_by_track(view[offset + 8: offset + size])
             elif kind == b"mdat" and start is not None:
+                # A fragment starts a GOP when its first video sample is a keyframe.
                 keyframe = False
-                if track == self._video_track and self._pending_keyframes:
-                    keyframe = self._pending_keyframes.popleft()
+                for track, count in tracks:
+                    if track != self._video_track:
+                        continue
+                    for i in range(count):
+                        flag = self._pending_keyframes.popleft() if self._pending_keyframes else False
+                        keyframe = keyframe or (i == 0 and flag)
                 out.append((bytes(view[start: offset + size]), keyframe))
                 start = None
         if self.init is None:

@@ -84,6 +84,44 @@ async def logout():
     return resp
 
 
+async def _observe(room_id: int | None):
+    from ..auth.access import role_allows
+
+    ctx = get_context()
+    signed_in = await signed_in_user()
+    if signed_in is None:
+        return redirect(url_for("web.login_page"))
+    user, token = signed_in
+    async with ctx.db.session() as s:
+        query = select(Room).order_by(Room.name)
+        if room_id is not None:
+            query = query.where(Room.id == room_id)
+        rooms = (await s.exec(query)).all()
+        cameras = (await s.exec(select(Camera).where(Camera.enabled == True).order_by(Camera.name))).all()  # noqa: E712
+    if room_id is not None and not rooms:
+        return "No such room", 404
+    by_room: dict[int | None, list[Camera]] = {}
+    for cam in cameras:
+        by_room.setdefault(cam.room_id, []).append(cam)
+    return await render_template(
+        "observe.html", user=user, rooms=rooms, by_room=by_room, single_room=room_id is not None,
+        can_record=role_allows(user.role, "recordings.record"),
+        csrf=ctx.sessions.csrf_token(token), version=__version__,
+    )
+
+
+@web.get("/observe")
+async def observe():
+    """Every room as a grid of live tiles, with recording controls."""
+    return await _observe(None)
+
+
+@web.get("/observe/rooms/<int:room_id>")
+async def observe_room(room_id: int):
+    """One room: all its cameras, larger."""
+    return await _observe(room_id)
+
+
 @web.get("/")
 async def home():
     """Rooms and their cameras; sends strangers to the sign-in page."""
