@@ -18,8 +18,9 @@ async def _sign_in(env, username, password):
 
 
 async def test_home_sends_strangers_to_sign_in(env):
-    r = await env.client.get("/")
-    assert r.status_code == 302 and r.headers["Location"].endswith("/login")
+    for page in ("/", "/observe", "/observe/rooms/1"):
+        r = await env.client.get(page)
+        assert r.status_code == 302 and r.headers["Location"].endswith("/login"), page
     page = await env.client.get("/login")
     html = await page.get_data(as_text=True)
     assert page.status_code == 200 and 'type="password"' in html
