@@ -77,9 +77,15 @@ class Viewer:
     skipping: bool = False
     dropped: int = 0
     closed: bool = False
+    latency: list | None = None
+    """When a list, send delays (seconds from packet arrival to send) are appended to it."""
 
-    def offer(self, item: tuple[str, Any], keyframe: bool = False) -> None:
-        """Queue ``("init", (mime, bytes))`` or ``("media", bytes)``."""
+    def offer(self, item: tuple[str, Any], keyframe: bool = False, arrival: float = 0.0) -> None:
+        """Queue ``("init", (mime, bytes))`` or ``("media", bytes)``.
+
+        ``arrival`` is when the newest packet in the fragment reached the server; the transport
+        reports send time minus arrival to :attr:`latency` (a server-side delay figure).
+        """
         if self.closed:
             return
         if item[0] == "media":
@@ -97,11 +103,16 @@ class Viewer:
                     self.ready.set()
                     return
                 self.skipping = False
-        self.items.append(item)
+        self.items.append((item[0], item[1], arrival))
         self.ready.set()
 
-    async def next(self) -> tuple[str, Any]:
-        """The next piece to send, waiting for one."""
+    def sent(self, arrival: float) -> None:
+        """Note that a fragment whose newest packet arrived at ``arrival`` was just sent."""
+        if arrival and self.latency is not None:
+            self.latency.append(time.monotonic() - arrival)
+
+    async def next(self) -> tuple[str, Any, float]:
+        """The next ``(kind, payload, arrival)`` to send, waiting for one."""
         while not self.items:
             if self.closed:
                 raise ConnectionError("viewer closed")
@@ -135,6 +146,8 @@ class LiveFragmenter:
         self.transcoding: list[str] = []
         self.fragments = 0
         self.on_idle = on_idle
+        self.latency_log: list | None = None
+        """Set to a list to collect every viewer's send delays (benchmarks do)."""
         self._sub: Subscription | None = None
         self._task: asyncio.Task | None = None
         self._idle_since = time.monotonic()
@@ -157,7 +170,7 @@ class LiveFragmenter:
 
     def add_viewer(self, maxsize: int = 150) -> Viewer:
         """A new viewer, primed with the init segment and the current GOP."""
-        viewer = Viewer(maxsize=maxsize)
+        viewer = Viewer(maxsize=maxsize, latency=self.latency_log)
         if self.init is not None:
             viewer.offer(("init", self.init))
             for i, frag in enumerate(self.gop):
@@ -202,8 +215,9 @@ class LiveFragmenter:
                     elif self.gop:
                         self.gop.append(data)
                     self.fragments += 1
+                    arrival = muxer.newest_arrival
                     for v in list(self.viewers):
-                        v.offer(("media", data), keyframe)
+                        v.offer(("media", data), keyframe, arrival)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001
@@ -218,6 +232,7 @@ class _Muxer:
 
     def __init__(self, connected: Connected) -> None:
         self.sink = _Sink()
+        self.newest_arrival = 0.0
         v, a = connected.video, connected.audio
         rate = float(v.average_rate or v.guessed_rate or 25)
         # One frame per fragment keeps latency at a frame. (frag_every_frame would too, but it
@@ -279,6 +294,7 @@ class _Muxer:
 
     def feed(self, mp: MediaPacket) -> list[tuple[bytes, bool]]:
         """Mux one packet; the fragments it completed, each with "starts a GOP"."""
+        self.newest_arrival = mp.arrived
         if mp.kind == "video":
             self._video(mp)
         elif self.audio is not None and self._base_s is not None:

@@ -59,6 +59,8 @@ class MediaPacket:
     dts_s: float
     pts_s: float
     keyframe: bool
+    arrived: float = 0.0
+    """``time.monotonic()`` when the demuxer handed the packet over (for latency figures)."""
 
 
 Event = Connected | MediaPacket
@@ -398,10 +400,11 @@ class CameraPipeline:
             packet.dts, packet.pts = dts, pts
             last[kind] = dts_s
             keyframe = packet.is_keyframe
-            mp = MediaPacket(generation, kind, packet, dts_s, pts * tbf, keyframe)
+            now = monotonic()
+            mp = MediaPacket(generation, kind, packet, dts_s, pts * tbf, keyframe, now)
             self.packets_received += 1
             if kind == "video":
-                self.last_video_at = monotonic()
+                self.last_video_at = now
                 if self.status != ONLINE:
                     self._post(self._online, None)
             for sink in self.sinks:

@@ -53,7 +53,7 @@ class WssTransport(Transport):
             viewer = stream.add_viewer(queue)
             try:
                 while True:
-                    kind, payload = await viewer.next()
+                    kind, payload, arrival = await viewer.next()
                     if kind == "init":
                         mime, data = payload
                         await websocket.send(json.dumps({"type": "init", "mime": mime,
@@ -61,6 +61,7 @@ class WssTransport(Transport):
                         await websocket.send(data)
                     else:
                         await websocket.send(payload)
+                        viewer.sent(arrival)
             except ConnectionError:
                 await websocket.close(1001, "the live stream stopped")
             finally:
