@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -9,12 +10,13 @@ from quart import jsonify
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from ..auth.media_tokens import issue_media_token
 from ..context import get_context
 from ..db.models import Camera, Room
 from ..errors import Conflict, NotFound, ValidationFailed
 from . import api
 from .guard import body, caller, read_body, remote_addr, require
-from .serialize import camera_json, room_json
+from .serialize import camera_json, cameras_by_room, room_json
 
 
 class RoomCreate(BaseModel):
@@ -44,9 +46,7 @@ async def list_rooms():
     async with ctx.db.session() as s:
         rooms = (await s.exec(select(Room).order_by(Room.name))).all()
         cameras = (await s.exec(select(Camera).order_by(Camera.name))).all()
-    by_room: dict[int | None, list[Camera]] = {}
-    for cam in cameras:
-        by_room.setdefault(cam.room_id, []).append(cam)
+    by_room = cameras_by_room(list(cameras))
     return jsonify([room_json(r, by_room.get(r.id, []), ctx.plugins, ctx.media.session_for_room(r.id))
                     for r in rooms])
 
@@ -137,8 +137,6 @@ async def get_camera(camera_id: int):
 @require("live.watch")
 async def camera_live(camera_id: int):
     """A short-lived token to watch the camera live, and where each transport serves it."""
-    from ..auth.media_tokens import issue_media_token
-
     ctx = get_context()
     async with ctx.db.session() as s:
         camera = await s.get(Camera, camera_id)
@@ -150,8 +148,6 @@ async def camera_live(camera_id: int):
         url = transport.viewer_url(camera_id, token)
         if url:
             endpoints[name] = url
-    from datetime import datetime, timezone
-
     return jsonify({"camera_id": camera_id, "status": camera.status, "token": token,
                     "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat(),
                     "endpoints": endpoints})

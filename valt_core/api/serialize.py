@@ -11,6 +11,14 @@ from ..plugins import PluginHost
 MASK = "********"
 
 
+def cameras_by_room(cameras: list[Camera]) -> dict[int | None, list[Camera]]:
+    """Cameras grouped by room id (``None``: not in a room), keeping their order."""
+    grouped: dict[int | None, list[Camera]] = {}
+    for cam in cameras:
+        grouped.setdefault(cam.room_id, []).append(cam)
+    return grouped
+
+
 def user_json(user: User) -> dict[str, Any]:
     """A user, without the password hash or lockout internals."""
     return {

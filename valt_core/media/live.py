@@ -23,6 +23,7 @@ import av
 
 from .fmp4 import iter_boxes
 from .pipeline import CameraPipeline, Connected, MediaPacket, Subscription
+from .segments import ByteSink
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +122,6 @@ class Viewer:
         return self.items.popleft()
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.chunks.append(bytes(data))
-        return len(data)
-
-    def take(self) -> bytes:
-        data = b"".join(self.chunks)
-        self.chunks.clear()
-        return data
-
-
 class LiveFragmenter:
     """The live fMP4 stream of one camera, shared by every viewer and transport."""
 
@@ -231,7 +218,7 @@ class _Muxer:
     """fMP4 muxing of one connection, with the conversions browsers need."""
 
     def __init__(self, connected: Connected) -> None:
-        self.sink = _Sink()
+        self.sink = ByteSink()
         self.newest_arrival = 0.0
         v, a = connected.video, connected.audio
         rate = float(v.average_rate or v.guessed_rate or 25)

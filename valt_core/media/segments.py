@@ -25,8 +25,8 @@ def container_for(connected: Connected) -> tuple[str, str]:
     return "mp4", "mp4"
 
 
-class _Sink:
-    """A write-only file object collecting what the muxer writes."""
+class ByteSink:
+    """A write-only file object collecting what a muxer writes, taken out in pieces."""
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
@@ -36,6 +36,7 @@ class _Sink:
         return len(data)
 
     def take(self) -> bytes:
+        """Everything written since the last call."""
         if not self.chunks:
             return b""
         data = b"".join(self.chunks)
@@ -52,7 +53,7 @@ class SegmentWriter:
         self.end_s = first.dts_s
         self.bytes = 0
         self.sha256 = hashlib.sha256()
-        self._sink = _Sink()
+        self._sink = ByteSink()
         fmt, _ext = container_for(connected)
         self._out = av.open(self._sink, "w", format=fmt, options={
             "movflags": "frag_keyframe+empty_moov+default_base_moof",

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from .. import __version__
 from ..api.guard import SESSION_COOKIE
+from ..api.serialize import cameras_by_room
 from ..context import get_context
 from ..db.models import Camera, Room, User
 from ..errors import AccountLocked, LoginFailed
@@ -100,9 +101,7 @@ async def _observe(room_id: int | None):
         cameras = (await s.exec(select(Camera).where(Camera.enabled == True).order_by(Camera.name))).all()  # noqa: E712
     if room_id is not None and not rooms:
         return "No such room", 404
-    by_room: dict[int | None, list[Camera]] = {}
-    for cam in cameras:
-        by_room.setdefault(cam.room_id, []).append(cam)
+    by_room = cameras_by_room(list(cameras))
     return await render_template(
         "observe.html", user=user, rooms=rooms, by_room=by_room, single_room=room_id is not None,
         can_record=role_allows(user.role, "recordings.record"),
@@ -133,9 +132,7 @@ async def home():
     async with ctx.db.session() as s:
         rooms = (await s.exec(select(Room).order_by(Room.name))).all()
         cameras = (await s.exec(select(Camera).order_by(Camera.name))).all()
-    by_room: dict[int | None, list[Camera]] = {}
-    for cam in cameras:
-        by_room.setdefault(cam.room_id, []).append(cam)
+    by_room = cameras_by_room(list(cameras))
     return await render_template(
         "home.html", user=user, rooms=rooms, by_room=by_room,
         unassigned=by_room.get(None, []), csrf=ctx.sessions.csrf_token(token), version=__version__,
