@@ -90,34 +90,33 @@ async def record_start(room_id: int):
     return jsonify(await recording_json(rec.id)), 201
 
 
+async def _act_on_running(room_id: int, action: str):
+    # pause, resume and stop all act on the room's running recording the same way.
+    session = _running(room_id)
+    await getattr(get_context().media, f"{action}_recording")(session.recording_id)
+    await _audit(f"recording.{action}", session.recording_id)
+    return jsonify(await recording_json(session.recording_id))
+
+
 @api.post("/rooms/<int:room_id>/record/pause")
 @require("recordings.record")
 async def record_pause(room_id: int):
     """Pause the room's recording (paused time is not recorded)."""
-    session = _running(room_id)
-    await get_context().media.pause_recording(session.recording_id)
-    await _audit("recording.pause", session.recording_id)
-    return jsonify(await recording_json(session.recording_id))
+    return await _act_on_running(room_id, "pause")
 
 
 @api.post("/rooms/<int:room_id>/record/resume")
 @require("recordings.record")
 async def record_resume(room_id: int):
     """Resume the room's paused recording."""
-    session = _running(room_id)
-    await get_context().media.resume_recording(session.recording_id)
-    await _audit("recording.resume", session.recording_id)
-    return jsonify(await recording_json(session.recording_id))
+    return await _act_on_running(room_id, "resume")
 
 
 @api.post("/rooms/<int:room_id>/record/stop")
 @require("recordings.record")
 async def record_stop(room_id: int):
     """Stop the room's recording; every track's last segment is finished and indexed."""
-    session = _running(room_id)
-    await get_context().media.stop_recording(session.recording_id)
-    await _audit("recording.stop", session.recording_id)
-    return jsonify(await recording_json(session.recording_id))
+    return await _act_on_running(room_id, "stop")
 
 
 @api.get("/recordings")

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from .. import __version__
 from ..api.guard import SESSION_COOKIE
+from ..auth.access import role_allows
 from ..api.serialize import cameras_by_room
 from ..context import get_context
 from ..db.models import Camera, Room, User
@@ -86,8 +87,6 @@ async def logout():
 
 
 async def _observe(room_id: int | None):
-    from ..auth.access import role_allows
-
     ctx = get_context()
     signed_in = await signed_in_user()
     if signed_in is None:
