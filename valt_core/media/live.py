@@ -104,7 +104,7 @@ class Viewer:
                     self.ready.set()
                     return
                 self.skipping = False
-        self.items.append((item[0], item[1], arrival))
+        self.items.append((item[0], item[1], arrival, keyframe))
         self.ready.set()
 
     def sent(self, arrival: float) -> None:
@@ -112,8 +112,8 @@ class Viewer:
         if arrival and self.latency is not None:
             self.latency.append(time.monotonic() - arrival)
 
-    async def next(self) -> tuple[str, Any, float]:
-        """The next ``(kind, payload, arrival)`` to send, waiting for one."""
+    async def next(self) -> tuple[str, Any, float, bool]:
+        """The next ``(kind, payload, arrival, starts a GOP)`` to send, waiting for one."""
         while not self.items:
             if self.closed:
                 raise ConnectionError("viewer closed")

@@ -34,8 +34,11 @@ export class LivePlayer {
       this.onState("error", String(err.message || err));
       return this._reconnect();
     }
-    if (!live.endpoints.wss) {
-      this.onState("error", "no live transport");
+    this.hls = live.endpoints.hls;
+    if (!live.endpoints.wss || !window.MediaSource) {
+      // Safari on iOS has no MSE but plays HLS by itself.
+      if (this._playHls()) return;
+      this.onState("error", "no live transport this browser can play");
       return;
     }
     const url = new URL(live.endpoints.wss, location.href);
@@ -49,6 +52,16 @@ export class LivePlayer {
       this.onState(ev.code >= 4400 ? "error" : "offline", ev.reason || "connection closed");
       this._reconnect();
     };
+  }
+
+  _playHls() {
+    if (!this.hls || !this.video.canPlayType("application/vnd.apple.mpegurl")) return false;
+    this.ws = null;
+    this.buffer = null;
+    this.video.src = this.hls;
+    this.video.play().catch(() => {});
+    this.onState("playing", "HLS");
+    return true;
   }
 
   stop() {
@@ -78,6 +91,8 @@ export class LivePlayer {
     this.mime = msg.mime;
     this.queue = [];
     if (!window.MediaSource || !MediaSource.isTypeSupported(msg.mime)) {
+      if (this.ws) this.ws.close();
+      if (this._playHls()) return;
       this.onState("error", `this browser cannot play ${msg.mime}`);
       return;
     }

@@ -53,7 +53,7 @@ class WssTransport(Transport):
             viewer = stream.add_viewer(queue)
             try:
                 while True:
-                    kind, payload, arrival = await viewer.next()
+                    kind, payload, arrival, _keyframe = await viewer.next()
                     if kind == "init":
                         mime, data = payload
                         await websocket.send(json.dumps({"type": "init", "mime": mime,
