@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.record_bench import cpu_seconds, rss_mb, start_camera  # noqa: E402
+from bench.record_bench import bench_room, cpu_seconds, rss_mb, start_camera  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -43,7 +43,6 @@ async def server(url: str, cameras: int, port: int, data: Path) -> None:
     from hypercorn.config import Config
 
     from valt_core.app import create_app
-    from valt_core.db.models import Camera, Room
     from valt_core.settings import load_settings
 
     settings = load_settings(None, {"VALT_DATA_DIR": str(data)})
@@ -51,13 +50,7 @@ async def server(url: str, cameras: int, port: int, data: Path) -> None:
     app = create_app(settings)
     ctx = app.extensions["valt"]
     await ctx.db.upgrade()
-    async with ctx.db.session() as s:
-        room = Room(name="bench")
-        s.add(room)
-        await s.flush()
-        for i in range(cameras):
-            s.add(Camera(name=f"cam{i:02d}", driver="rtsp", room_id=room.id, config={"url": url}))
-        await s.commit()
+    await bench_room(ctx, url, cameras)
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None

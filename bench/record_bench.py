@@ -60,9 +60,22 @@ def missing_frames(path: Path, fps: float) -> tuple[int, int]:
 
 # --- the Valt side, run as its own process -----------------------------------------------------
 
+async def bench_room(ctx, url: str, cameras: int) -> int:
+    """A room with ``cameras`` RTSP cameras all reading ``url``; its id."""
+    from valt_core.db.models import Camera, Room
+
+    async with ctx.db.session() as s:
+        room = Room(name="bench")
+        s.add(room)
+        await s.flush()
+        for i in range(cameras):
+            s.add(Camera(name=f"cam{i:03d}", driver="rtsp", room_id=room.id, config={"url": url}))
+        await s.commit()
+        return room.id
+
+
 async def valt_worker(url: str, cameras: int, seconds: float, out: Path) -> None:
     from valt_core.context import ValtContext
-    from valt_core.db.models import Camera, Room
     from valt_core.settings import load_settings
 
     settings = load_settings(None, {"VALT_DATA_DIR": str(out)})
@@ -72,14 +85,7 @@ async def valt_worker(url: str, cameras: int, seconds: float, out: Path) -> None
     settings.storage.options["fsync"] = os.environ.get("BENCH_FSYNC", "1") == "1"
     ctx = ValtContext.build(settings)
     await ctx.db.upgrade()
-    async with ctx.db.session() as s:
-        room = Room(name="bench")
-        s.add(room)
-        await s.flush()
-        for i in range(cameras):
-            s.add(Camera(name=f"cam{i:03d}", driver="rtsp", room_id=room.id, config={"url": url}))
-        await s.commit()
-        room_id = room.id
+    room_id = await bench_room(ctx, url, cameras)
     await ctx.media.start()
     print(json.dumps({"event": "baseline", "rss_mb": rss_mb(os.getpid())}), flush=True)
     rec = await ctx.media.start_recording(room_id, None, "bench")

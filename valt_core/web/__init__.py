@@ -86,7 +86,8 @@ async def logout():
     return resp
 
 
-async def _observe(room_id: int | None):
+async def _rooms_page(template: str, room_id: int | None = None, enabled_only: bool = False, **extra):
+    # Every signed-in page lists rooms and their cameras; strangers go to the sign-in page.
     ctx = get_context()
     signed_in = await signed_in_user()
     if signed_in is None:
@@ -97,15 +98,21 @@ async def _observe(room_id: int | None):
         if room_id is not None:
             query = query.where(Room.id == room_id)
         rooms = (await s.exec(query)).all()
-        cameras = (await s.exec(select(Camera).where(Camera.enabled == True).order_by(Camera.name))).all()  # noqa: E712
+        cameras = select(Camera).order_by(Camera.name)
+        if enabled_only:
+            cameras = cameras.where(Camera.enabled == True)  # noqa: E712
+        by_room = cameras_by_room(list((await s.exec(cameras)).all()))
     if room_id is not None and not rooms:
         return "No such room", 404
-    by_room = cameras_by_room(list(cameras))
     return await render_template(
-        "observe.html", user=user, rooms=rooms, by_room=by_room, single_room=room_id is not None,
+        template, user=user, rooms=rooms, by_room=by_room, unassigned=by_room.get(None, []),
         can_record=role_allows(user.role, "recordings.record"),
-        csrf=ctx.sessions.csrf_token(token), version=__version__,
+        csrf=ctx.sessions.csrf_token(token), version=__version__, **extra,
     )
+
+
+async def _observe(room_id: int | None):
+    return await _rooms_page("observe.html", room_id, enabled_only=True, single_room=room_id is not None)
 
 
 @web.get("/observe")
@@ -123,16 +130,4 @@ async def observe_room(room_id: int):
 @web.get("/")
 async def home():
     """Rooms and their cameras; sends strangers to the sign-in page."""
-    ctx = get_context()
-    signed_in = await signed_in_user()
-    if signed_in is None:
-        return redirect(url_for("web.login_page"))
-    user, token = signed_in
-    async with ctx.db.session() as s:
-        rooms = (await s.exec(select(Room).order_by(Room.name))).all()
-        cameras = (await s.exec(select(Camera).order_by(Camera.name))).all()
-    by_room = cameras_by_room(list(cameras))
-    return await render_template(
-        "home.html", user=user, rooms=rooms, by_room=by_room,
-        unassigned=by_room.get(None, []), csrf=ctx.sessions.csrf_token(token), version=__version__,
-    )
+    return await _rooms_page("home.html")
