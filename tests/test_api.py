@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlmodel import select
 
 from valt_core.db.models import AuditEvent
@@ -111,7 +113,7 @@ async def test_openapi_documents_every_route(env):
     paths = doc["paths"]
     for rule in env.app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1/"):
-            path = rule.rule.replace("<int:", "{").replace(">", "}")
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 assert method.lower() in paths[path], f"{method} {path} missing"
     login = paths["/api/v1/auth/login"]["post"]

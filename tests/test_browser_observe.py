@@ -4,7 +4,6 @@ and stopped from the page. Screenshots of each step are kept in ``test-artifacts
 from __future__ import annotations
 
 import asyncio
-import time
 
 from .test_browser import ARTIFACTS, CHROMIUM_ARGS, browser  # noqa: F401 - fixture
 from .test_cli import Server, http

@@ -46,6 +46,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     @app.after_serving
     async def stop() -> None:
         await ctx.media.stop()
+        await ctx.cameras.close()
         await ctx.db.dispose()
 
     @app.errorhandler(ValtError)

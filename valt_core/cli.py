@@ -17,7 +17,7 @@ import signal
 import sys
 from typing import Sequence
 
-from .errors import ConfigError, DatabaseError, PluginError, ValtError
+from .errors import ConfigError, PluginError, ValtError
 
 log = logging.getLogger("valt")
 

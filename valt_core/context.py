@@ -10,6 +10,7 @@ from quart import current_app
 from .audit import AuditLog
 from .auth.base import AuthBackend
 from .auth.sessions import SessionService
+from .cameras.service import CameraService
 from .db import Database
 from .plugins import PluginHost
 from .settings import Settings
@@ -32,6 +33,7 @@ class ValtContext:
     sessions: SessionService
     audit: AuditLog
     secret: bytes
+    cameras: CameraService = field(init=False)
     media: "MediaEngine" = field(init=False)
     transports: dict[str, Transport] = field(default_factory=dict)
 
@@ -63,6 +65,7 @@ class ValtContext:
             name: plugins.build_transport(name, settings.live.transport_options.get(name, {}))
             for name in sorted(plugins.transports)
         }
+        ctx.cameras = CameraService(plugins, settings.cameras.control_timeout_s)
         ctx.media = MediaEngine(ctx)
         return ctx
 

@@ -62,11 +62,16 @@ def valt_register_auth_backends() -> list[type["AuthBackend"]]:
 # --- discovery ---------------------------------------------------------------------------
 
 @hookspec
-def valt_discover_cameras(timeout_s: float) -> "Awaitable[list[DiscoveredCamera]] | list[DiscoveredCamera]":
+def valt_discover_cameras(
+    timeout_s: float, addresses: list[str]
+) -> "Awaitable[list[DiscoveredCamera]] | list[DiscoveredCamera]":
     """Look for cameras on the network for at most ``timeout_s`` seconds.
 
-    Called when a person asks Valt to look for cameras. Return (or resolve to) the devices
-    found; the core merges every plugin's answers.
+    Called when a person asks Valt to look for cameras. ``addresses`` are the local IPv4
+    addresses to send probes from, one per camera network (``[cameras] discovery_addresses``);
+    empty means the system's default interface. Probe only from those: a site's office LAN is
+    not the camera network. Return (or resolve to) the devices found; the core merges every
+    plugin's answers. A plugin whose probe fails logs it and returns what it has.
     """
 
 

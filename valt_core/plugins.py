@@ -6,6 +6,7 @@ never through ``pm.hook`` directly.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import inspect
 import logging
@@ -221,10 +222,19 @@ class PluginHost:
 
     # --- hooks -----------------------------------------------------------------------------
 
-    async def discover_cameras(self, timeout_s: float) -> list[DiscoveredCamera]:
-        """Ask every plugin to look for cameras; the merged list of what they found."""
+    async def discover_cameras(self, timeout_s: float, addresses: list[str] | None = None) -> list[DiscoveredCamera]:
+        """Ask every plugin to look for cameras, all at once; the merged list of what they found.
+
+        A plugin whose probe raises is logged and skipped: one broken driver must not hide
+        the cameras the others found.
+        """
+        calls = self.pm.hook.valt_discover_cameras(timeout_s=timeout_s, addresses=list(addresses or []))
+        results = await asyncio.gather(*(_awaited(r) for r in calls), return_exceptions=True)
         found: list[DiscoveredCamera] = []
-        for result in await _gather_in_order(self.pm.hook.valt_discover_cameras(timeout_s=timeout_s)):
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("camera discovery failed in a plugin: %s", result)
+                continue
             found.extend(result or [])
         return found
 
@@ -244,9 +254,6 @@ class PluginHost:
                 log.exception("plugin %s failed in hook valt_%s", impl.plugin_name, event)
 
 
-async def _gather_in_order(results: list[Any]) -> list[Any]:
-    # With async implementations pluggy returns coroutines; await them in hook order.
-    out = []
-    for r in results:
-        out.append(await r if inspect.isawaitable(r) else r)
-    return out
+async def _awaited(result: Any) -> Any:
+    # With async implementations pluggy returns coroutines, with sync ones the answers.
+    return await result if inspect.isawaitable(result) else result

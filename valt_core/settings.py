@@ -8,6 +8,7 @@ Bad settings raise :class:`~valt_core.errors.ConfigError` naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -15,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .errors import ConfigError, validation_problems
 
@@ -101,6 +102,23 @@ class LiveSettings(StrictModel):
     transport_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Options per transport, e.g. [live.transport_options.wss].")
 
 
+class CameraSettings(StrictModel):
+    """``[cameras]``: how Valt finds and talks to cameras."""
+
+    discovery_addresses: list[str] = Field(
+        default_factory=list,
+        description="Local IPv4 addresses to send discovery probes from, one per camera network; empty: the default interface.")
+    discovery_timeout_s: float = Field(3.0, gt=0, le=30, description="How long a discovery listens for answers.")
+    control_timeout_s: float = Field(10.0, gt=0, le=120, description="Longest wait for a camera's answer to a control request (PTZ, snapshot, identity).")
+
+    @field_validator("discovery_addresses")
+    @classmethod
+    def _ipv4(cls, value: list[str]) -> list[str]:
+        for address in value:
+            ipaddress.IPv4Address(address)  # raises ValueError, reported with the key
+        return value
+
+
 class PluginSettings(StrictModel):
     """Plugins to leave unloaded, as ``"group:name"`` (e.g. ``"cameras:onvif"``) or ``"name"``."""
 
@@ -117,6 +135,7 @@ class Settings(StrictModel):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    cameras: CameraSettings = Field(default_factory=CameraSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
 
     @property

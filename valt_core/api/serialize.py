@@ -6,7 +6,7 @@ from typing import Any
 
 from ..cameras.base import SECRET_FIELD_NAMES
 from ..db.models import Camera, Room, User
-from ..plugins import PluginHost
+from ..cameras.service import CameraService
 
 MASK = "********"
 
@@ -33,25 +33,29 @@ def user_json(user: User) -> dict[str, Any]:
     }
 
 
-def room_json(room: Room, cameras: list[Camera] | None = None, plugins: PluginHost | None = None,
+def room_json(room: Room, cameras: list[Camera] | None = None, service: CameraService | None = None,
               recording: Any = None) -> dict[str, Any]:
     """A room, with its cameras when given, and its running recording (``None`` when idle)."""
     out: dict[str, Any] = {"id": room.id, "name": room.name, "description": room.description}
     out["recording"] = None if recording is None else {
         "id": recording.recording_id, "state": recording.state, "elapsed_s": round(recording.clock.now(), 3)}
     if cameras is not None:
-        out["cameras"] = [camera_json(c, plugins) for c in cameras]
+        out["cameras"] = [camera_json(c, service) for c in cameras]
     return out
 
 
-def camera_json(camera: Camera, plugins: PluginHost | None = None) -> dict[str, Any]:
-    """A camera with secret config fields masked and the driver's capabilities."""
+def camera_json(camera: Camera, service: CameraService | None = None) -> dict[str, Any]:
+    """A camera with secret config fields masked and its capabilities.
+
+    The capabilities are the driver's, narrowed to what the device itself offers once the
+    driver has spoken to it (an ONVIF camera without PTZ shows no PTZ controls).
+    """
     secret_fields = SECRET_FIELD_NAMES
     capabilities: list[str] = []
-    if plugins is not None and camera.driver in plugins.camera_drivers:
-        klass = plugins.camera_drivers[camera.driver]
+    if service is not None and camera.driver in service.plugins.camera_drivers:
+        klass = service.plugins.camera_drivers[camera.driver]
         secret_fields = secret_fields | klass.secret_fields
-        capabilities = klass.capabilities.names()
+        capabilities = service.capabilities(camera).names()
     config = {k: (MASK if k in secret_fields and v else v) for k, v in (camera.config or {}).items()}
     return {
         "id": camera.id,

@@ -12,6 +12,7 @@ OPERATOR_PERMISSIONS = VIEWER_PERMISSIONS | {
     "recordings.record",
     "markers.write",
     "clips.create",
+    "cameras.control",
 }
 ADMIN_PERMISSIONS = OPERATOR_PERMISSIONS | {
     "rooms.manage",

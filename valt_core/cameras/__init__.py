@@ -6,7 +6,11 @@ from .base import (
     DeviceInfo,
     DiscoveredCamera,
     MediaInput,
+    Preset,
+    PtzPosition,
     StreamProfile,
+    rtsp_url_with_credentials,
 )
 
-__all__ = ["Capability", "CameraDriver", "DeviceInfo", "DiscoveredCamera", "MediaInput", "StreamProfile"]
+__all__ = ["Capability", "CameraDriver", "DeviceInfo", "DiscoveredCamera", "MediaInput", "Preset",
+           "PtzPosition", "StreamProfile", "rtsp_url_with_credentials"]

@@ -12,6 +12,7 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
@@ -33,9 +34,13 @@ class Capability(enum.Flag):
     SNAPSHOT = enum.auto()
     """Takes a JPEG still."""
     PTZ = enum.auto()
-    """Pan, tilt and zoom moves."""
+    """Continuous pan, tilt and zoom moves, stop, and the current position."""
+    PTZ_ABSOLUTE = enum.auto()
+    """Moves to a given position."""
+    PTZ_RELATIVE = enum.auto()
+    """Moves by a given step from where it is."""
     PRESETS = enum.auto()
-    """Stored PTZ positions."""
+    """Stored PTZ positions: list, save, go to, delete."""
     DISCOVERY = enum.auto()
     """Finds devices of its kind on the network."""
 
@@ -52,6 +57,8 @@ class DeviceInfo:
     model: str
     firmware: str = ""
     serial: str = ""
+    warnings: tuple[str, ...] = ()
+    """Things a person should fix on the device (a clock far off, say), shown when testing it."""
 
 
 @dataclass(frozen=True)
@@ -67,13 +74,57 @@ class StreamProfile:
 
 
 @dataclass(frozen=True)
+class PtzPosition:
+    """Where a PTZ camera points, in Valt's normalised units.
+
+    ``pan`` and ``tilt`` run from -1.0 to 1.0 over the device's range and ``zoom`` from 0.0
+    (widest) to 1.0 (closest), the way ONVIF's generic spaces do; drivers of devices that speak
+    degrees or steps convert at their edge.
+    """
+
+    pan: float
+    tilt: float
+    zoom: float
+    moving: bool = False
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A stored PTZ position: ``token`` addresses it on the device, ``name`` is for people."""
+
+    token: str
+    name: str
+
+
+@dataclass(frozen=True)
 class DiscoveredCamera:
-    """A device found on the network, enough to add it as a camera."""
+    """A device found on the network, enough to add it as a camera.
+
+    ``config`` holds the driver settings the device's answer told (host, ports); the person
+    adding it fills in the rest (credentials).
+    """
 
     driver: str
     address: str
     name: str = ""
+    manufacturer: str = ""
+    model: str = ""
+    serial: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+
+
+def rtsp_url_with_credentials(url: str, username: str, password: str) -> str:
+    """``url`` with percent-encoded credentials in its authority part (unchanged without a user)."""
+    if not username:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class MediaInput(Protocol):
@@ -143,12 +194,40 @@ class CameraDriver(ABC):
         raise NotSupported(f"camera driver {self.name!r} takes no snapshots")
 
     async def ptz_move(self, pan: float, tilt: float, zoom: float) -> None:
-        """Start a continuous move; speeds from -1.0 to 1.0."""
+        """Start a continuous move; speeds from -1.0 to 1.0 (0 leaves that axis still)."""
         raise NotSupported(f"camera driver {self.name!r} has no PTZ")
 
     async def ptz_stop(self) -> None:
         """Stop any PTZ move."""
         raise NotSupported(f"camera driver {self.name!r} has no PTZ")
+
+    async def ptz_position(self) -> PtzPosition:
+        """Where the camera points now (see :class:`PtzPosition` for the units)."""
+        raise NotSupported(f"camera driver {self.name!r} has no PTZ")
+
+    async def ptz_absolute(self, pan: float, tilt: float, zoom: float) -> None:
+        """Move to a position (pan and tilt -1.0 to 1.0, zoom 0.0 to 1.0)."""
+        raise NotSupported(f"camera driver {self.name!r} cannot move to a position")
+
+    async def ptz_relative(self, pan: float, tilt: float, zoom: float) -> None:
+        """Move by a step in the same units as :meth:`ptz_absolute`."""
+        raise NotSupported(f"camera driver {self.name!r} cannot move by a step")
+
+    async def presets(self) -> list[Preset]:
+        """The stored positions."""
+        raise NotSupported(f"camera driver {self.name!r} has no presets")
+
+    async def save_preset(self, name: str) -> Preset:
+        """Store the current position as ``name`` (replacing a preset of that name)."""
+        raise NotSupported(f"camera driver {self.name!r} has no presets")
+
+    async def goto_preset(self, token: str) -> None:
+        """Move to a stored position; :class:`~valt_core.errors.NotFound` for an unknown token."""
+        raise NotSupported(f"camera driver {self.name!r} has no presets")
+
+    async def remove_preset(self, token: str) -> None:
+        """Delete a stored position; :class:`~valt_core.errors.NotFound` for an unknown token."""
+        raise NotSupported(f"camera driver {self.name!r} has no presets")
 
     async def close(self) -> None:
         """Release connections held by the driver."""

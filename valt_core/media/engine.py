@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlmodel import select
 
@@ -103,7 +103,7 @@ class MediaEngine:
         """The camera's pipeline, started on first use."""
         pipe = self.pipelines.get(camera.id)
         if pipe is None:
-            driver = self.plugins.build_camera_driver(camera.driver, camera.config or {})
+            driver = self.ctx.cameras.driver(camera)
             camera_id = camera.id
 
             async def on_status(status: str, previous: str) -> None:
@@ -148,7 +148,10 @@ class MediaEngine:
                     await stream.stop()
 
     async def remove_camera(self, camera_id: int) -> None:
-        """Stop ingesting a camera (removed or disabled)."""
+        """Stop ingesting a camera (removed, disabled or reconfigured), and its live stream."""
+        stream = self.live_streams.pop(camera_id, None)
+        if stream is not None:
+            await stream.stop()
         pipe = self.pipelines.pop(camera_id, None)
         if pipe is not None:
             await pipe.stop()

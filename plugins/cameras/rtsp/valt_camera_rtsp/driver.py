@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from valt_core.cameras import Capability, CameraDriver, DeviceInfo, StreamProfile
+from valt_core.cameras import Capability, CameraDriver, DeviceInfo, StreamProfile, rtsp_url_with_credentials
 from valt_core.errors import CameraAuthFailed, CameraUnreachable, ValidationFailed
 
 from .config import RtspCameraConfig
-
-
-def with_credentials(url: str, username: str, password: str) -> str:
-    """``url`` with percent-encoded credentials in its authority part."""
-    if not username:
-        return url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class RtspCamera(CameraDriver):
@@ -42,7 +28,7 @@ class RtspCamera(CameraDriver):
             url = self.config.sub_url
         else:
             raise ValidationFailed(f"unknown stream profile {profile!r} for this camera")
-        return with_credentials(url, self.config.username, self.config.password)
+        return rtsp_url_with_credentials(url, self.config.username, self.config.password)
 
     async def streams(self) -> list[StreamProfile]:
         """What the camera sends, found by opening each stream."""

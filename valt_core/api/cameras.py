@@ -1,0 +1,413 @@
+"""Cameras: add, edit and remove them, find them on the network, and steer them.
+
+Every device call goes through :class:`~valt_core.cameras.service.CameraService`, so a camera
+that does not answer becomes a clear 502 within ``[cameras] control_timeout_s`` and a driver
+that lacks a capability answers 501 without touching the device.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from quart import Response, jsonify
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from ..auth.media_tokens import issue_media_token
+from ..cameras.base import SECRET_FIELD_NAMES, Capability, CameraDriver, DiscoveredCamera, Preset
+from ..context import get_context
+from ..db.models import Camera, Room
+from ..errors import Conflict, NotFound, ValidationFailed
+from . import api
+from .guard import body, caller, read_body, remote_addr, require
+from .serialize import MASK, camera_json
+
+
+class CameraCreate(BaseModel):
+    """Body of ``POST /api/v1/cameras``: the driver's name and its settings."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=150)
+    driver: str = Field(min_length=1, max_length=50)
+    room_id: int | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class CameraUpdate(BaseModel):
+    """Body of ``PATCH /api/v1/cameras/{id}``: only the fields given change.
+
+    In ``config``, a secret sent back as ``********`` (as the API shows it) keeps its value.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=150)
+    room_id: int | None = None
+    config: dict[str, Any] | None = None
+    enabled: bool | None = None
+
+
+class CameraProbe(BaseModel):
+    """Body of ``POST /api/v1/cameras/probe``: settings to try before adding a camera."""
+
+    model_config = ConfigDict(extra="forbid")
+    driver: str = Field(min_length=1, max_length=50)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class DiscoverRequest(BaseModel):
+    """Body of ``POST /api/v1/cameras/discover``."""
+
+    model_config = ConfigDict(extra="forbid")
+    timeout_s: float | None = Field(None, gt=0, le=30, description="Defaults to [cameras] discovery_timeout_s.")
+
+
+class PtzRequest(BaseModel):
+    """Body of ``POST /api/v1/cameras/{id}/ptz``.
+
+    ``move``: continuous, speeds -1..1; ``absolute``: pan/tilt -1..1, zoom 0..1; ``relative``:
+    steps in the same units; ``stop``; ``goto_preset`` with ``preset`` (a preset token).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["move", "stop", "absolute", "relative", "goto_preset"]
+    pan: float = Field(0.0, ge=-1, le=1)
+    tilt: float = Field(0.0, ge=-1, le=1)
+    zoom: float = Field(0.0, ge=-1, le=1)
+    preset: str | None = Field(None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _action_fields(self) -> "PtzRequest":
+        if self.action == "goto_preset" and not self.preset:
+            raise ValueError("goto_preset needs 'preset' (a token from GET /presets)")
+        if self.action == "absolute" and self.zoom < 0:
+            raise ValueError("an absolute zoom runs from 0 (widest) to 1")
+        return self
+
+
+class PresetCreate(BaseModel):
+    """Body of ``POST /api/v1/cameras/{id}/presets``: store where the camera points now."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+async def _camera(camera_id: int) -> Camera:
+    async with get_context().db.session() as s:
+        camera = await s.get(Camera, camera_id)
+    if camera is None:
+        raise NotFound(f"no camera {camera_id}")
+    return camera
+
+
+def _secret_fields(driver: str) -> frozenset[str]:
+    klass = get_context().plugins.camera_drivers.get(driver)
+    return SECRET_FIELD_NAMES | (klass.secret_fields if klass else frozenset())
+
+
+async def _audit(action: str, camera: Camera, **detail: Any) -> None:
+    await get_context().audit.record(action, actor=caller().user, target_type="camera", target_id=camera.id,
+                                     detail={"name": camera.name, **detail}, remote_addr=remote_addr())
+
+
+def _not_recording(camera: Camera, doing: str) -> None:
+    # Swapping a camera's driver under a running recording would cut its track short.
+    if camera.room_id is not None and get_context().media.session_for_room(camera.room_id) is not None:
+        raise Conflict(f"camera {camera.name!r} is recording; stop the recording before you {doing}")
+
+
+async def _restart_ingest(camera: Camera) -> None:
+    ctx = get_context()
+    await ctx.media.remove_camera(camera.id)
+    await ctx.cameras.forget(camera.id)
+    if ctx.media.started and camera.enabled and ctx.settings.media.always_on:
+        await ctx.media.pipeline(camera)
+
+
+async def _identity(driver: CameraDriver) -> dict[str, Any]:
+    info = await driver.identify()
+    streams = await driver.streams()
+    return {
+        "identity": {"manufacturer": info.manufacturer, "model": info.model, "firmware": info.firmware,
+                     "serial": info.serial, "warnings": list(info.warnings)},
+        "streams": [{"name": p.name, "codec": p.codec, "width": p.width, "height": p.height, "fps": p.fps,
+                     "audio_codec": p.audio_codec} for p in streams],
+        "capabilities": driver.capabilities.names(),
+    }
+
+
+def _preset_json(preset: Preset) -> dict[str, str]:
+    return {"token": preset.token, "name": preset.name}
+
+
+def _discovered_json(found: DiscoveredCamera, known: dict[tuple[str, str], int]) -> dict[str, Any]:
+    host = str(found.config.get("host", found.address))
+    return {"driver": found.driver, "address": found.address, "name": found.name,
+            "manufacturer": found.manufacturer, "model": found.model, "serial": found.serial,
+            "config": found.config, "camera_id": known.get((found.driver, host))}
+
+
+# --- the camera list ---------------------------------------------------------------------
+
+@api.get("/camera-drivers")
+@require("cameras.view")
+async def list_camera_drivers():
+    """The installed camera drivers: capabilities, secret fields, and the JSON schema of settings.
+
+    The web UI builds its add-camera form from ``config_schema``.
+    """
+    drivers = get_context().plugins.camera_drivers
+    return jsonify([{
+        "name": name,
+        "capabilities": klass.capabilities.names(),
+        "secret_fields": sorted(_secret_fields(name) & set(klass.Config.model_fields)),
+        "config_schema": klass.Config.model_json_schema(),
+        "description": (klass.__doc__ or "").strip().splitlines()[0] if klass.__doc__ else "",
+    } for name, klass in sorted(drivers.items())])
+
+
+@api.get("/cameras")
+@require("cameras.view")
+async def list_cameras():
+    """All cameras."""
+    ctx = get_context()
+    async with ctx.db.session() as s:
+        cameras = (await s.exec(select(Camera).order_by(Camera.name))).all()
+    return jsonify([camera_json(c, ctx.cameras) for c in cameras])
+
+
+@api.post("/cameras")
+@require("cameras.manage")
+@body(CameraCreate)
+async def create_camera():
+    """Add a camera: the driver checks its settings before anything is stored."""
+    data = await read_body(CameraCreate)
+    ctx = get_context()
+    driver = ctx.plugins.build_camera_driver(data.driver, data.config)
+    # Store what the driver's model made of the input (defaults filled in, types coerced).
+    config = driver.config.model_dump(mode="json")
+    async with ctx.db.session() as s:
+        if data.room_id is not None and await s.get(Room, data.room_id) is None:
+            raise ValidationFailed(f"no room {data.room_id}", fields={"room_id": "unknown room"})
+        camera = Camera(name=data.name, driver=data.driver, room_id=data.room_id,
+                        config=config, enabled=data.enabled)
+        s.add(camera)
+        try:
+            await s.commit()
+        except IntegrityError as err:
+            raise Conflict(f"a camera named {data.name!r} already exists") from err
+    if ctx.media.started and camera.enabled and ctx.settings.media.always_on:
+        await ctx.media.pipeline(camera)
+    await _audit("camera.create", camera, driver=camera.driver)
+    return jsonify(camera_json(camera, ctx.cameras)), 201
+
+
+@api.get("/cameras/<int:camera_id>")
+@require("cameras.view")
+async def get_camera(camera_id: int):
+    """One camera."""
+    return jsonify(camera_json(await _camera(camera_id), get_context().cameras))
+
+
+@api.patch("/cameras/<int:camera_id>")
+@require("cameras.manage")
+@body(CameraUpdate)
+async def update_camera(camera_id: int):
+    """Rename, move, enable or disable a camera, or change its driver settings.
+
+    New settings are validated by the driver before they are stored, and ingest restarts
+    with them. Refused (409) while the camera's room is recording.
+    """
+    data = await read_body(CameraUpdate)
+    ctx = get_context()
+    changed = data.model_fields_set
+    async with ctx.db.session() as s:
+        camera = await s.get(Camera, camera_id)
+        if camera is None:
+            raise NotFound(f"no camera {camera_id}")
+        if changed & {"config", "enabled"}:
+            _not_recording(camera, "change its settings")
+        if data.name is not None:
+            camera.name = data.name
+        if "room_id" in changed:
+            if data.room_id is not None and await s.get(Room, data.room_id) is None:
+                raise ValidationFailed(f"no room {data.room_id}", fields={"room_id": "unknown room"})
+            camera.room_id = data.room_id
+        if data.enabled is not None:
+            camera.enabled = data.enabled
+        if data.config is not None:
+            secrets = _secret_fields(camera.driver)
+            merged = {k: (camera.config.get(k, "") if k in secrets and v == MASK else v)
+                      for k, v in data.config.items()}
+            driver = ctx.plugins.build_camera_driver(camera.driver, merged)
+            camera.config = driver.config.model_dump(mode="json")
+        s.add(camera)
+        try:
+            await s.commit()
+        except IntegrityError as err:
+            raise Conflict(f"a camera named {data.name!r} already exists") from err
+    if changed & {"config", "enabled"}:
+        await _restart_ingest(camera)
+    await _audit("camera.update", camera, fields=sorted(changed))
+    return jsonify(camera_json(camera, ctx.cameras))
+
+
+@api.delete("/cameras/<int:camera_id>")
+@require("cameras.manage")
+async def delete_camera(camera_id: int):
+    """Remove a camera. Its past recordings stay; refused (409) while its room is recording."""
+    ctx = get_context()
+    camera = await _camera(camera_id)
+    _not_recording(camera, "remove it")
+    await ctx.media.remove_camera(camera_id)
+    await ctx.cameras.forget(camera_id)
+    async with ctx.db.session() as s:
+        row = await s.get(Camera, camera_id)
+        if row is not None:
+            await s.delete(row)
+            await s.commit()
+    await _audit("camera.delete", camera, driver=camera.driver)
+    return "", 204
+
+
+# --- talking to devices ------------------------------------------------------------------
+
+@api.post("/cameras/probe")
+@require("cameras.manage")
+@body(CameraProbe)
+async def probe_camera():
+    """Try settings before adding a camera: the device's identity, streams and capabilities."""
+    data = await read_body(CameraProbe)
+    return jsonify(await get_context().cameras.trial(data.driver, data.config, _identity))
+
+
+@api.post("/cameras/<int:camera_id>/test")
+@require("cameras.manage")
+async def test_camera(camera_id: int):
+    """Test the connection to a camera: its identity, streams and capabilities."""
+    ctx = get_context()
+    camera = await _camera(camera_id)
+    return jsonify(await ctx.cameras.call(camera, _identity, what="be reached"))
+
+
+@api.post("/cameras/discover")
+@require("cameras.manage")
+@body(DiscoverRequest)
+async def discover_cameras():
+    """Look for cameras on the camera networks (``[cameras] discovery_addresses``).
+
+    Each device found says which driver speaks to it and the settings it told; ``camera_id``
+    is set when a camera with that driver and host is already added.
+    """
+    data = await read_body(DiscoverRequest)
+    ctx = get_context()
+    timeout_s = data.timeout_s or ctx.settings.cameras.discovery_timeout_s
+    started = time.monotonic()
+    found = await ctx.plugins.discover_cameras(timeout_s, ctx.settings.cameras.discovery_addresses)
+    async with ctx.db.session() as s:
+        cameras = (await s.exec(select(Camera))).all()
+    known = {(c.driver, str((c.config or {}).get("host", ""))): c.id for c in cameras}
+    await ctx.audit.record("camera.discover", actor=caller().user, detail={"found": len(found)},
+                           remote_addr=remote_addr())
+    return jsonify({"found": [_discovered_json(f, known) for f in found],
+                    "took_s": round(time.monotonic() - started, 3)})
+
+
+@api.get("/cameras/<int:camera_id>/snapshot")
+@require("live.watch")
+async def camera_snapshot(camera_id: int):
+    """A JPEG still from the camera (audited: it shows the room)."""
+    ctx = get_context()
+    camera = await _camera(camera_id)
+    jpeg = await ctx.cameras.call(camera, lambda d: d.snapshot(), Capability.SNAPSHOT, "take snapshots")
+    await _audit("camera.snapshot", camera)
+    return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@api.get("/cameras/<int:camera_id>/live")
+@require("live.watch")
+async def camera_live(camera_id: int):
+    """A short-lived token to watch the camera live, and where each transport serves it."""
+    ctx = get_context()
+    camera = await _camera(camera_id)
+    token, expires = issue_media_token(ctx.secret, camera_id, caller().user.id, ctx.settings.live.token_ttl_s)
+    endpoints = {}
+    for name, transport in ctx.transports.items():
+        url = transport.viewer_url(camera_id, token)
+        if url:
+            endpoints[name] = url
+    return jsonify({"camera_id": camera_id, "status": camera.status, "token": token,
+                    "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat(),
+                    "endpoints": endpoints})
+
+
+@api.get("/cameras/<int:camera_id>/ptz")
+@require("cameras.view")
+async def camera_ptz_position(camera_id: int):
+    """Where a PTZ camera points: pan and tilt -1..1, zoom 0..1, and whether it is moving."""
+    camera = await _camera(camera_id)
+    pos = await get_context().cameras.call(camera, lambda d: d.ptz_position(), Capability.PTZ, "pan, tilt or zoom")
+    return jsonify({"pan": pos.pan, "tilt": pos.tilt, "zoom": pos.zoom, "moving": pos.moving})
+
+
+@api.post("/cameras/<int:camera_id>/ptz")
+@require("cameras.control")
+@body(PtzRequest)
+async def camera_ptz(camera_id: int):
+    """Steer a PTZ camera: ``move`` (press and hold), ``stop``, ``absolute``, ``relative``, ``goto_preset``."""
+    data = await read_body(PtzRequest)
+    camera = await _camera(camera_id)
+    cameras = get_context().cameras
+    if data.action == "move":
+        await cameras.call(camera, lambda d: d.ptz_move(data.pan, data.tilt, data.zoom), Capability.PTZ,
+                           "pan, tilt or zoom")
+    elif data.action == "stop":
+        await cameras.call(camera, lambda d: d.ptz_stop(), Capability.PTZ, "pan, tilt or zoom")
+    elif data.action == "absolute":
+        await cameras.call(camera, lambda d: d.ptz_absolute(data.pan, data.tilt, data.zoom),
+                           Capability.PTZ_ABSOLUTE, "move to a position")
+    elif data.action == "relative":
+        await cameras.call(camera, lambda d: d.ptz_relative(data.pan, data.tilt, data.zoom),
+                           Capability.PTZ_RELATIVE, "move by a step")
+    else:
+        preset = data.preset or ""
+        await cameras.call(camera, lambda d: d.goto_preset(preset), Capability.PRESETS, "use presets")
+        await _audit("camera.preset.goto", camera, preset=preset)
+    return "", 204
+
+
+@api.get("/cameras/<int:camera_id>/presets")
+@require("cameras.view")
+async def camera_presets(camera_id: int):
+    """The camera's stored positions."""
+    camera = await _camera(camera_id)
+    presets = await get_context().cameras.call(camera, lambda d: d.presets(), Capability.PRESETS, "use presets")
+    return jsonify([_preset_json(p) for p in presets])
+
+
+@api.post("/cameras/<int:camera_id>/presets")
+@require("cameras.control")
+@body(PresetCreate)
+async def save_camera_preset(camera_id: int):
+    """Store where the camera points now under a name (replacing a preset of that name)."""
+    data = await read_body(PresetCreate)
+    camera = await _camera(camera_id)
+    preset = await get_context().cameras.call(camera, lambda d: d.save_preset(data.name), Capability.PRESETS,
+                                              "use presets")
+    await _audit("camera.preset.save", camera, preset=preset.token, preset_name=preset.name)
+    return jsonify(_preset_json(preset)), 201
+
+
+@api.delete("/cameras/<int:camera_id>/presets/<token>")
+@require("cameras.control")
+async def delete_camera_preset(camera_id: int, token: str):
+    """Delete a stored position."""
+    camera = await _camera(camera_id)
+    await get_context().cameras.call(camera, lambda d: d.remove_preset(token), Capability.PRESETS, "use presets")
+    await _audit("camera.preset.delete", camera, preset=token)
+    return "", 204

@@ -1,0 +1,96 @@
+"""One driver instance per camera, shared by ingest and control, with a time limit on each call.
+
+Drivers may hold sessions (an ONVIF client with its service proxies, an HTTP connection pool),
+so the media pipeline and the PTZ buttons use the same instance. Every control call runs under
+``[cameras] control_timeout_s``: a camera that stops answering becomes a clear
+:class:`~valt_core.errors.CameraUnreachable`, never a request that hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, TypeVar
+
+from ..db.models import Camera
+from ..errors import CameraUnreachable, NotSupported
+from ..plugins import PluginHost
+from .base import Capability, CameraDriver
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class CameraService:
+    """The live driver of each camera, built on first use and dropped when the camera changes."""
+
+    def __init__(self, plugins: PluginHost, control_timeout_s: float) -> None:
+        self.plugins = plugins
+        self.control_timeout_s = control_timeout_s
+        self._drivers: dict[int, tuple[str, dict[str, Any], CameraDriver]] = {}
+
+    def driver(self, camera: Camera) -> CameraDriver:
+        """The camera's driver; rebuilt when its driver name or settings changed since."""
+        config = dict(camera.config or {})
+        held = self._drivers.get(camera.id)
+        if held is not None and held[0] == camera.driver and held[1] == config:
+            return held[2]
+        driver = self.plugins.build_camera_driver(camera.driver, config)
+        if held is not None:
+            # The old instance may hold connections; close it in the background.
+            asyncio.ensure_future(_close_quietly(held[2]))
+        self._drivers[camera.id] = (camera.driver, config, driver)
+        return driver
+
+    def capabilities(self, camera: Camera) -> Capability:
+        """What the camera offers: its live driver's view once built, else the driver class's."""
+        held = self._drivers.get(camera.id)
+        if held is not None and held[0] == camera.driver:
+            return held[2].capabilities
+        klass = self.plugins.camera_drivers.get(camera.driver)
+        return klass.capabilities if klass is not None else Capability.NONE
+
+    async def call(self, camera: Camera, action: Callable[[CameraDriver], Awaitable[T]],
+                   needs: Capability = Capability.NONE, what: str = "") -> T:
+        """Run ``action(driver)`` under the control time limit.
+
+        ``needs`` is checked first, so a request for something the driver does not declare
+        is refused with :class:`NotSupported` without touching the device.
+        """
+        driver = self.driver(camera)
+        if needs and needs not in driver.capabilities:
+            raise NotSupported(f"camera {camera.name!r} ({camera.driver}) cannot {what or 'do that'}")
+        return await self._timed(action(driver), f"camera {camera.name!r}")
+
+    async def trial(self, driver_name: str, config: dict[str, Any],
+                    action: Callable[[CameraDriver], Awaitable[T]]) -> T:
+        """Run ``action`` on a throwaway driver built from ``config`` (testing settings before adding)."""
+        driver = self.plugins.build_camera_driver(driver_name, config)
+        try:
+            return await self._timed(action(driver), "the camera")
+        finally:
+            await _close_quietly(driver)
+
+    async def _timed(self, work: Awaitable[T], who: str) -> T:
+        try:
+            return await asyncio.wait_for(work, self.control_timeout_s)
+        except asyncio.TimeoutError as err:
+            raise CameraUnreachable(f"{who} did not answer within {self.control_timeout_s:g} s") from err
+
+    async def forget(self, camera_id: int) -> None:
+        """Drop (and close) the camera's driver, after an edit or removal."""
+        held = self._drivers.pop(camera_id, None)
+        if held is not None:
+            await _close_quietly(held[2])
+
+    async def close(self) -> None:
+        """Close every driver (server shutdown)."""
+        for camera_id in list(self._drivers):
+            await self.forget(camera_id)
+
+
+async def _close_quietly(driver: CameraDriver) -> None:
+    try:
+        await driver.close()
+    except Exception:  # noqa: BLE001 - closing a dead connection may fail; nothing to do about it
+        log.debug("closing camera driver %s failed", driver.name, exc_info=True)
