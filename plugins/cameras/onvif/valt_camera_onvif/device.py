@@ -58,7 +58,7 @@ def valt_error(err: BaseException, where: str) -> Exception:
         if "ActionNotSupported" in text or "NoPTZProfile" in text:
             return NotSupported(f"the ONVIF device at {where} does not support this ({text})")
         if "NoToken" in text or "NoEntity" in text or "NoProfile" in text:
-            return NotFound(f"the ONVIF device at {where} has no such item ({text})")
+            return NotFound(f"the ONVIF device at {where} has no such preset or profile ({err.message})")
         return CameraError(f"the ONVIF device at {where} answered with an error: {text}")
     if isinstance(err, zeep.exceptions.TransportError):
         if err.status_code == 401:
