@@ -118,13 +118,36 @@ async def test_browser_incompatible_codecs_are_converted_while_watched(env, vari
     if audio == "pcmu":
         assert "mp4a.40.2" in init["mime"] and init["transcoding"] == ["audio pcm_mulaw -> aac"]
     else:
-        assert init["transcoding"] == ["video hevc -> h264"]
+        assert init["transcoding"] == ["video hevc -> h264"] and init["profile"] == "main"
     frames = decode(init_segment, media)
     assert len(frames) >= 20
     with av.open(io.BytesIO(init_segment + b"".join(media))) as f:
         assert f.streams.video[0].codec_context.name == "h264"
         if audio == "pcmu":
             assert f.streams.audio[0].codec_context.name == "aac"
+
+
+async def test_h265_camera_with_an_h264_sub_stream_is_watched_on_the_sub_stream(env):
+    main = RtspCamera("--video", "h265", "--size", "640x360", "--gop", "25")
+    sub = RtspCamera("--video", "h264", "--size", "320x180", "--gop", "25")
+    try:
+        studio = Studio(env, await env.user("boss", "admin"))
+        (cam_id,) = await studio.setup({"c": {"driver": "rtsp", "config": {"url": main.url, "sub_url": sub.url}}})
+        await studio.wait_status(cam_id, "online")
+        url = (await live_token(env, studio.h, cam_id))["endpoints"]["wss"]
+        async with env.client.websocket(url) as ws:
+            init, init_segment, media = await receive_stream(ws, fragments=80)
+        # Recording still takes the main stream, untouched.
+        assert env.ctx.media.pipelines[cam_id].connected.video.codec_context.name == "hevc"
+    finally:
+        main.stop()
+        sub.stop()
+    assert init["transcoding"] == [] and init["profile"] == "sub", init
+    assert init["mime"].startswith('video/mp4; codecs="avc1.')
+    frames = decode(init_segment, media)
+    assert len(frames) >= 20
+    with av.open(io.BytesIO(init_segment + b"".join(media))) as f:
+        assert (f.streams.video[0].codec_context.width, f.streams.video[0].codec_context.height) == (320, 180)
 
 
 async def test_live_stream_stops_when_nobody_watches(env):

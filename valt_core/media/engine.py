@@ -16,14 +16,16 @@ from ..errors import Conflict, NotFound, StorageError, ValidationFailed, ValtErr
 from .clips import ClipService, PlaybackCache
 from ..auth.media_tokens import MediaClaims, verify_media_token
 from .fmp4 import playable_length
-from .live import IDLE_STOP_S, LiveFragmenter
-from .pipeline import CameraPipeline
+from .live import BROWSER_VIDEO, IDLE_STOP_S, LiveFragmenter
+from .pipeline import CameraPipeline, Connected
 from .recorder import RecordingSession, chain_hash
 
 if TYPE_CHECKING:
     from ..context import ValtContext
 
 log = logging.getLogger(__name__)
+#: How long a new live stream waits for the camera's first connection to learn its video codec.
+LIVE_PROBE_S = 5.0
 
 RUNNING_STATES = ("recording", "paused")
 
@@ -58,6 +60,7 @@ class MediaEngine:
         self._status_lock = asyncio.Lock()
         self.started = False
         self.live_streams: dict[int, LiveFragmenter] = {}
+        self.live_pipelines: dict[int, CameraPipeline] = {}
         self._live_lock = asyncio.Lock()
         self._reaper: asyncio.Task | None = None
         self.playback = PlaybackCache(self)
@@ -89,9 +92,8 @@ class MediaEngine:
             self._disk_task.cancel()
         if self._reaper:
             self._reaper.cancel()
-        for stream in self.live_streams.values():
-            await stream.stop()
-        self.live_streams.clear()
+        for camera_id in list(self.live_streams):
+            await self._stop_live(camera_id)
         for recording_id in list(self.sessions):
             await self.stop_recording(recording_id, reason="server shutdown")
         for pipe in self.pipelines.values():
@@ -133,10 +135,47 @@ class MediaEngine:
                     camera = await s.get(Camera, camera_id)
                 if camera is None:
                     raise NotFound(f"no camera {camera_id}")
-                stream = LiveFragmenter(await self.pipeline(camera))
+                stream = LiveFragmenter(await self._live_source(camera))
                 stream.start()
                 self.live_streams[camera_id] = stream
             return stream
+
+    async def _live_source(self, camera: Camera) -> CameraPipeline:
+        """The pipeline live view reads: the recorded one, unless a browser cannot play it.
+
+        Browsers play H.264. When the recorded stream is something else (H.265) and the driver
+        offers an H.264 ``sub`` stream, viewers get that instead of a transcode: no encoder
+        running, at the cost of a smaller picture. The sub pipeline lives as long as the live
+        stream does.
+        """
+        main = await self.pipeline(camera)
+        connected = await _first_connection(main, LIVE_PROBE_S)
+        video = connected.video if connected is not None else None
+        if video is None or video.codec_context.name in BROWSER_VIDEO or main.profile == "sub":
+            return main
+        try:
+            streams = await self.ctx.cameras.call(camera, lambda d: d.streams())
+        except ValtError as err:
+            log.info("camera %s: cannot list streams for live view (%s); converting instead", camera.name, err)
+            return main
+        if not any(p.name == "sub" and p.codec in BROWSER_VIDEO for p in streams):
+            return main
+        sub = CameraPipeline(main.driver, name=f"{camera.name} (live sub)", profile="sub",
+                             no_frames_after_s=self.settings.media.no_frames_after_s,
+                             reconnect_max_s=self.settings.media.reconnect_max_s)
+        await sub.start()
+        self.live_pipelines[camera.id] = sub
+        log.info("camera %s: live view uses the H.264 sub stream (main is %s)", camera.name,
+                 video.codec_context.name)
+        return sub
+
+    async def _stop_live(self, camera_id: int) -> None:
+        stream = self.live_streams.pop(camera_id, None)
+        if stream is not None:
+            await stream.stop()
+        sub = self.live_pipelines.pop(camera_id, None)
+        if sub is not None:
+            await sub.stop()
 
     async def _reap_live(self) -> None:
         # A live stream nobody watched for a while stops (and with it any transcoding).
@@ -144,14 +183,11 @@ class MediaEngine:
             await asyncio.sleep(2)
             for camera_id, stream in list(self.live_streams.items()):
                 if stream.idle_for > IDLE_STOP_S:
-                    self.live_streams.pop(camera_id, None)
-                    await stream.stop()
+                    await self._stop_live(camera_id)
 
     async def remove_camera(self, camera_id: int) -> None:
         """Stop ingesting a camera (removed, disabled or reconfigured), and its live stream."""
-        stream = self.live_streams.pop(camera_id, None)
-        if stream is not None:
-            await stream.stop()
+        await self._stop_live(camera_id)
         pipe = self.pipelines.pop(camera_id, None)
         if pipe is not None:
             await pipe.stop()
@@ -413,6 +449,15 @@ class MediaEngine:
                     report.problems.append(f"{where}: hash chain broken (a segment before it was removed or altered)")
         return report
 
+
+
+async def _first_connection(pipe: CameraPipeline, timeout_s: float) -> Connected | None:
+    """The pipeline's current connection, waiting up to ``timeout_s`` for one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while pipe.connected is None and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return pipe.connected
 
 def _media_duration(data: bytes) -> float:
     import io

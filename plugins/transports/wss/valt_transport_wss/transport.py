@@ -1,7 +1,7 @@
 """The ``wss`` transport.
 
 Protocol on ``/live/{camera_id}/ws?token=...``: one text message
-``{"type": "init", "mime": "video/mp4; codecs=\\"...\\"", "transcoding": [...]}``, then binary
+``{"type": "init", "mime": "video/mp4; codecs=\\"...\\"", "transcoding": [...], "profile": "main"}``, then binary
 messages: the init segment, then media fragments (one frame each). The text message comes
 again if the stream restarts with other parameters. A missing, forged or expired token closes
 the socket with code 4401 (4403 for another camera's token, 4404 for an unknown camera) and a
@@ -57,7 +57,8 @@ class WssTransport(Transport):
                     if kind == "init":
                         mime, data = payload
                         await websocket.send(json.dumps({"type": "init", "mime": mime,
-                                                         "transcoding": stream.transcoding}))
+                                                         "transcoding": stream.transcoding,
+                                                         "profile": stream.pipeline.profile}))
                         await websocket.send(data)
                     else:
                         await websocket.send(payload)
