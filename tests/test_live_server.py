@@ -49,6 +49,10 @@ def test_a_stalled_viewer_skips_gops_and_slows_nobody(tmp_path):
                     websockets.connect(url, sock=tiny_socket(server.port), max_size=None,
                                        max_queue=1) as stalled:
                 await read_frames(reader, 10)
+                # The client offered permessage-deflate (websockets does, as browsers do); the
+                # server declines it: video does not compress, and deflating costs CPU per viewer.
+                assert "permessage-deflate" in reader.request.headers.get("Sec-WebSocket-Extensions", "")
+                assert reader.response.headers.get("Sec-WebSocket-Extensions") is None
                 # `stalled` reads nothing for 10 s while `reader` keeps watching.
                 arrivals, _init, _media = await read_frames_timed(reader, 10.0)
                 gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
