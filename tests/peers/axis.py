@@ -13,6 +13,8 @@ from typing import Any, Self
 
 from tests.peers.netns import NetNamespace
 
+from .process import stop_process
+
 SCRIPT = Path(__file__).with_name("axis_device.py")
 READY_TIMEOUT = 20.0
 
@@ -65,13 +67,7 @@ class AxisDevice:
 
     def stop(self) -> None:
         """Stop the device (SIGTERM, then SIGKILL if it does not go within 5 s)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def __enter__(self) -> Self:
         return self

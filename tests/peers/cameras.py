@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .process import stop_process
+
 SCRIPT = Path(__file__).with_name("rtsp_camera.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: the only one with the GStreamer bindings
 
@@ -58,9 +60,4 @@ class RtspCamera:
         """Stop the camera for good."""
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)

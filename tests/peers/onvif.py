@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from .process import stop_process
+
 if TYPE_CHECKING:
     from tests.peers.netns import NetNamespace
 
@@ -103,13 +105,7 @@ class OnvifDevice:
 
     def stop(self) -> None:
         """Terminate the simulator and wait for it."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self._pump is not None:
             self._pump.join(timeout=5)  # sees EOF now that the process is gone
         if self.proc.stdout:

@@ -1,6 +1,7 @@
 """The camera driver contract."""
 
 from .base import (
+    PTZ_CAPABILITIES,
     Capability,
     CameraDriver,
     DeviceInfo,
@@ -12,5 +13,5 @@ from .base import (
     rtsp_url_with_credentials,
 )
 
-__all__ = ["Capability", "CameraDriver", "DeviceInfo", "DiscoveredCamera", "MediaInput", "Preset",
+__all__ = ["PTZ_CAPABILITIES", "Capability", "CameraDriver", "DeviceInfo", "DiscoveredCamera", "MediaInput", "Preset",
            "PtzPosition", "StreamProfile", "rtsp_url_with_credentials"]

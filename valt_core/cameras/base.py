@@ -49,6 +49,10 @@ class Capability(enum.Flag):
         return [c.name.lower() for c in Capability if c and c in self and c.name]
 
 
+#: Every PTZ-related flag: what a driver drops when the device turns out to have no PTZ.
+PTZ_CAPABILITIES = Capability.PTZ | Capability.PTZ_ABSOLUTE | Capability.PTZ_RELATIVE | Capability.PRESETS
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     """Identity of a device, as the device reports it."""

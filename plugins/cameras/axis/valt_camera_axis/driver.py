@@ -11,6 +11,7 @@ import asyncio
 from urllib.parse import urlencode
 
 from valt_core.cameras import (
+    PTZ_CAPABILITIES,
     Capability,
     CameraDriver,
     DeviceInfo,
@@ -24,7 +25,6 @@ from valt_core.errors import NotSupported, ValidationFailed
 from .config import AxisCameraConfig
 from .vapix import VapixClient, key_values
 
-PTZ_CAPABILITIES = Capability.PTZ | Capability.PTZ_ABSOLUTE | Capability.PTZ_RELATIVE | Capability.PRESETS
 #: Limits assumed when a camera does not publish ``PTZ.Limit.L1`` (typical of Axis domes).
 DEFAULT_LIMITS = {"pan": (-180.0, 180.0), "tilt": (-90.0, 0.0), "zoom": (1.0, 9999.0)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from valt_core.cameras import (
+    PTZ_CAPABILITIES,
     Capability,
     CameraDriver,
     DeviceInfo,
@@ -16,7 +17,6 @@ from valt_core.errors import NotFound, NotSupported, ValidationFailed
 from .config import OnvifCameraConfig
 from .device import MediaProfile, OnvifDevice
 
-PTZ_CAPABILITIES = Capability.PTZ | Capability.PTZ_ABSOLUTE | Capability.PTZ_RELATIVE | Capability.PRESETS
 
 
 class OnvifCamera(CameraDriver):
