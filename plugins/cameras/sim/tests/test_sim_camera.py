@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 
@@ -13,6 +14,8 @@ from valt_camera_sim.clock import clock_seconds, read_clock
 from valt_camera_sim.config import SimCameraConfig
 from valt_camera_sim.driver import SimulatedCamera
 from valt_camera_sim.source import local_utc_offset
+from valt_core.cameras import Capability, PtzPosition
+from valt_core.errors import NotFound, NotSupported
 
 
 def record(camera: SimulatedCamera, seconds: float, path, profile: str = "main"):
@@ -122,3 +125,47 @@ async def test_identity_streams_and_snapshot():
         frame = next(f.decode(video=0))
     assert (frame.width, frame.height) == (320, 240)
     assert read_clock(frame.to_ndarray(format="gray")) is not None
+
+
+def test_ptz_view_turns_the_scene_but_not_the_clock():
+    from valt_camera_sim.source import PatternPainter
+
+    painter = PatternPainter(320, 240, 25)
+    epoch = 1_700_000_000.0
+
+    def luma(view):
+        return painter.paint(100, epoch, view).to_ndarray()[:240]
+
+    straight = luma(None)
+    assert np.array_equal(luma(PtzPosition(0.0, 0.0, 0.0)), straight)
+    panned, tilted, zoomed = luma(PtzPosition(0.5, 0, 0)), luma(PtzPosition(0, 0.5, 0)), luma(PtzPosition(0, 0, 1))
+    assert not np.array_equal(panned, straight) and not np.array_equal(tilted, straight)
+    assert np.count_nonzero(zoomed == 225) > 4 * np.count_nonzero(straight == 225)
+    for picture in (panned, tilted, zoomed):
+        assert read_clock(picture) == read_clock(straight) is not None
+
+
+async def test_simulated_ptz_moves_and_keeps_presets():
+    cam = SimulatedCamera(SimCameraConfig(width=320, height=240))
+    await cam.ptz_move(1.0, -0.5, 0)
+    await asyncio.sleep(0.3)
+    moving = await cam.ptz_position()
+    await cam.ptz_stop()
+    stopped = await cam.ptz_position()
+    assert moving.moving and not stopped.moving
+    assert 0.2 < stopped.pan < 0.6 and -0.3 < stopped.tilt < -0.1
+    door = await cam.save_preset("Door")
+    await cam.ptz_absolute(-1, 1, 0.5)
+    await cam.ptz_relative(0.5, -2, 1)
+    assert await cam.ptz_position() == PtzPosition(-0.5, -1.0, 1.0, False)
+    await cam.goto_preset(door.token)
+    assert (await cam.ptz_position()).pan == stopped.pan
+    assert await cam.save_preset("Door") == door  # same name: replaced, not added
+    await cam.remove_preset(door.token)
+    assert await cam.presets() == []
+    with pytest.raises(NotFound):
+        await cam.goto_preset(door.token)
+    fixed = SimulatedCamera(SimCameraConfig(ptz=False))
+    assert Capability.PTZ not in fixed.capabilities
+    with pytest.raises(NotSupported):
+        await fixed.ptz_stop()

@@ -5,10 +5,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from valt_core.cameras import Capability, CameraDriver, DeviceInfo, StreamProfile
-from valt_core.errors import ValidationFailed
+from valt_core.cameras import (
+    PTZ_CAPABILITIES,
+    Capability,
+    CameraDriver,
+    DeviceInfo,
+    Preset,
+    PtzPosition,
+    StreamProfile,
+)
+from valt_core.errors import NotSupported, ValidationFailed
 
 from .config import SimCameraConfig
+from .ptz import SimulatedPtz
 from .source import SimulatedMediaInput, jpeg_snapshot
 
 VERSION = "0.1.0"
@@ -19,9 +28,20 @@ class SimulatedCamera(CameraDriver):
 
     name = "sim"
     Config = SimCameraConfig
-    capabilities = Capability.STREAM | Capability.SNAPSHOT | Capability.AUDIO
+    capabilities = Capability.STREAM | Capability.SNAPSHOT | Capability.AUDIO | PTZ_CAPABILITIES
 
     config: SimCameraConfig
+
+    def __init__(self, config: SimCameraConfig) -> None:
+        super().__init__(config)
+        self.ptz = SimulatedPtz() if config.ptz else None
+        if self.ptz is None:
+            self.capabilities = type(self).capabilities & ~PTZ_CAPABILITIES
+
+    def _head(self) -> SimulatedPtz:
+        if self.ptz is None:
+            raise NotSupported("this simulated camera has no PTZ (its ptz setting is off)")
+        return self.ptz
 
     def _size(self, profile: str) -> tuple[int, int]:
         if profile == "main":
@@ -50,9 +70,46 @@ class SimulatedCamera(CameraDriver):
 
     def open_media(self, profile: str = "main", uri: str | None = None) -> SimulatedMediaInput:
         """Start the simulated encoder and return its live input (blocking; call in a thread)."""
-        return SimulatedMediaInput(self.config, *self._size(profile))
+        return SimulatedMediaInput(self.config, *self._size(profile), ptz=self.ptz)
 
     async def snapshot(self) -> bytes:
         """A JPEG of the current picture."""
         w, h = self._size("main")
-        return await asyncio.to_thread(jpeg_snapshot, w, h, self.config.fps)
+        view = self.ptz.position() if self.ptz is not None else None
+        return await asyncio.to_thread(jpeg_snapshot, w, h, self.config.fps, view)
+
+    async def ptz_move(self, pan: float, tilt: float, zoom: float) -> None:
+        """Start turning at these speeds."""
+        self._head().move(pan, tilt, zoom)
+
+    async def ptz_stop(self) -> None:
+        """Stop turning."""
+        self._head().stop()
+
+    async def ptz_position(self) -> PtzPosition:
+        """Where the simulated head points."""
+        return self._head().position()
+
+    async def ptz_absolute(self, pan: float, tilt: float, zoom: float) -> None:
+        """Jump to a position."""
+        self._head().go(pan, tilt, zoom)
+
+    async def ptz_relative(self, pan: float, tilt: float, zoom: float) -> None:
+        """Jump by a step."""
+        self._head().go(pan, tilt, zoom, relative=True)
+
+    async def presets(self) -> list[Preset]:
+        """Presets saved since Valt started (a simulated head forgets them on restart)."""
+        return self._head().presets()
+
+    async def save_preset(self, name: str) -> Preset:
+        """Store the position."""
+        return self._head().save(name)
+
+    async def goto_preset(self, token: str) -> None:
+        """Jump to a preset."""
+        self._head().goto(token)
+
+    async def remove_preset(self, token: str) -> None:
+        """Forget a preset."""
+        self._head().remove(token)

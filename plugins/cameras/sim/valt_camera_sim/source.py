@@ -17,8 +17,11 @@ from typing import Any, Iterator
 import av
 import numpy as np
 
+from valt_core.cameras import PtzPosition
+
 from .clock import draw_clock, format_clock
 from .config import SimCameraConfig
+from .ptz import SimulatedPtz
 
 AUDIO_RATE = 48000
 AUDIO_FRAME = 1024
@@ -45,16 +48,24 @@ class PatternPainter:
         self.v[: cy // 2, :] = 170
         self.box = max(8, height // 8) & ~1
 
-    def paint(self, index: int, epoch_s: float) -> av.VideoFrame:
-        """The frame number ``index`` showing the wall-clock time ``epoch_s``."""
+    def paint(self, index: int, epoch_s: float, view: PtzPosition | None = None) -> av.VideoFrame:
+        """The frame number ``index`` showing the wall-clock time ``epoch_s``.
+
+        ``view`` turns the scene as a PTZ head would: pan slides the bars sideways, tilt rolls
+        the scene up or down, zoom enlarges the box. The clock stays put, so it can be read.
+        """
         w, h = self.width, self.height
-        off = (index * 4) % w
+        pan_px = int(view.pan * w / 2) if view else 0
+        off = (index * 4 + pan_px) % w
         y = self.bars[:, off: off + w].copy()
         # A box bouncing across the picture makes motion obvious to a person and to a codec.
-        span_x, span_y = w - self.box, h - self.box
+        box = min(h - 2, int(self.box * (1 + 3 * view.zoom))) & ~1 if view else self.box
+        span_x, span_y = w - box, h - box
         bx = int(abs((index * 6) % (2 * span_x) - span_x))
         by = int(abs((index * 4) % (2 * span_y) - span_y))
-        y[by: by + self.box, bx: bx + self.box] = 225
+        y[by: by + box, bx: bx + box] = 225
+        if view and view.tilt:
+            y = np.roll(y, int(view.tilt * h / 2), axis=0)
         draw_clock(y, format_clock(epoch_s, local_utc_offset(epoch_s)))
         planes = np.concatenate([y, self.u.reshape(-1, w), self.v.reshape(-1, w)])
         return av.VideoFrame.from_ndarray(planes, format="yuv420p")
@@ -63,8 +74,9 @@ class PatternPainter:
 class SimulatedMediaInput:
     """A live simulated stream, read through PyAV's NUT demuxer (a :class:`MediaInput`)."""
 
-    def __init__(self, config: SimCameraConfig, width: int, height: int) -> None:
+    def __init__(self, config: SimCameraConfig, width: int, height: int, ptz: SimulatedPtz | None = None) -> None:
         self.config = config
+        self.ptz = ptz
         self.width, self.height = width, height
         self._stop = threading.Event()
         read_fd, write_fd = os.pipe()
@@ -142,7 +154,8 @@ class SimulatedMediaInput:
                 elif delay < -1.0:
                     # Fell behind (machine busy): skip frames like a real camera would.
                     index = int((time.monotonic() - start_mono) * cfg.fps)
-                frame = painter.paint(index, start_wall + index / cfg.fps)
+                view = self.ptz.position() if self.ptz is not None else None
+                frame = painter.paint(index, start_wall + index / cfg.fps, view)
                 frame.pts, frame.time_base = index, frame_tb
                 out.mux(video.encode(frame))
                 if audio is not None:
@@ -170,11 +183,11 @@ class SimulatedMediaInput:
         return frame
 
 
-def jpeg_snapshot(width: int, height: int, fps: int) -> bytes:
-    """A JPEG of what the simulated camera shows now."""
+def jpeg_snapshot(width: int, height: int, fps: int, view: PtzPosition | None = None) -> bytes:
+    """A JPEG of what the simulated camera shows now (turned by ``view``)."""
     painter = PatternPainter(width, height, fps)
     now = time.time()
-    frame = painter.paint(int(now * fps), now)
+    frame = painter.paint(int(now * fps), now, view)
     enc = av.CodecContext.create("mjpeg", "w")
     enc.width, enc.height, enc.pix_fmt = width, height, "yuvj420p"
     enc.time_base = fractions.Fraction(1, fps)
