@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import secrets
 
-from quart import Blueprint, make_response, redirect, render_template, request, url_for
+from quart import Blueprint, make_response, redirect, render_template, render_template_string, request, url_for
 from sqlmodel import select
 
 from .. import __version__
 from ..api.guard import SESSION_COOKIE
-from ..auth.access import role_allows
 from ..api.serialize import cameras_by_room
+from ..auth.access import role_allows
 from ..context import get_context
 from ..db.models import Camera, Room, User
 from ..errors import AccountLocked, LoginFailed
@@ -86,13 +86,26 @@ async def logout():
     return resp
 
 
-async def _rooms_page(template: str, room_id: int | None = None, enabled_only: bool = False, **extra):
-    # Every signed-in page lists rooms and their cameras; strangers go to the sign-in page.
+# A 403 page in the site's frame; one line of template is not worth a file of its own.
+FORBIDDEN = """{% extends "base.html" %}{% block title %}Not allowed · Valt{% endblock %}
+{% block main %}<h1>Not allowed</h1><p class="error" role="alert">{{ message }}</p>{% endblock %}"""
+
+
+async def _rooms_page(template: str, room_id: int | None = None, enabled_only: bool = False,
+                      permission: str | None = None, **extra):
+    # Every signed-in page lists rooms and their cameras; strangers go to the sign-in page,
+    # and a page that needs a permission the user lacks answers 403 (the nav hides its link).
     ctx = get_context()
     signed_in = await signed_in_user()
     if signed_in is None:
         return redirect(url_for("web.login_page"))
     user, token = signed_in
+    frame = {"user": user, "csrf": ctx.sessions.csrf_token(token), "version": __version__,
+             "can_manage_cameras": role_allows(user.role, "cameras.manage")}
+    if permission is not None and not role_allows(user.role, permission):
+        html = await render_template_string(FORBIDDEN, message=f"Your role ({user.role}) cannot open this page.",
+                                            **frame)
+        return html, 403
     async with ctx.db.session() as s:
         query = select(Room).order_by(Room.name)
         if room_id is not None:
@@ -105,9 +118,9 @@ async def _rooms_page(template: str, room_id: int | None = None, enabled_only: b
     if room_id is not None and not rooms:
         return "No such room", 404
     return await render_template(
-        template, user=user, rooms=rooms, by_room=by_room, unassigned=by_room.get(None, []),
+        template, rooms=rooms, by_room=by_room, unassigned=by_room.get(None, []),
         can_record=role_allows(user.role, "recordings.record"),
-        csrf=ctx.sessions.csrf_token(token), version=__version__, **extra,
+        can_control=role_allows(user.role, "cameras.control"), **frame, **extra,
     )
 
 
@@ -131,3 +144,13 @@ async def observe_room(room_id: int):
 async def home():
     """Rooms and their cameras; sends strangers to the sign-in page."""
     return await _rooms_page("home.html")
+
+
+@web.get("/admin/cameras")
+async def admin_cameras():
+    """Add, find, test, edit and remove cameras (admins); the page's script does it through the API."""
+    # The API's JSON has its keys sorted, so the form takes the order in which each driver's
+    # author listed the settings (host before port before password) from the page.
+    field_order = {name: list(klass.Config.model_fields)
+                   for name, klass in get_context().plugins.camera_drivers.items()}
+    return await _rooms_page("admin_cameras.html", permission="cameras.manage", field_order=field_order)

@@ -1,7 +1,97 @@
-// The Observe page: live tiles, camera status, and recording controls per room.
+// The Observe page: live tiles, camera status, recording controls per room, and a pan/tilt/zoom
+// pad on the tiles of PTZ cameras (the page renders the pad only for operators and admins).
 import {LivePlayer} from "./player.js";
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const PTZ_SPEED = 0.5;  // press-and-hold speed (the API's -1..1): slow enough to aim with
+const PTZ_MOVES = {up: {tilt: PTZ_SPEED}, down: {tilt: -PTZ_SPEED}, left: {pan: -PTZ_SPEED},
+                   right: {pan: PTZ_SPEED}, in: {zoom: PTZ_SPEED}, out: {zoom: -PTZ_SPEED}};
+const pads = new Map();  // camera id -> PtzPad
+
+/** The PTZ pad of one tile: press and hold to move, release to stop; presets to go back to. */
+class PtzPad {
+  constructor(tile) {
+    this.box = tile.querySelector(".ptz");
+    this.url = `/api/v1/cameras/${tile.dataset.cameraId}`;
+    this.msg = this.box.querySelector(".ptz-msg");
+    this.select = this.box.querySelector(".presets select");
+    this.queue = Promise.resolve();  // one request at a time: a stop must never overtake its move
+    this.moving = false;
+    this.presetsLoaded = false;
+    for (const button of this.box.querySelectorAll("button[data-dir]")) {
+      const dir = button.dataset.dir;
+      button.addEventListener("pointerdown", (ev) => { if (ev.button === 0) this.move(dir); });
+      for (const end of ["pointerup", "pointerleave", "pointercancel"]) button.addEventListener(end, () => this.stop());
+      button.addEventListener("contextmenu", (ev) => ev.preventDefault());  // a long touch is a hold
+      // The keyboard holds too: Enter or Space down moves, up stops.
+      button.addEventListener("keydown", (ev) => {
+        if ((ev.key === "Enter" || ev.key === " ") && !ev.repeat) { ev.preventDefault(); this.move(dir); }
+      });
+      button.addEventListener("keyup", (ev) => { if (ev.key === "Enter" || ev.key === " ") this.stop(); });
+    }
+    this.box.querySelector("[data-preset=go]").addEventListener("click", () => {
+      if (this.select.value) this.send({action: "goto_preset", preset: this.select.value});
+    });
+    this.box.querySelector("[data-preset=save]").addEventListener("click", () => this.savePreset());
+  }
+
+  send(body) {
+    this.queue = this.queue.then(() => api("POST", `${this.url}/ptz`, body)).catch((err) => this.say(err.message));
+    return this.queue;
+  }
+
+  move(dir) {
+    this.moving = true;
+    this.send({action: "move", pan: 0, tilt: 0, zoom: 0, ...PTZ_MOVES[dir]});
+  }
+
+  stop() {
+    if (!this.moving) return;  // pointerleave also fires on a plain hover
+    this.moving = false;
+    this.send({action: "stop"});
+  }
+
+  /** Show the pad when the camera can pan/tilt/zoom; capabilities narrow once the device answered. */
+  show(capabilities) {
+    this.box.hidden = !capabilities.includes("ptz");
+    const presets = capabilities.includes("presets");
+    this.box.querySelector(".presets").hidden = !presets;
+    if (presets && !this.presetsLoaded) {
+      this.presetsLoaded = true;
+      this.loadPresets();
+    }
+  }
+
+  async loadPresets(selected) {
+    try {
+      const presets = await api("GET", `${this.url}/presets`);
+      const option = (value, text) => Object.assign(document.createElement("option"), {value, textContent: text});
+      this.select.replaceChildren(option("", presets.length ? "Preset…" : "No presets"),
+                                  ...presets.map((p) => option(p.token, p.name)));
+      if (selected) this.select.value = selected;
+    } catch (err) {
+      this.say(err.message);
+    }
+  }
+
+  async savePreset() {
+    const name = (prompt("Name of the preset (where the camera points now):") || "").trim();
+    if (!name) return;
+    try {
+      const preset = await api("POST", `${this.url}/presets`, {name});
+      await this.loadPresets(preset.token);
+      this.say(`Saved "${preset.name}"`);
+    } catch (err) {
+      this.say(err.message);
+    }
+  }
+
+  say(text) {
+    this.msg.textContent = text;
+    clearTimeout(this.sayTimer);
+    this.sayTimer = setTimeout(() => { this.msg.textContent = ""; }, 6000);
+  }
+}
 
 for (const tile of document.querySelectorAll(".tile")) {
   const video = tile.querySelector("video");
@@ -12,13 +102,17 @@ for (const tile of document.querySelectorAll(".tile")) {
   });
   player.start();
   tile.querySelector(".fullscreen").addEventListener("click", () => tile.requestFullscreen());
+  if (tile.querySelector(".ptz")) pads.set(Number(tile.dataset.cameraId), new PtzPad(tile));
 }
 
-async function api(method, path) {
-  const r = await fetch(path, {method, credentials: "same-origin", headers: {"X-CSRF-Token": csrf}});
-  const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.message || r.statusText);
-  return body;
+async function api(method, path, body) {
+  const headers = {"X-CSRF-Token": csrf};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, {method, credentials: "same-origin", headers,
+                               body: body === undefined ? undefined : JSON.stringify(body)});
+  const answer = r.status === 204 ? {} : await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(answer.message || r.statusText);
+  return answer;
 }
 
 function fmt(seconds) {
@@ -57,6 +151,7 @@ async function refresh() {
         const tile = document.querySelector(`.tile[data-camera-id="${cam.id}"]`);
         if (tile) tile.querySelector(".status").textContent = cam.status;
         if (tile) tile.dataset.status = cam.status;
+        if (pads.has(cam.id)) pads.get(cam.id).show(cam.capabilities);
       }
     }
     render();
