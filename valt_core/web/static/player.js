@@ -88,6 +88,8 @@ export class LivePlayer {
 
   _init(msg) {
     this.transcoding = msg.transcoding || [];
+    // "sub": the camera's main stream is not playable here, so its smaller H.264 stream is shown.
+    this.profile = msg.profile || "main";
     this.mime = msg.mime;
     this.queue = [];
     if (!window.MediaSource || !MediaSource.isTypeSupported(msg.mime)) {
@@ -142,7 +144,9 @@ export class LivePlayer {
     if (v.paused) v.play().catch(() => {});
     if (!v.paused && v.readyState >= 2) {
       this.retry = 1000;
-      this.onState("playing", this.transcoding.length ? `converted: ${this.transcoding.join(", ")}` : "");
+      const notes = this.transcoding.length ? [`converted: ${this.transcoding.join(", ")}`] : [];
+      if (this.profile !== "main") notes.push(`${this.profile} stream`);
+      this.onState("playing", notes.join("; "));
     }
     this._trim(KEEP_BEHIND_S);
   }
