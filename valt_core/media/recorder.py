@@ -89,6 +89,9 @@ class TrackRecorder:
         self.lost = False
         self.gap_open = False
         self.seq = 0
+        # Recording time where the current segment starts, and the earliest the next may start.
+        self.segment_start = 0.0
+        self.next_start_min = 0.0
         self.connected: Connected | None = None
         self.segment: SegmentWriter | None = None
         self.last_video_s: float | None = None
@@ -127,6 +130,7 @@ class TrackRecorder:
                 segment, self.segment = self.segment, None
                 if segment is not None:
                     segment.abort()
+                    self.next_start_min = self.segment_start + segment.duration_s
                     self._emit(("close", segment.duration_s, segment.sha256.hexdigest()))
 
     def _packet(self, mp: MediaPacket) -> None:
@@ -154,7 +158,11 @@ class TrackRecorder:
 
     def _open_segment(self, first: MediaPacket) -> SegmentWriter:
         assert self.connected is not None
-        start = self.clock.rec_time(first.dts_s)
+        # Never before the end of the previous segment: the first segment's start is clamped to
+        # 0 when its keyframe was stamped just before the recording began, and the next must
+        # not overlap it, or clips across the join would squeeze frames together.
+        start = max(self.clock.rec_time(first.dts_s), self.next_start_min)
+        self.segment_start = start
         if self.gap_open:
             self.gap_open = False
             self._emit(("gap_close", start))
@@ -175,6 +183,7 @@ class TrackRecorder:
         data = segment.close()
         if data:
             self._emit(("data", data))
+        self.next_start_min = self.segment_start + segment.duration_s
         self._emit(("close", segment.duration_s, segment.sha256.hexdigest()))
 
     def _emit(self, event: tuple) -> None:
