@@ -1,5 +1,7 @@
 """WS-Discovery answers as devices of different makes send them."""
 
+import os
+
 from valt_camera_onvif.discovery import parse_probe_matches, probe_message
 
 MID = "urn:uuid:0a6dc791-2be6-4991-9af1-454778a1917a"
@@ -45,3 +47,12 @@ def test_other_namespace_versions_are_read_and_strangers_ignored():
     assert parse_probe_matches(match("urn:uuid:other", "x", "http://192.0.2.9/", ""), "192.0.2.9", MID) == []
     assert parse_probe_matches(b"\x00not xml", "192.0.2.9", MID) == []
     assert parse_probe_matches(match(MID, "x", "soap.udp://192.0.2.9", ""), "192.0.2.9", MID) == []
+
+
+async def test_making_a_device_keeps_the_proxy_settings(monkeypatch):
+    from valt_camera_onvif.device import _onvif_camera
+
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    camera = _onvif_camera("192.0.2.1", 80, "u", "p")
+    assert os.environ["https_proxy"] == "http://proxy.example:3128"
+    await camera.close()

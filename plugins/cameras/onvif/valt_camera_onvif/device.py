@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
@@ -78,6 +79,18 @@ def valt_error(err: BaseException, where: str) -> Exception:
     return CameraError(f"talking to the ONVIF device at {where} failed: {err}")
 
 
+def _onvif_camera(host: str, port: int, user: str | None, password: str | None) -> ONVIFCamera:
+    # onvif-zeep-async deletes http_proxy and https_proxy from the process environment when a
+    # camera object is made; other parts of Valt (storage, auth plugins) may rely on them.
+    saved = {k: os.environ[k] for k in ("http_proxy", "https_proxy") if k in os.environ}
+    try:
+        # adjust_time: sign WS-Security timestamps in the device's clock, so a device whose
+        # clock is off still accepts us; OnvifDevice warns about the offset.
+        return ONVIFCamera(host, port, user, password, no_cache=True, adjust_time=True)
+    finally:
+        os.environ.update(saved)
+
+
 class OnvifDevice:
     """A connection to one ONVIF device; connects on first use and after a failure."""
 
@@ -105,9 +118,7 @@ class OnvifDevice:
         async with self._lock:
             if self._camera is None:
                 host, port, user, password = self._args
-                # adjust_time: sign WS-Security timestamps in the device's clock, so a device
-                # whose clock is off still accepts us; we warn about the offset below.
-                camera = ONVIFCamera(host, port, user, password, no_cache=True, adjust_time=True)
+                camera = _onvif_camera(host, port, user, password)
                 try:
                     async with self._errors():
                         await camera.update_xaddrs()
