@@ -189,6 +189,12 @@ async def test_unreachable_and_unsupported_are_clear(env, rtsp_cam):
     r = await env.client.post(f"/api/v1/cameras/{cam_id}/ptz", headers=admin, json={"action": "move", "pan": 1})
     body = await r.get_json()
     assert r.status_code == 501 and body["error"] == "not_supported" and "Fixed" in body["message"]
+    # Its driver takes no snapshots: the still comes from the newest keyframe of the stream.
+    r = await env.client.get(f"/api/v1/cameras/{cam_id}/snapshot", headers=admin)
+    assert r.status_code == 200 and r.content_type == "image/jpeg", await r.get_data()
+    with av.open(io.BytesIO(await r.get_data())) as img:
+        frame = next(img.decode(video=0))
+        assert (frame.width, frame.height) == (640, 360)
 
 
 @ONLY_SQLITE

@@ -321,10 +321,16 @@ async def discover_cameras():
 @api.get("/cameras/<int:camera_id>/snapshot")
 @require("live.watch")
 async def camera_snapshot(camera_id: int):
-    """A JPEG still from the camera (audited: it shows the room)."""
+    """A JPEG still from the camera (audited: it shows the room).
+
+    The driver takes it when it can; otherwise it is the newest keyframe of the live stream.
+    """
     ctx = get_context()
     camera = await _camera(camera_id)
-    jpeg = await ctx.cameras.call(camera, lambda d: d.snapshot(), Capability.SNAPSHOT, "take snapshots")
+    if Capability.SNAPSHOT in ctx.cameras.capabilities(camera):
+        jpeg = await ctx.cameras.call(camera, lambda d: d.snapshot(), Capability.SNAPSHOT, "take snapshots")
+    else:
+        jpeg = await ctx.media.still(camera)
     await _audit("camera.snapshot", camera)
     return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 

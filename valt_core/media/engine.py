@@ -12,13 +12,14 @@ from sqlmodel import select
 
 from ..db.models import Camera, Clip, Gap, Recording, Room, Segment, Track, User
 from ..db.types import utcnow
-from ..errors import Conflict, NotFound, StorageError, ValidationFailed, ValtError
+from ..errors import CameraUnreachable, Conflict, NotFound, StorageError, ValidationFailed, ValtError
 from .clips import ClipService, PlaybackCache
 from ..auth.media_tokens import MediaClaims, verify_media_token
 from .fmp4 import playable_length
 from .live import BROWSER_VIDEO, IDLE_STOP_S, LiveFragmenter
 from .pipeline import CameraPipeline, Connected
 from .recorder import RecordingSession, chain_hash
+from .stills import jpeg_from_keyframe
 
 if TYPE_CHECKING:
     from ..context import ValtContext
@@ -139,6 +140,19 @@ class MediaEngine:
                 stream.start()
                 self.live_streams[camera_id] = stream
             return stream
+
+    async def still(self, camera: Camera) -> bytes:
+        """A JPEG of the camera's newest keyframe (waits up to a few seconds for one)."""
+        pipe = await self.pipeline(camera)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LIVE_PROBE_S
+        while (found := pipe.last_keyframe()) is None:
+            if loop.time() > deadline:
+                raise CameraUnreachable(f"camera {camera.name!r} sent no picture within {LIVE_PROBE_S:g} s "
+                                        f"({pipe.status})")
+            await asyncio.sleep(0.1)
+        video, keyframe = found
+        return await asyncio.to_thread(jpeg_from_keyframe, video, keyframe)
 
     async def _live_source(self, camera: Camera) -> CameraPipeline:
         """The pipeline live view reads: the recorded one, unless a browser cannot play it.

@@ -230,6 +230,13 @@ class CameraPipeline:
         self.subscriptions = []
         self.sinks = ()
 
+    def last_keyframe(self) -> tuple[Any, bytes] | None:
+        """The video stream and the bytes of the newest keyframe; ``None`` before the first."""
+        with self._lock:
+            if self.connected is None or self.connected.video is None or not self.gop:
+                return None
+            return self.connected.video, bytes(self.gop[0].packet)
+
     def subscribe(self, maxsize: int = 4096, from_gop: bool = True) -> Subscription:
         """A new event-loop consumer; it first gets the stream layout and (by default) the GOP."""
         sub = Subscription(maxsize=maxsize)
