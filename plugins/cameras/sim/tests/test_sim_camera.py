@@ -169,3 +169,12 @@ async def test_simulated_ptz_moves_and_keeps_presets():
     assert Capability.PTZ not in fixed.capabilities
     with pytest.raises(NotSupported):
         await fixed.ptz_stop()
+
+
+def test_clock_text_rounds_into_the_next_second():
+    from valt_camera_sim.clock import format_clock
+
+    assert format_clock(12.9996) == "00:00:13.000"
+    assert format_clock(12.9994) == "00:00:12.999"
+    assert format_clock(86399.9999) == "00:00:00.000"
+    assert format_clock(3600.04, utc_offset_s=3600) == "02:00:00.040"

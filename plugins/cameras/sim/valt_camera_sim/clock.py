@@ -38,9 +38,11 @@ def layout(width: int, height: int) -> tuple[int, int, int]:
 
 def format_clock(epoch_s: float, utc_offset_s: int = 0) -> str:
     """``HH:MM:SS.mmm`` of ``epoch_s`` shifted by ``utc_offset_s``."""
-    t = epoch_s + utc_offset_s
-    ms = int(round((t - int(t)) * 1000)) % 1000
-    secs = int(t) % 86400
+    # Round once, on whole milliseconds: rounding the fraction alone turned 12.9996 s into
+    # "12.000" (a second early) instead of "13.000".
+    total_ms = round((epoch_s + utc_offset_s) * 1000)
+    ms = total_ms % 1000
+    secs = total_ms // 1000 % 86400
     return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}.{ms:03d}"
 
 
