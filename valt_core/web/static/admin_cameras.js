@@ -3,7 +3,8 @@
 // schema), so a new driver plugin gets a form without any change here.
 // Text from the API and from devices is always set with textContent, never as HTML.
 
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
+import {api} from "./api.js";
+
 const MASK = "********";  // how the API shows a stored secret; sent back, it keeps the secret
 
 const table = document.querySelector(".camera-table tbody");
@@ -19,22 +20,6 @@ let cameras = [];
 const tested = new Map();   // camera id -> {ok, result | message}; kept across list refreshes
 let editing = null;         // the camera being edited, or null when adding
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body.message || `request failed (${status})`);
-    this.fields = (body.details && body.details.fields) || {};
-  }
-}
-
-async function api(method, path, body) {
-  const headers = {"X-CSRF-Token": csrf};
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const r = await fetch(path, {method, credentials: "same-origin", headers,
-                               body: body === undefined ? undefined : JSON.stringify(body)});
-  const answer = r.status === 204 ? {} : await r.json().catch(() => ({}));
-  if (!r.ok) throw new ApiError(r.status, answer);
-  return answer;
-}
 
 /** A DOM element: el("td", {className: "x"}, "text", childNode, ...). */
 function el(tag, props = {}, ...children) {

@@ -1,8 +1,8 @@
 // The Observe page: live tiles, camera status, recording controls per room, and a pan/tilt/zoom
 // pad on the tiles of PTZ cameras (the page renders the pad only for operators and admins).
+import {api} from "./api.js";
 import {LivePlayer} from "./player.js";
 
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const PTZ_SPEED = 0.5;  // press-and-hold speed (the API's -1..1): slow enough to aim with
 const PTZ_MOVES = {up: {tilt: PTZ_SPEED}, down: {tilt: -PTZ_SPEED}, left: {pan: -PTZ_SPEED},
                    right: {pan: PTZ_SPEED}, in: {zoom: PTZ_SPEED}, out: {zoom: -PTZ_SPEED}};
@@ -103,16 +103,6 @@ for (const tile of document.querySelectorAll(".tile")) {
   player.start();
   tile.querySelector(".fullscreen").addEventListener("click", () => tile.requestFullscreen());
   if (tile.querySelector(".ptz")) pads.set(Number(tile.dataset.cameraId), new PtzPad(tile));
-}
-
-async function api(method, path, body) {
-  const headers = {"X-CSRF-Token": csrf};
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const r = await fetch(path, {method, credentials: "same-origin", headers,
-                               body: body === undefined ? undefined : JSON.stringify(body)});
-  const answer = r.status === 204 ? {} : await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(answer.message || r.statusText);
-  return answer;
 }
 
 function fmt(seconds) {
