@@ -9,8 +9,10 @@ import time
 import av
 import pytest
 from quart.testing.connections import WebsocketDisconnectError
+from sqlmodel import select
 
 from valt_core.auth.media_tokens import issue_media_token
+from valt_core.db.models import AuditEvent
 
 from .peers.cameras import RtspCamera
 from .test_recording import Studio, wait_for
@@ -49,6 +51,10 @@ async def test_live_stream_plays_from_a_keyframe_at_once(env):
     await studio.wait_status(cam_id, "online")
     live = await live_token(env, viewer_h, cam_id)
     assert live["endpoints"]["wss"].startswith(f"/live/{cam_id}/ws?token=")
+    # Watching is recorded in the audit log: who, which camera.
+    async with env.ctx.db.session() as s:
+        (event,) = (await s.exec(select(AuditEvent).where(AuditEvent.action == "camera.live"))).all()
+    assert event.target_id == str(cam_id) and event.actor_name == "vic"
     # The stream is prepared by the first viewer; a later viewer starts from the GOP cache.
     async with env.client.websocket(live["endpoints"]["wss"]) as ws:
         await receive_stream(ws, fragments=5)

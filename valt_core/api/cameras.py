@@ -338,10 +338,12 @@ async def camera_snapshot(camera_id: int):
 @api.get("/cameras/<int:camera_id>/live")
 @require("live.watch")
 async def camera_live(camera_id: int):
-    """A short-lived token to watch the camera live, and where each transport serves it."""
+    """A short-lived token to watch the camera live, and where each transport serves it (audited)."""
     ctx = get_context()
     camera = await _camera(camera_id)
     token, expires = issue_media_token(ctx.secret, camera_id, caller().user.id, ctx.settings.live.token_ttl_s)
+    # Watching a room is an access like playing a recording: who, which camera, when.
+    await _audit("camera.live", camera)
     endpoints = {}
     for name, transport in ctx.transports.items():
         url = transport.viewer_url(camera_id, token)
