@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from sqlmodel import select
 
@@ -17,7 +17,7 @@ from .clips import ClipService, PlaybackCache
 from ..auth.media_tokens import MediaClaims, verify_media_token
 from .fmp4 import playable_length
 from .live import BROWSER_VIDEO, IDLE_STOP_S, LiveFragmenter
-from .pipeline import CameraPipeline, Connected
+from .pipeline import CameraPipeline
 from .recorder import RecordingSession, chain_hash
 from .stills import jpeg_from_keyframe
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..context import ValtContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 #: How long a new live stream waits for the camera's first connection to learn its video codec.
 LIVE_PROBE_S = 5.0
 
@@ -144,13 +145,10 @@ class MediaEngine:
     async def still(self, camera: Camera) -> bytes:
         """A JPEG of the camera's newest keyframe (waits up to a few seconds for one)."""
         pipe = await self.pipeline(camera)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LIVE_PROBE_S
-        while (found := pipe.last_keyframe()) is None:
-            if loop.time() > deadline:
-                raise CameraUnreachable(f"camera {camera.name!r} sent no picture within {LIVE_PROBE_S:g} s "
-                                        f"({pipe.status})")
-            await asyncio.sleep(0.1)
+        found = await _poll(pipe.last_keyframe, LIVE_PROBE_S)
+        if found is None:
+            raise CameraUnreachable(f"camera {camera.name!r} sent no picture within {LIVE_PROBE_S:g} s "
+                                    f"({pipe.status})")
         video, keyframe = found
         return await asyncio.to_thread(jpeg_from_keyframe, video, keyframe)
 
@@ -163,7 +161,7 @@ class MediaEngine:
         stream does.
         """
         main = await self.pipeline(camera)
-        connected = await _first_connection(main, LIVE_PROBE_S)
+        connected = await _poll(lambda: main.connected, LIVE_PROBE_S)
         video = connected.video if connected is not None else None
         if video is None or video.codec_context.name in BROWSER_VIDEO or main.profile == "sub":
             return main
@@ -465,13 +463,13 @@ class MediaEngine:
 
 
 
-async def _first_connection(pipe: CameraPipeline, timeout_s: float) -> Connected | None:
-    """The pipeline's current connection, waiting up to ``timeout_s`` for one."""
+async def _poll(get: Callable[[], T | None], timeout_s: float) -> T | None:
+    """``get()`` once it is not ``None``, checked every 50 ms for up to ``timeout_s``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while pipe.connected is None and loop.time() < deadline:
+    while (value := get()) is None and loop.time() < deadline:
         await asyncio.sleep(0.05)
-    return pipe.connected
+    return value
 
 def _media_duration(data: bytes) -> float:
     import io

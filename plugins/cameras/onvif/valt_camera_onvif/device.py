@@ -100,6 +100,9 @@ class OnvifDevice:
         self.clock_warning_s = clock_warning_s
         self._camera: ONVIFCamera | None = None
         self._services: dict[str, Any] = {}
+        # Media profiles are asked once per connection: every PTZ command names one, and a
+        # GetProfiles round trip before each press of a button would double its latency.
+        self._profiles: list[MediaProfile] | None = None
         self._lock = asyncio.Lock()
         self.clock_offset_s: float | None = None
         self.warnings: list[str] = []
@@ -167,7 +170,9 @@ class OnvifDevice:
         return "http://www.onvif.org/ver20/ptz/wsdl" in camera.xaddrs
 
     async def profiles(self) -> list[MediaProfile]:
-        """The device's media profiles, in its order."""
+        """The device's media profiles, in its order (asked once per connection)."""
+        if self._profiles is not None:
+            return self._profiles
         out = []
         for p in await self.call("media", "GetProfiles") or []:
             enc = p.VideoEncoderConfiguration
@@ -181,6 +186,7 @@ class OnvifDevice:
                 fps=float(rate or 0), audio_encoding=str(audio.Encoding).lower() if audio is not None else None,
                 has_ptz=getattr(p, "PTZConfiguration", None) is not None,
             ))
+        self._profiles = out
         return out
 
     async def stream_uri(self, profile_token: str) -> str:
@@ -204,6 +210,7 @@ class OnvifDevice:
         """Close the device's HTTP sessions."""
         camera, self._camera = self._camera, None
         self._services.clear()
+        self._profiles = None
         if camera is not None:
             try:
                 await camera.close()
