@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlmodel import select
 
-from valt_core.db.models import ApiToken, AuditEvent, User
+from valt_core.auth.throttle import CheckSlots
+from valt_core.db.models import ApiToken, AuditEvent, LoginThrottle, User
 from valt_core.db.types import utcnow
 
 
@@ -40,28 +42,126 @@ async def test_wrong_password_and_unknown_user_fail_alike(env):
     assert "token" not in await wrong.get_json()
 
 
-async def test_five_wrong_passwords_lock_the_account(env):
+def _from(addr: str) -> dict:
+    return {"scope_base": {"client": (addr, 40000)}}
+
+
+async def login_from(env, addr, username, password):
+    return await env.client.post("/api/v1/auth/login", json={"username": username, "password": password},
+                                 **_from(addr))
+
+
+async def _lock_expires(env, username):
+    async with env.ctx.db.session() as s:
+        rows = (await s.exec(select(LoginThrottle).where(LoginThrottle.username == username))).all()
+        assert rows and all(r.locked_until > utcnow() for r in rows)
+        for row in rows:
+            row.locked_until = utcnow() - timedelta(seconds=1)
+            s.add(row)
+        await s.commit()
+
+
+async def test_five_wrong_passwords_lock_the_name_for_that_address(env):
     await env.user("dave", password="the right one!")
     for _ in range(4):
-        assert (await login(env, "dave", "wrong guess")).status_code == 401
+        assert (await login_from(env, "10.0.0.1", "dave", "wrong guess")).status_code == 401
     # A right password before the fifth failure resets the count.
-    assert (await login(env, "dave", "the right one!")).status_code == 200
+    assert (await login_from(env, "10.0.0.1", "dave", "the right one!")).status_code == 200
     for _ in range(5):
-        assert (await login(env, "dave", "wrong guess")).status_code == 401
-    locked = await login(env, "dave", "the right one!")
-    assert locked.status_code == 423
-    assert "locked" in (await locked.get_json())["message"]
-    # Once the lock runs out the right password works again.
-    async with env.ctx.db.session() as s:
-        user = (await s.exec(select(User).where(User.username == "dave"))).one()
-        assert user.locked_until > utcnow()
-        user.locked_until = utcnow() - timedelta(seconds=1)
-        s.add(user)
-        await s.commit()
-    assert (await login(env, "dave", "the right one!")).status_code == 200
+        assert (await login_from(env, "10.0.0.1", "dave", "wrong guess")).status_code == 401
+    locked = await login_from(env, "10.0.0.1", "dave", "the right one!")
+    unknown = await login_from(env, "10.0.0.1", "nobody-at-all", "whatever")
+    # Locked and unknown answer alike: the same status and words, so names cannot be probed.
+    assert locked.status_code == unknown.status_code == 401
+    assert (await locked.get_json()) == (await unknown.get_json())
+    # The attacker's address does not lock dave out from his own desk.
+    assert (await login_from(env, "10.0.0.2", "dave", "the right one!")).status_code == 200
+    await _lock_expires(env, "dave")
+    assert (await login_from(env, "10.0.0.1", "dave", "the right one!")).status_code == 200
     async with env.ctx.db.session() as s:
         actions = [e.action for e in (await s.exec(select(AuditEvent).order_by(AuditEvent.id))).all()]
-    assert "auth.account_locked" in actions and "auth.login_locked" in actions
+    assert "auth.account_locked" in actions and "auth.login_refused" in actions
+
+
+async def test_unknown_names_lock_like_known_ones(env):
+    for _ in range(5):
+        assert (await login_from(env, "10.0.0.5", "ghost", "guess")).status_code == 401
+    async with env.ctx.db.session() as s:
+        row = await s.get(LoginThrottle, ("ghost", "10.0.0.5"))
+    assert row is not None and row.locked_until is not None and row.locked_until > utcnow()
+
+
+async def test_lockout_bypass_by_concurrency(env):
+    """20 simultaneous attempts, 19 wrong and 1 right: no more than the threshold are checked,
+    and once it is reached every attempt is refused, the right one included."""
+    await env.user("ivy", password="ivy's real password")
+    env.ctx.sessions.address_limiter.per_minute = 0  # this test is about the per-name count
+    checks = []
+    backend = env.ctx.sessions.backends["local"]
+    real_check = backend.check_password
+
+    async def counted(username, password, stored_hash):
+        checks.append(password)
+        return await real_check(username, password, stored_hash)
+
+    backend.check_password = counted
+    attempts = ["wrong %d" % i for i in range(19)] + ["ivy's real password"]
+    answers = await asyncio.gather(*(login_from(env, "10.0.0.9", "ivy", p) for p in attempts))
+    codes = [a.status_code for a in answers]
+    threshold = env.ctx.settings.auth.lockout_threshold
+    assert len(checks) <= threshold, f"{len(checks)} passwords were checked, the threshold is {threshold}"
+    assert codes.count(200) <= 1 and codes.count(401) >= 19
+    if codes.count(200) == 0:
+        # The right password came after the threshold: the name is locked now for this address.
+        assert (await login_from(env, "10.0.0.9", "ivy", "ivy's real password")).status_code == 401
+    # After 19 wrong ones, however they raced, the name is locked here.
+    again = [a.status_code for a in await asyncio.gather(
+        *(login_from(env, "10.0.0.9", "ivy", "wrong again") for _ in range(5)))]
+    assert again == [401] * 5
+    assert (await login_from(env, "10.0.0.9", "ivy", "ivy's real password")).status_code == 401
+    async with env.ctx.db.session() as s:
+        row = await s.get(LoginThrottle, ("ivy", "10.0.0.9"))
+    assert row.locked_until is not None and row.locked_until > utcnow()
+
+
+async def test_login_flood_from_one_address_is_rate_limited_before_hashing(env):
+    env.ctx.sessions.address_limiter.per_minute = 6
+    codes = []
+    for i in range(9):
+        r = await login_from(env, "10.0.1.1", f"nobody{i}", "guess")
+        codes.append(r.status_code)
+    assert codes[:6] == [401] * 6 and codes[6:] == [429] * 3
+    r = await login_from(env, "10.0.1.1", "nobody", "guess")
+    assert int(r.headers["Retry-After"]) > 0
+    # Another address is not held up by that one.
+    assert (await login_from(env, "10.0.1.2", "nobody", "guess")).status_code == 401
+
+
+async def test_password_checks_are_bounded_and_a_long_queue_is_refused(env):
+    await env.user("jack", password="jack's password")
+    sessions = env.ctx.sessions
+    sessions.address_limiter.per_minute = 0
+    sessions.check_slots = CheckSlots(1, 2)
+    running = 0
+    peak = 0
+    backend = sessions.backends["local"]
+    real_check = backend.check_password
+
+    async def slow(username, password, stored_hash):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.2)
+        running -= 1
+        return await real_check(username, password, stored_hash)
+
+    backend.check_password = slow
+    answers = await asyncio.gather(*(login_from(env, f"10.0.2.{i}", "jack", "jack's password") for i in range(6)))
+    codes = sorted(a.status_code for a in answers)
+    assert peak == 1
+    assert codes.count(200) == 3 and codes.count(503) == 3, codes
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.headers.get("Retry-After") and (await busy.get_json())["error"] == "busy"
 
 
 async def test_logout_revokes_the_token(env):

@@ -14,6 +14,7 @@ from valt_core.errors import DatabaseError
 EXPECTED_TABLES = {
     "users", "groups", "group_members", "rights", "rooms", "cameras", "media_servers", "recordings",
     "tracks", "segments", "gaps", "markers", "clips", "clip_files", "audit_events", "api_tokens",
+    "login_throttle",
 }
 
 
@@ -103,3 +104,73 @@ async def test_unreachable_database_is_a_clear_error_without_the_password():
 def test_redact_url():
     assert redact_url("mysql+aiomysql://u:p@h/db") == "mysql+aiomysql://u:***@h/db"
     assert redact_url("sqlite+aiosqlite:////x/valt.db") == "sqlite+aiosqlite:////x/valt.db"
+
+
+async def _upgrade_to(db: Database, revision: str) -> None:
+    from alembic import command
+
+    from valt_core.db import alembic_config
+
+    def run(conn) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(run)
+
+
+async def test_upgrade_from_0001_keeps_rows_and_their_links(database_url):
+    """The rebuild of SQLite tables for AUTOINCREMENT must not fire ON DELETE actions."""
+    db = Database(database_url)
+    try:
+        await _upgrade_to(db, "0001")
+        async with db.engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO rooms (id, name, description, created_at) "
+                                       "VALUES (1, 'Room A', '', '2026-11-30 10:00:00')"))
+            await conn.execute(sa.text("INSERT INTO cameras (id, name, room_id, driver, config, enabled, status, "
+                                       "created_at) VALUES (3, 'cam', 1, 'sim', '{}', 1, 'online', "
+                                       "'2026-11-30 10:00:00')"))
+            await conn.execute(sa.text("INSERT INTO recordings (id, room_id, name, state, started_at, legal_hold, "
+                                       "notes) VALUES (5, 1, 'r', 'stopped', '2026-11-30 10:00:00', 0, '')"))
+            await conn.execute(sa.text("INSERT INTO tracks (id, recording_id, camera_id, camera_name, state, "
+                                       "video_codec, audio_codec, width, height, storage_prefix) "
+                                       "VALUES (7, 5, 3, 'cam', 'stopped', 'h264', '', 640, 360, 'r/5/')"))
+        await db.upgrade()
+        await db.check_schema()
+        async with db.session() as s:
+            track = await s.get(Track, 7)
+            camera = await s.get(Camera, 3)
+        assert track is not None and track.camera_id == 3 and track.recording_id == 5
+        assert camera is not None and camera.room_id == 1 and camera.status_reason == ""
+    finally:
+        await db.dispose()
+
+
+async def test_ids_of_deleted_rows_are_never_reused(database_url):
+    """A live token or an audit entry for "camera 2" must never name another camera later."""
+    db = Database(database_url)
+    try:
+        await db.upgrade()
+        async with db.session() as s:
+            first = Camera(name="a", driver="sim")
+            s.add(first)
+            await s.commit()
+            await s.delete(first)
+            await s.commit()
+            second = Camera(name="b", driver="sim")
+            user = User(username="u")
+            s.add_all([second, user])
+            await s.commit()
+            await s.delete(user)
+            await s.commit()
+            again = User(username="v")
+            s.add(again)
+            await s.commit()
+        assert second.id > first.id
+        assert again.id > user.id
+        async with db.engine.connect() as conn:
+            fk = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() if db.url.startswith("sqlite") else 1
+        assert fk == 1, "foreign keys must be on again after the migration"
+    finally:
+        await db.dispose()

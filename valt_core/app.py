@@ -5,14 +5,40 @@ from __future__ import annotations
 import logging
 
 from quart import Quart, has_request_context, jsonify, request
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from .context import ValtContext
-from .errors import ValtError
+from .db import redact_url
+from .errors import DatabaseError, ValtError
 from .plugins import PluginHost
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: The pages load their scripts, styles and images from Valt itself and nothing inline; live
+#: video plays from a MediaSource (a blob: URL) fed over a same-origin WebSocket.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
+#: JSON and media answers are never documents to render.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def database_unavailable(err: DBAPIError, url: str) -> DatabaseError:
+    """The 503 for a database failure that escaped a route, worded without any secret.
+
+    Only the driver's own message is kept (never the SQL or its parameters, which may hold
+    token hashes); the database URL and its password are masked wherever they appear.
+    """
+    text = str(err.orig if err.orig is not None else err).strip().splitlines()[0][:300]
+    text = redact_url(text)
+    password = make_url(url).password
+    if password:
+        text = text.replace(str(password), "***")
+    return DatabaseError(f"the database is unavailable ({type(err.orig or err).__name__}: {text}); "
+                         "try again shortly, and tell the administrator if it goes on")
 
 
 def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
@@ -22,9 +48,12 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     database and checking its schema happens when serving starts.
     """
     from .api import api
+    from .api.guard import IdConverter
     from .web import web
 
     app = Quart("valt_core", static_folder="web/static", template_folder="web/templates")
+    # Before any route is added: every <int:...> in Valt is a bounded row id.
+    app.url_map.converters["int"] = IdConverter
     ctx = ValtContext.build(settings, plugins)
     app.extensions["valt"] = ctx
     app.config.update(
@@ -53,13 +82,27 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     async def valt_error(err: ValtError):
         if err.http_status >= 500:
             log.warning("%s: %s", type(err).__name__, err.message)
-        return jsonify(err.to_json()), err.http_status
+        return jsonify(err.to_json()), err.http_status, err.headers()
+
+    @app.errorhandler(DBAPIError)
+    async def database_error(err: DBAPIError):
+        # "database or disk is full", MariaDB gone: the request cannot be served now (503),
+        # which is not a bug in the request (4xx) nor a crash to show as 500.
+        answer = database_unavailable(err, settings.database_url)
+        log.warning("%s %s: %s", request.method if has_request_context() else "-",
+                    request.path if has_request_context() else "-", answer.message)
+        return jsonify(answer.to_json()), answer.http_status
 
     @app.errorhandler(HTTPException)
     async def http_error(err: HTTPException):
         if has_request_context() and request.path.startswith("/api/"):
-            return jsonify({"error": (err.name or "error").lower().replace(" ", "_"),
-                            "message": err.description}), err.code
+            response = jsonify({"error": (err.name or "error").lower().replace(" ", "_"),
+                                "message": err.description})
+            # Keep what the exception says in headers: Allow on a 405, Retry-After, ...
+            for name, value in err.get_headers():
+                if name.lower() != "content-type":
+                    response.headers[name] = value
+            return response, err.code
         return err
 
     @app.after_request
@@ -71,6 +114,9 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if request.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
+            response.headers.setdefault("Content-Security-Policy", API_CSP)
+        else:
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
         return response
 
     return app

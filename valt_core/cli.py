@@ -258,9 +258,10 @@ async def _demo(settings) -> int:
                 # Each demo start sets the password it prints, so the printed one always works.
                 backend = ctx.sessions.password_backend()
                 admin.password_hash = backend.hash_password(password)
-                admin.role, admin.disabled, admin.failed_logins, admin.locked_until = "admin", False, 0, None
+                admin.role, admin.disabled = "admin", False
                 s.add(admin)
                 await s.commit()
+                await ctx.sessions.attempts.unlock("admin")
         if admin is None:
             await create_user(ctx, "admin", password, role="admin", display_name="Demo admin")
         async with ctx.db.session() as s:

@@ -24,6 +24,11 @@ class ValtError(Exception):
         self.message = message
         self.details = details
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with the answer (``Retry-After`` when the error says when)."""
+        retry = self.details.get("retry_after_s")
+        return {"Retry-After": str(int(retry))} if retry is not None else {}
+
     def to_json(self) -> dict[str, Any]:
         """The JSON body the API answers for this error."""
         body: dict[str, Any] = {"error": self.code, "message": self.message}
@@ -71,11 +76,18 @@ class LoginFailed(NotAuthenticated):
     code = "login_failed"
 
 
-class AccountLocked(ValtError):
-    """Too many wrong passwords in a row; the account is locked for a while."""
+class TooManyAttempts(ValtError):
+    """The caller is over a rate limit; ``retry_after_s`` says when to try again."""
 
-    http_status = 423
-    code = "account_locked"
+    http_status = 429
+    code = "too_many_attempts"
+
+
+class ServiceBusy(ValtError):
+    """The server is at a bound of its own (e.g. concurrent password checks); retry shortly."""
+
+    http_status = 503
+    code = "busy"
 
 
 class Forbidden(ValtError):

@@ -75,8 +75,15 @@ class AuthSettings(StrictModel):
 
     backends: list[str] = Field(default_factory=lambda: ["local"])
     backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    lockout_threshold: int = Field(5, ge=1, description="Wrong passwords in a row before a lock.")
-    lockout_minutes: float = Field(15.0, gt=0)
+    lockout_threshold: int = Field(5, ge=1, description="Wrong passwords in a row for one user name from one "
+                                                        "client address before that name is locked for that address.")
+    lockout_minutes: float = Field(15.0, gt=0, description="How long such a lock lasts (`valt user unlock` ends it).")
+    address_failures_per_minute: int = Field(
+        20, ge=0, description="Failed sign-ins one client address may make per minute, whatever the names "
+                              "(0: no limit); beyond it the answer is 429 before any password is checked.")
+    max_concurrent_checks: int = Field(2, ge=1, le=64, description="Password hashes checked at once (argon2 is "
+                                                                   "slow on purpose; more would starve other requests).")
+    check_queue: int = Field(16, ge=0, description="Sign-ins that may wait for a check; beyond it the answer is 503 busy.")
     session_hours: float = Field(12.0, gt=0, description="Lifetime of a login token.")
 
 

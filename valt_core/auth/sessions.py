@@ -1,4 +1,4 @@
-"""Sign-in: password checks through the auth backends, lockout, and bearer tokens.
+"""Sign-in: password checks through the auth backends, throttling, and bearer tokens.
 
 Tokens are random, shown once, and stored only as their SHA-256, so a database leak gives
 no usable token. The web UI carries the same token in an HttpOnly cookie, with a CSRF token
@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import select
 
@@ -19,9 +20,10 @@ from ..audit import AuditLog
 from ..db import Database
 from ..db.models import ApiToken, User
 from ..db.types import utcnow
-from ..errors import AccountLocked, LoginFailed
+from ..errors import LoginFailed, ServiceBusy
 from ..settings import AuthSettings
 from .base import AuthBackend
+from .throttle import WRONG, AddressLimiter, AttemptCounter, CheckSlots
 
 # Refresh last_used_at at most this often, so reads do not turn into writes on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -57,6 +59,9 @@ class SessionService:
         self.settings = settings
         self.secret = secret
         self.audit = audit
+        self.attempts = AttemptCounter(db, settings)
+        self.address_limiter = AddressLimiter(settings.address_failures_per_minute)
+        self.check_slots = CheckSlots(settings.max_concurrent_checks, settings.check_queue)
 
     def password_backend(self) -> AuthBackend | None:
         """The first enabled backend that stores passwords in Valt (``local``), if any."""
@@ -65,61 +70,78 @@ class SessionService:
     async def login(self, username: str, password: str, remote_addr: str = "") -> IssuedToken:
         """Check the password and issue a session token.
 
-        Raises :class:`LoginFailed` for a wrong name or password (same answer for both) and
-        :class:`AccountLocked` while the account is locked.
+        Raises :class:`LoginFailed` for a wrong name or password and while the name is locked
+        for this address (one answer for all three, so names cannot be told apart),
+        :class:`TooManyAttempts` when the address is over its failure rate and
+        :class:`ServiceBusy` when too many checks are queued.
         """
+        self.address_limiter.check(remote_addr)
+        try:
+            await self.attempts.reserve(username, remote_addr)
+        except LoginFailed:
+            self.address_limiter.failed(remote_addr)
+            await self.audit.record("auth.login_refused", actor_name=username, remote_addr=remote_addr,
+                                    detail={"reason": "locked"})
+            raise
+        try:
+            async with self.check_slots:
+                user, identity = await self._check(username, password)
+        except ServiceBusy:
+            await self.attempts.succeeded(username, remote_addr)  # not checked: not a failure
+            raise
+        if identity is None or user is None:
+            self.address_limiter.failed(remote_addr)
+            locked = await self.attempts.failed(username, remote_addr)
+            await self.audit.record("auth.account_locked" if locked else "auth.login_failed",
+                                    actor=user if user is not None and user.id else None,
+                                    actor_name=username, remote_addr=remote_addr)
+            raise LoginFailed(WRONG)
+        await self.attempts.succeeded(username, remote_addr)
         now = utcnow()
+        token = secrets.token_urlsafe(32)
+        expires = now + timedelta(hours=self.settings.session_hours)
         async with self.db.session() as s:
-            user = (await s.exec(select(User).where(User.username == username))).first()
-            if user is not None and user.locked_until is not None and user.locked_until > now:
-                await self.audit.record("auth.login_locked", actor=user, remote_addr=remote_addr)
-                raise AccountLocked(
-                    "too many wrong passwords: this account is locked until "
-                    f"{user.locked_until.isoformat(timespec='seconds')}"
-                )
-            identity = None
-            if user is not None and not user.disabled:
-                backend = self.backends.get(user.auth_backend)
-                if backend is not None:
-                    identity = await backend.check_password(username, password, user.password_hash)
-                    if identity and user.password_hash and backend.needs_rehash(user.password_hash):
-                        user.password_hash = backend.hash_password(password)
-            elif user is None:
-                # Directory backends may vouch for people Valt has not seen yet.
-                for name, backend in self.backends.items():
-                    identity = await backend.check_password(username, password, None)
-                    if identity is not None:
-                        user = User(username=username, display_name=identity.display_name,
-                                    email=identity.email, role="viewer", auth_backend=name)
-                        s.add(user)
-                        break
-            if identity is None or user is None:
-                if user is not None and user.id is not None:
-                    user.failed_logins += 1
-                    locked = user.failed_logins >= self.settings.lockout_threshold
-                    if locked:
-                        user.locked_until = now + timedelta(minutes=self.settings.lockout_minutes)
-                        user.failed_logins = 0
-                    s.add(user)
-                    await s.commit()
-                    await self.audit.record(
-                        "auth.account_locked" if locked else "auth.login_failed",
-                        actor=user, remote_addr=remote_addr,
-                    )
-                else:
-                    await self.audit.record("auth.login_failed", actor_name=username, remote_addr=remote_addr)
-                raise LoginFailed("wrong user name or password")
-            user.failed_logins = 0
-            user.locked_until = None
+            if user.id is None:
+                s.add(user)  # first sign-in of a person a directory backend vouched for
+                await s.flush()
+            else:
+                user = await s.get(User, user.id) or user
             user.last_login_at = now
             s.add(user)
-            await s.flush()
-            token = secrets.token_urlsafe(32)
-            expires = now + timedelta(hours=self.settings.session_hours)
             s.add(ApiToken(user_id=user.id, kind="session", token_hash=token_digest(token), expires_at=expires))
             await s.commit()
         await self.audit.record("auth.login", actor=user, remote_addr=remote_addr)
         return IssuedToken(token=token, expires_at=expires, user=user)
+
+    async def _check(self, username: str, password: str) -> tuple[User | None, Any]:
+        # The user row (unsaved when a directory vouches for someone new) and the identity, or
+        # None for a wrong password. Every path runs one password check of about equal cost.
+        async with self.db.session() as s:
+            user = (await s.exec(select(User).where(User.username == username))).first()
+        if user is not None:
+            backend = self.backends.get(user.auth_backend)
+            if user.disabled or backend is None:
+                # Same work as a real check, so a disabled account is not told apart by time.
+                decoy = self.password_backend()
+                if decoy is not None:
+                    await decoy.check_password(username, password, None)
+                return user, None
+            identity = await backend.check_password(username, password, user.password_hash)
+            if identity and user.password_hash and backend.needs_rehash(user.password_hash):
+                async with self.db.session() as s:
+                    row = await s.get(User, user.id)
+                    if row is not None:
+                        row.password_hash = backend.hash_password(password)
+                        s.add(row)
+                        await s.commit()
+            return user, identity
+        # Directory backends may vouch for people Valt has not seen yet.
+        for name, backend in self.backends.items():
+            identity = await backend.check_password(username, password, None)
+            if identity is not None:
+                return User(username=username, display_name=identity.display_name, email=identity.email,
+                            role="viewer", auth_backend=name), identity
+        return None, None
 
     async def user_for_token(self, token: str) -> tuple[User, ApiToken] | None:
         """The user a valid (unexpired, unrevoked) token belongs to, else ``None``."""

@@ -91,6 +91,10 @@ class Database:
             command.upgrade(cfg, "head")
 
         await self._run_sync(run)
+        if self.url.startswith("sqlite"):
+            # A migration may switch SQLite's foreign keys off for a table rebuild; a pooled
+            # connection must not keep that: new connections get them on again.
+            await self.engine.dispose()
         return before, await self.current_revision()
 
     async def check_schema(self) -> None:

@@ -25,10 +25,16 @@ def _created() -> Any:
     return Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
 
 
+#: SQLite otherwise hands the id of a deleted last row to the next one: a token, a link or an
+#: audit entry naming "camera 7" would then name a different camera. MariaDB never reuses them.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class User(SQLModel, table=True):
     """A person who can sign in. ``role`` is one of :data:`ROLES`."""
 
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     username: str = Field(max_length=150, unique=True, index=True)
     display_name: str = Field(default="", max_length=200)
@@ -37,8 +43,6 @@ class User(SQLModel, table=True):
     auth_backend: str = Field(default="local", max_length=50)
     password_hash: Optional[str] = Field(default=None, max_length=255)
     disabled: bool = False
-    failed_logins: int = 0
-    locked_until: Optional[datetime] = _ts()
     last_login_at: Optional[datetime] = _ts()
     created_at: datetime = _created()
 
@@ -47,6 +51,7 @@ class Group(SQLModel, table=True):
     """A named set of users that rights can be granted to."""
 
     __tablename__ = "groups"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=150, unique=True)
     description: str = Field(default="", max_length=500)
@@ -68,6 +73,7 @@ class Right(SQLModel, table=True):
     """
 
     __tablename__ = "rights"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     group_id: Optional[int] = Field(default=None, foreign_key="groups.id", ondelete="CASCADE")
     user_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
@@ -79,6 +85,7 @@ class MediaServer(SQLModel, table=True):
     """A process that ingests cameras and records; the app server's own one is ``local``."""
 
     __tablename__ = "media_servers"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=150, unique=True)
     url: str = Field(default="", max_length=500)
@@ -91,6 +98,7 @@ class Room(SQLModel, table=True):
     """An observed room (an interview room, a sim lab); holds cameras and recordings."""
 
     __tablename__ = "rooms"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=150, unique=True)
     description: str = Field(default="", max_length=500)
@@ -102,6 +110,7 @@ class Camera(SQLModel, table=True):
     """A camera: which driver speaks to it and that driver's settings."""
 
     __tablename__ = "cameras"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=150, unique=True)
     room_id: Optional[int] = Field(default=None, foreign_key="rooms.id", index=True, ondelete="SET NULL")
@@ -109,6 +118,8 @@ class Camera(SQLModel, table=True):
     config: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     enabled: bool = True
     status: str = Field(default="unknown", max_length=20)
+    status_reason: str = Field(default="", max_length=200,
+                               description="Why the camera is not online: its last failure, in plain words.")
     status_changed_at: Optional[datetime] = _ts()
     media_server_id: Optional[int] = Field(default=None, foreign_key="media_servers.id")
     created_at: datetime = _created()
@@ -121,6 +132,7 @@ class Recording(SQLModel, table=True):
     """
 
     __tablename__ = "recordings"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     room_id: int = Field(foreign_key="rooms.id", index=True)
     author_id: Optional[int] = Field(default=None, foreign_key="users.id")
@@ -137,6 +149,7 @@ class Track(SQLModel, table=True):
     """One camera's media within a recording."""
 
     __tablename__ = "tracks"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     recording_id: int = Field(foreign_key="recordings.id", index=True, ondelete="CASCADE")
     camera_id: Optional[int] = Field(default=None, foreign_key="cameras.id", ondelete="SET NULL")
@@ -157,7 +170,7 @@ class Segment(SQLModel, table=True):
     """
 
     __tablename__ = "segments"
-    __table_args__ = (sa.UniqueConstraint("track_id", "seq"),)
+    __table_args__ = (sa.UniqueConstraint("track_id", "seq"), NEVER_REUSE_IDS)
     id: Optional[int] = Field(default=None, primary_key=True)
     track_id: int = Field(foreign_key="tracks.id", index=True, ondelete="CASCADE")
     seq: int
@@ -175,6 +188,7 @@ class Gap(SQLModel, table=True):
     """A stretch of a track with no media (camera lost), kept visible rather than hidden."""
 
     __tablename__ = "gaps"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     track_id: int = Field(foreign_key="tracks.id", index=True, ondelete="CASCADE")
     start_s: float
@@ -186,6 +200,7 @@ class Marker(SQLModel, table=True):
     """A moment marked in a recording, with an optional note."""
 
     __tablename__ = "markers"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     recording_id: int = Field(foreign_key="recordings.id", index=True, ondelete="CASCADE")
     author_id: Optional[int] = Field(default=None, foreign_key="users.id")
@@ -199,6 +214,7 @@ class Clip(SQLModel, table=True):
     """A clip job: a time range cut from a recording's tracks, and its progress."""
 
     __tablename__ = "clips"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     recording_id: int = Field(foreign_key="recordings.id", index=True, ondelete="CASCADE")
     author_id: Optional[int] = Field(default=None, foreign_key="users.id")
@@ -216,6 +232,7 @@ class ClipFile(SQLModel, table=True):
     """One output file of a clip (one per track)."""
 
     __tablename__ = "clip_files"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     clip_id: int = Field(foreign_key="clips.id", index=True, ondelete="CASCADE")
     track_id: Optional[int] = Field(default=None, foreign_key="tracks.id", ondelete="SET NULL")
@@ -228,6 +245,7 @@ class AuditEvent(SQLModel, table=True):
     """Who did what, when, from where; hash-chained so a removed or edited event shows."""
 
     __tablename__ = "audit_events"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     at: datetime = _created()
     actor_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
@@ -239,6 +257,8 @@ class AuditEvent(SQLModel, table=True):
     remote_addr: str = Field(default="", max_length=64)
     prev_hash: str = Field(default="", max_length=64)
     hash: str = Field(default="", max_length=64)
+    keyed: bool = Field(default=True, description="Hash is an HMAC with the audit key (false: written "
+                                                  "before the chain was keyed, plain SHA-256).")
 
 
 class ApiToken(SQLModel, table=True):
@@ -248,6 +268,7 @@ class ApiToken(SQLModel, table=True):
     """
 
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     kind: str = Field(default="session", max_length=20)
@@ -257,3 +278,19 @@ class ApiToken(SQLModel, table=True):
     expires_at: Optional[datetime] = _ts()
     last_used_at: Optional[datetime] = _ts()
     revoked_at: Optional[datetime] = _ts()
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Sign-in attempts of one user name from one client address, counted atomically.
+
+    Keyed by the name typed, not the user row, so an unknown name is throttled exactly like a
+    known one (the answers cannot tell them apart), and by address, so one attacker's wrong
+    passwords do not lock the account for everyone else.
+    """
+
+    __tablename__ = "login_throttle"
+    username: str = Field(max_length=150, primary_key=True)
+    remote_addr: str = Field(max_length=64, primary_key=True)
+    failures: int = 0
+    locked_until: Optional[datetime] = _ts()
+    last_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False, index=True)

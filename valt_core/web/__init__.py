@@ -13,7 +13,7 @@ from ..api.serialize import cameras_by_room
 from ..auth.access import role_allows
 from ..context import get_context
 from ..db.models import Camera, Room, User
-from ..errors import AccountLocked, LoginFailed
+from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
 
 web = Blueprint("web", __name__)
 
@@ -56,8 +56,10 @@ async def login_submit():
         return await _login_form("The form expired; please try again.", 400, username)
     try:
         issued = await ctx.sessions.login(username, form.get("password", ""), request.remote_addr or "")
-    except AccountLocked as err:
-        return await _login_form(err.message, 423, username)
+    except (TooManyAttempts, ServiceBusy) as err:
+        resp = await _login_form(err.message, err.http_status, username)
+        resp.headers.update(err.headers())
+        return resp
     except LoginFailed:
         return await _login_form("Wrong user name or password.", 401, username)
     resp = redirect(url_for("web.home"))
