@@ -178,3 +178,23 @@ def test_clock_text_rounds_into_the_next_second():
     assert format_clock(12.9994) == "00:00:12.999"
     assert format_clock(86399.9999) == "00:00:00.000"
     assert format_clock(3600.04, utc_offset_s=3600) == "02:00:00.040"
+
+
+def test_sim_height_not_divisible_by_4_is_rejected():
+    # A height of 4k + 2 passed the even check, then never streamed (camera "offline").
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="multiple of 4"):
+        SimCameraConfig(width=320, height=242)
+    SimCameraConfig(width=322, height=244)  # any even width is fine
+    # The sub stream (half size) of a valid camera keeps to the rule too.
+    assert SimulatedCamera(SimCameraConfig(width=640, height=300))._size("sub") == (320, 148)
+
+
+def test_sim_pipeline_failure_keeps_its_cause():
+    # The encoder failing must surface as its own error, not as the demuxer's InvalidDataError.
+    from valt_camera_sim.source import SimulatedMediaInput
+
+    config = SimCameraConfig(width=320, height=240)
+    with pytest.raises(ValueError, match="reshape"):
+        SimulatedMediaInput(config, 320, 242)  # a size the painter cannot draw

@@ -8,7 +8,7 @@ class SimCameraConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     width: int = Field(640, ge=64, le=3840, description="Picture width in pixels (even).")
-    height: int = Field(360, ge=64, le=2160, description="Picture height in pixels (even).")
+    height: int = Field(360, ge=64, le=2160, description="Picture height in pixels (a multiple of 4).")
     fps: int = Field(25, ge=1, le=60, description="Frames per second.")
     keyframe_interval: int = Field(50, ge=1, le=600, description="Frames from one keyframe to the next.")
     bitrate_kbps: int = Field(800, ge=50, le=50000, description="Target video bit rate.")
@@ -21,4 +21,12 @@ class SimCameraConfig(BaseModel):
     def _even(cls, value: int) -> int:
         if value % 2:
             raise ValueError("must be even (4:2:0 video)")
+        return value
+
+    @field_validator("height")
+    @classmethod
+    def _multiple_of_4(cls, value: int) -> int:
+        # The painter packs each half-height chroma plane into rows of the full width.
+        if value % 4:
+            raise ValueError(f"must be a multiple of 4 (the simulated picture needs it), e.g. {value - value % 4}")
         return value

@@ -47,8 +47,9 @@ class SimulatedCamera(CameraDriver):
         if profile == "main":
             return self.config.width, self.config.height
         if profile == "sub":
-            # Half size, rounded down to even numbers as 4:2:0 needs.
-            return max(64, self.config.width // 2) & ~1, max(64, self.config.height // 2) & ~1
+            # Half size, rounded down: the width to even (4:2:0), the height to a multiple of 4
+            # (the painter's need, as for the main size).
+            return max(64, self.config.width // 2) & ~1, max(64, self.config.height // 2) & ~3
         raise ValidationFailed(f"unknown stream profile {profile!r} (main, sub)")
 
     async def identify(self) -> DeviceInfo:

@@ -87,15 +87,30 @@ class SimulatedMediaInput:
         self._thread.start()
         # Default probing (about 1 s, like an RTSP camera): NUT on a pipe drops the first
         # keyframe when the probe is cut short, as it cannot seek back.
-        self._container = av.open(self._reader_file, format="nut")
+        try:
+            self._container = av.open(self._reader_file, format="nut")
+        except av.error.FFmpegError:
+            # The demuxer only saw the pipe end; the encoder's own error says why.
+            self._stop.set()
+            self._reader_file.close()
+            self._thread.join(timeout=5)
+            self._raise_cause()
+            raise
         self.streams = self._container.streams
 
     def demux(self, *streams: Any) -> Iterator[av.Packet]:
         """Yield packets as the simulated camera produces them (real-time paced)."""
-        for packet in self._container.demux(*streams):
-            if packet.dts is None:  # the demuxer's end-of-stream marker
-                continue
-            yield packet
+        try:
+            for packet in self._container.demux(*streams):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                yield packet
+        except av.error.FFmpegError:
+            self._raise_cause()
+            raise
+        self._raise_cause()
+
+    def _raise_cause(self) -> None:
         if self._error is not None:
             raise self._error
 
@@ -111,10 +126,11 @@ class SimulatedMediaInput:
     def _produce(self) -> None:
         try:
             self._encode_loop()
-        except (BrokenPipeError, ValueError, OSError):
-            pass  # the reader went away: the camera was closed
         except BaseException as err:  # noqa: BLE001 - reported to the reader
-            self._error = err
+            # Once the reader closed the camera, writing fails as expected; any other failure
+            # is the reason this camera stopped, and the reader raises it.
+            if not (self._stop.is_set() or isinstance(err, BrokenPipeError)):
+                self._error = err
         finally:
             try:
                 self._writer_file.close()
