@@ -64,7 +64,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     app.register_blueprint(api)
     app.register_blueprint(web)
     for transport in ctx.transports.values():
-        app.register_blueprint(transport.blueprint(ctx.media))
+        app.register_blueprint(transport.blueprint(ctx.live))
 
     @app.before_serving
     async def start() -> None:
@@ -74,6 +74,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
 
     @app.after_serving
     async def stop() -> None:
+        await ctx.live.stop()
         await ctx.media.stop()
         await ctx.cameras.close()
         await ctx.db.dispose()

@@ -19,6 +19,8 @@ from typing import Sequence
 
 from .errors import ConfigError, PluginError, ValtError
 
+from .redact import install_log_redaction
+
 log = logging.getLogger("valt")
 
 EXIT_CONFIG = 2
@@ -48,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--admin", action="store_true", help="give the admin role")
     add.add_argument("--role", choices=["admin", "operator", "viewer"], help="role (default viewer)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user_sub.add_parser("list", help="list users: role, state, last sign-in, locks")
+    passwd = user_sub.add_parser("passwd", help="set a user's password (signs them out everywhere)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    unlock = user_sub.add_parser("unlock", help="end the sign-in locks of a user name")
+    unlock.add_argument("name")
+    disable = user_sub.add_parser("disable", help="disable a user: signed out, live streams closed")
+    disable.add_argument("name")
+    enable = user_sub.add_parser("enable", help="enable a disabled user again")
+    enable.add_argument("name")
 
     verify = sub.add_parser("verify", help="check a recording's segments against the index and hash chain")
     verify.add_argument("recording_id", type=int)
@@ -63,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``valt`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     # Alembic narrates every schema check at INFO; Valt reports upgrades itself.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -121,7 +134,9 @@ async def _async_command(args: argparse.Namespace, settings) -> int:
             await ctx.db.dispose()
         return 0
     if args.command == "user":
-        return await _user_add(args, settings)
+        if args.user_command == "add":
+            return await _user_add(args, settings)
+        return await _user_manage(args, settings)
     if args.command == "verify":
         return await _verify(args, settings)
     if args.command == "demo":
@@ -158,6 +173,55 @@ async def _user_add(args: argparse.Namespace, settings) -> int:
     finally:
         await ctx.db.dispose()
     print(f"created user {user.username!r} with role {role}")
+    return 0
+
+
+async def _user_manage(args: argparse.Namespace, settings) -> int:
+    from .context import ValtContext
+    from .users import change_user, find_user
+
+    password = _read_password(args.password_stdin) if args.user_command == "passwd" else None
+    ctx = ValtContext.build(settings)
+    try:
+        await ctx.db.check_schema()
+        if args.user_command == "list":
+            return await _user_list(ctx)
+        user = await find_user(ctx, args.name)
+        if args.user_command == "unlock":
+            cleared = await ctx.sessions.attempts.unlock(user.username)
+            said = f"unlocked {user.username!r}" + ("" if cleared else " (it was not locked)")
+        elif args.user_command == "passwd":
+            await change_user(ctx, user.id, password=password)
+            said = f"set a new password for {user.username!r}; their sessions are signed out"
+        else:
+            await change_user(ctx, user.id, disabled=args.user_command == "disable")
+            said = (f"disabled {user.username!r}: signed out, live streams close within "
+                    f"{settings.live.recheck_s:g} s" if args.user_command == "disable"
+                    else f"enabled {user.username!r}")
+        await ctx.audit.record(f"user.{args.user_command}", actor_name="cli", target_type="user",
+                               target_id=user.id, detail={"username": user.username})
+    finally:
+        await ctx.db.dispose()
+    print(said)
+    return 0
+
+
+async def _user_list(ctx) -> int:
+    from sqlmodel import select
+
+    from .db.models import User
+
+    async with ctx.db.session() as s:
+        users = (await s.exec(select(User).order_by(User.username))).all()
+    rows = [("NAME", "ROLE", "STATE", "LAST SIGN-IN", "LOCKED FOR")]
+    for u in users:
+        locked = await ctx.sessions.attempts.locked_addresses(u.username)
+        rows.append((u.username, u.role, "disabled" if u.disabled else "enabled",
+                     u.last_login_at.isoformat(timespec="seconds") if u.last_login_at else "never",
+                     ", ".join(locked) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
     return 0
 
 

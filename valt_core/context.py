@@ -18,6 +18,7 @@ from .storage.base import StorageBackend
 from .transports.base import Transport
 
 if TYPE_CHECKING:
+    from .auth.live_access import LiveAccess
     from .media.engine import MediaEngine
 
 
@@ -35,6 +36,7 @@ class ValtContext:
     secret: bytes
     cameras: CameraService = field(init=False)
     media: "MediaEngine" = field(init=False)
+    live: "LiveAccess" = field(init=False)
     transports: dict[str, Transport] = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +69,9 @@ class ValtContext:
         }
         ctx.cameras = CameraService(plugins, settings.cameras.control_timeout_s)
         ctx.media = MediaEngine(ctx)
+        from .auth.live_access import LiveAccess
+
+        ctx.live = LiveAccess(db, secret, audit, ctx.media, settings.live.recheck_s)
         return ctx
 
 

@@ -20,9 +20,14 @@ class ValtError(Exception):
     code: ClassVar[str] = "internal_error"
 
     def __init__(self, message: str, **details: Any) -> None:
+        # Messages quote URLs and library errors, which carry credentials: redact at the source,
+        # so no API answer, log line or CLI message can show one.
+        from .redact import redact
+
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.details = details
+        self.details = {k: _redacted(v) for k, v in details.items()}
 
     def headers(self) -> dict[str, str]:
         """HTTP headers that go with the answer (``Retry-After`` when the error says when)."""
@@ -111,6 +116,12 @@ class Conflict(ValtError):
     code = "conflict"
 
 
+class CameraDisabled(Conflict):
+    """The camera is disabled: no ingest, no live view, no snapshot until it is enabled."""
+
+    code = "camera_disabled"
+
+
 class CameraError(ValtError):
     """Base for errors a camera driver reports."""
 
@@ -142,6 +153,18 @@ class StorageError(ValtError):
 
     http_status = 507
     code = "storage_error"
+
+
+def _redacted(value: Any) -> Any:
+    from .redact import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def validation_problems(err: Any, unknown: str = "unknown setting") -> dict[str, str]:

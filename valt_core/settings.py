@@ -100,12 +100,18 @@ class MediaSettings(StrictModel):
     min_free_mb: float = Field(1024.0, ge=0, description="Free-space floor of the storage: below it recordings stop and new ones are refused.")
     disk_check_s: float = Field(2.0, gt=0, description="How often free space is checked while recording.")
     cache_mb: float = Field(2048.0, ge=0, description="Disk space for built playback files (DATA_DIR/cache).")
+    clip_jobs_running: int = Field(2, ge=1, le=64, description="Clip jobs built at once over all users; the others wait in a queue.")
+    clip_jobs_running_per_user: int = Field(1, ge=1, le=64, description="Clip jobs of one user built at once.")
+    clip_jobs_queued_per_user: int = Field(10, ge=1, le=1000, description="Clip jobs one user may have waiting or running; beyond it a new one is refused (409).")
 
 
 class LiveSettings(StrictModel):
     """Live view: tokens and the transports' options."""
 
     token_ttl_s: float = Field(300.0, ge=10, le=3600, description="Lifetime of a live-view token (opening a stream needs a valid one).")
+    recheck_s: float = Field(5.0, gt=0, le=300, description="How often open live streams are checked against "
+                                                            "their session, user and camera (changes made in "
+                                                            "another process close them within this time).")
     transport_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Options per transport, e.g. [live.transport_options.wss].")
 
 

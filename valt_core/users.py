@@ -1,14 +1,16 @@
-"""Creating users, shared by the API and ``valt user add``."""
+"""Creating and changing users, shared by the API and the ``valt user`` commands."""
 
 from __future__ import annotations
 
 import re
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 from .context import ValtContext
-from .db.models import ROLES, User
-from .errors import ConfigError, Conflict, ValidationFailed
+from .db.models import ROLES, ApiToken, User
+from .db.types import utcnow
+from .errors import ConfigError, Conflict, NotFound, ValidationFailed
 
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]+")
 
@@ -44,4 +46,70 @@ async def create_user(
         except IntegrityError as err:
             raise Conflict(f"a user named {username!r} already exists") from err
         await s.refresh(user)
+    return user
+
+
+async def find_user(ctx: ValtContext, name_or_id: str | int) -> User:
+    """The user with that id (an int) or user name; :class:`NotFound` when there is none."""
+    async with ctx.db.session() as s:
+        if isinstance(name_or_id, int):
+            user = await s.get(User, name_or_id)
+        else:
+            user = (await s.exec(select(User).where(User.username == name_or_id))).first()
+    if user is None:
+        raise NotFound(f"no user {name_or_id!r}")
+    return user
+
+
+async def change_user(
+    ctx: ValtContext,
+    user_id: int,
+    *,
+    role: str | None = None,
+    disabled: bool | None = None,
+    password: str | None = None,
+    display_name: str | None = None,
+    email: str | None = None,
+) -> User:
+    """Change a user; what is not given stays.
+
+    Disabling a user or setting a new password signs them out everywhere (their tokens are
+    revoked); a new role or disabling also closes their live streams in this process (other
+    processes close them at their next re-check).
+    """
+    if role is not None and role not in ROLES:
+        raise ValidationFailed(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+    if password is not None and len(password) < 8:
+        raise ValidationFailed("the password must have at least 8 characters")
+    sign_out = bool(disabled) or password is not None
+    async with ctx.db.session() as s:
+        user = await s.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        access_changed = (role is not None and role != user.role) or (disabled is not None and disabled != user.disabled)
+        if password is not None:
+            backend = ctx.sessions.backends.get(user.auth_backend)
+            if backend is None or not backend.manages_passwords:
+                raise ValidationFailed(f"{user.username!r} signs in through {user.auth_backend!r}, "
+                                       "which keeps its own passwords")
+            user.password_hash = backend.hash_password(password)
+        if role is not None:
+            user.role = role
+        if disabled is not None:
+            user.disabled = disabled
+        if display_name is not None:
+            user.display_name = display_name
+        if email is not None:
+            user.email = email
+        s.add(user)
+        if sign_out:
+            now = utcnow()
+            for token in (await s.exec(select(ApiToken).where(ApiToken.user_id == user_id,
+                                                              ApiToken.revoked_at == None))).all():  # noqa: E711
+                token.revoked_at = now
+                s.add(token)
+        await s.commit()
+        await s.refresh(user)
+    if access_changed or sign_out:
+        ctx.live.user_changed(user_id)
     return user

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from quart import jsonify
 
 from ..context import get_context
 from . import api
-from .guard import body, caller, public, read_body, remote_addr, require
+from .guard import RequestModel, body, caller, public, read_body, remote_addr, require, responds
 from .serialize import user_json
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     """Credentials for ``POST /api/v1/auth/login``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -22,6 +22,7 @@ class LoginRequest(BaseModel):
 @api.post("/auth/login")
 @public
 @body(LoginRequest)
+@responds(200, description="A bearer token and the user.", errors=(401, 429, 503))
 async def login():
     """Sign in with a user name and password; answers a bearer token."""
     creds = await read_body(LoginRequest)
@@ -40,6 +41,7 @@ async def logout():
     ctx = get_context()
     who = caller()
     await ctx.sessions.revoke(who.token.id)
+    ctx.live.signed_out(who.token.id)
     await ctx.audit.record("auth.logout", actor=who.user, remote_addr=remote_addr())
     return jsonify({"status": "signed out"})
 

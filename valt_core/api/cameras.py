@@ -11,22 +11,24 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from quart import Response, jsonify
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from ..auth.media_tokens import issue_media_token
-from ..cameras.base import SECRET_FIELD_NAMES, Capability, CameraDriver, DiscoveredCamera, Preset
+from ..auth.media_tokens import camera_key, issue_media_token
+from ..cameras.base import ADDRESS_FIELD_NAMES, SECRET_FIELD_NAMES, Capability, CameraDriver, DiscoveredCamera, Preset
 from ..context import get_context
 from ..db.models import Camera, Room
-from ..errors import Conflict, NotFound, ValidationFailed
+from ..db.types import utcnow
+from ..errors import CameraDisabled, Conflict, NotFound, ValidationFailed
+from ..redact import redact
 from . import api
-from .guard import body, caller, read_body, remote_addr, require
+from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
 from .serialize import MASK, camera_json
 
 
-class CameraCreate(BaseModel):
+class CameraCreate(RequestModel):
     """Body of ``POST /api/v1/cameras``: the driver's name and its settings."""
 
     model_config = ConfigDict(extra="forbid")
@@ -37,10 +39,11 @@ class CameraCreate(BaseModel):
     enabled: bool = True
 
 
-class CameraUpdate(BaseModel):
+class CameraUpdate(RequestModel):
     """Body of ``PATCH /api/v1/cameras/{id}``: only the fields given change.
 
-    In ``config``, a secret sent back as ``********`` (as the API shows it) keeps its value.
+    In ``config``, a secret sent back as ``********`` (as the API shows it) keeps its value,
+    unless the camera's address changes in the same request: then it must be entered again.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -50,7 +53,7 @@ class CameraUpdate(BaseModel):
     enabled: bool | None = None
 
 
-class CameraProbe(BaseModel):
+class CameraProbe(RequestModel):
     """Body of ``POST /api/v1/cameras/probe``: settings to try before adding a camera."""
 
     model_config = ConfigDict(extra="forbid")
@@ -58,14 +61,14 @@ class CameraProbe(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
-class DiscoverRequest(BaseModel):
+class DiscoverRequest(RequestModel):
     """Body of ``POST /api/v1/cameras/discover``."""
 
     model_config = ConfigDict(extra="forbid")
     timeout_s: float | None = Field(None, gt=0, le=30, description="Defaults to [cameras] discovery_timeout_s.")
 
 
-class PtzRequest(BaseModel):
+class PtzRequest(RequestModel):
     """Body of ``POST /api/v1/cameras/{id}/ptz``.
 
     ``move``: continuous, speeds -1..1; ``absolute``: pan/tilt -1..1, zoom 0..1; ``relative``:
@@ -88,7 +91,7 @@ class PtzRequest(BaseModel):
         return self
 
 
-class PresetCreate(BaseModel):
+class PresetCreate(RequestModel):
     """Body of ``POST /api/v1/cameras/{id}/presets``: store where the camera points now."""
 
     model_config = ConfigDict(extra="forbid")
@@ -103,6 +106,42 @@ async def _camera(camera_id: int) -> Camera:
     if camera is None:
         raise NotFound(f"no camera {camera_id}")
     return camera
+
+
+async def _enabled_camera(camera_id: int) -> Camera:
+    camera = await _camera(camera_id)
+    if not camera.enabled:
+        # Disabled means nobody sees the room through it: no live view, no still.
+        raise CameraDisabled(f"camera {camera.name!r} is disabled; enable it first")
+    return camera
+
+
+def merge_config(camera: Camera, incoming: dict[str, Any]) -> dict[str, Any]:
+    """New settings for ``camera``: a secret sent back masked keeps its stored value.
+
+    Only while the camera stays where it is: when an address field changes, a masked secret is
+    refused (a stored password must not be sent to a new host that nobody typed it for).
+    """
+    klass = get_context().plugins.camera_drivers.get(camera.driver)
+    secrets = _secret_fields(camera.driver)
+    address_fields = klass.address_fields if klass is not None else ADDRESS_FIELD_NAMES
+    old = camera.config or {}
+    moved = sorted(k for k in address_fields if k in incoming and incoming[k] != old.get(k)
+                   and not _same_redacted(incoming[k], old.get(k)))
+    merged: dict[str, Any] = {}
+    for key, value in incoming.items():
+        kept = (key in secrets and value == MASK) or _same_redacted(value, old.get(key))
+        if kept and moved:
+            raise ValidationFailed(
+                f"the camera's address changed ({', '.join(moved)}): enter {key} again",
+                fields={f"config.{key}": "re-enter it: the camera's address changed"})
+        merged[key] = old.get(key, "") if kept else value
+    return merged
+
+
+def _same_redacted(value: Any, stored: Any) -> bool:
+    # A URL the API showed with its password masked, sent back unchanged.
+    return isinstance(value, str) and isinstance(stored, str) and value != stored and value == redact(stored)
 
 
 def _secret_fields(driver: str) -> frozenset[str]:
@@ -184,6 +223,7 @@ async def list_cameras():
 @api.post("/cameras")
 @require("cameras.manage")
 @body(CameraCreate)
+@responds(201, description="The camera, added.", errors=(409,))
 async def create_camera():
     """Add a camera: the driver checks its settings before anything is stored."""
     data = await read_body(CameraCreate)
@@ -195,7 +235,7 @@ async def create_camera():
         if data.room_id is not None and await s.get(Room, data.room_id) is None:
             raise ValidationFailed(f"no room {data.room_id}", fields={"room_id": "unknown room"})
         camera = Camera(name=data.name, driver=data.driver, room_id=data.room_id,
-                        config=config, enabled=data.enabled)
+                        config=config, enabled=data.enabled, status="unknown" if data.enabled else "disabled")
         s.add(camera)
         try:
             await s.commit()
@@ -217,6 +257,7 @@ async def get_camera(camera_id: int):
 @api.patch("/cameras/<int:camera_id>")
 @require("cameras.manage")
 @body(CameraUpdate)
+@responds(200, description="The camera.", errors=(409,))
 async def update_camera(camera_id: int):
     """Rename, move, enable or disable a camera, or change its driver settings.
 
@@ -238,12 +279,13 @@ async def update_camera(camera_id: int):
             if data.room_id is not None and await s.get(Room, data.room_id) is None:
                 raise ValidationFailed(f"no room {data.room_id}", fields={"room_id": "unknown room"})
             camera.room_id = data.room_id
-        if data.enabled is not None:
+        if data.enabled is not None and data.enabled != camera.enabled:
             camera.enabled = data.enabled
+            camera.status = "starting" if data.enabled else "disabled"
+            camera.status_reason = ""
+            camera.status_changed_at = utcnow()
         if data.config is not None:
-            secrets = _secret_fields(camera.driver)
-            merged = {k: (camera.config.get(k, "") if k in secrets and v == MASK else v)
-                      for k, v in data.config.items()}
+            merged = merge_config(camera, data.config)
             driver = ctx.plugins.build_camera_driver(camera.driver, merged)
             camera.config = driver.config.model_dump(mode="json")
         s.add(camera)
@@ -252,6 +294,8 @@ async def update_camera(camera_id: int):
         except IntegrityError as err:
             raise Conflict(f"a camera named {data.name!r} already exists") from err
     if changed & {"config", "enabled"}:
+        if not camera.enabled:
+            ctx.live.camera_closed(camera.id, f"camera {camera.name!r} was disabled")
         await _restart_ingest(camera)
     await _audit("camera.update", camera, fields=sorted(changed))
     return jsonify(camera_json(camera, ctx.cameras))
@@ -259,11 +303,13 @@ async def update_camera(camera_id: int):
 
 @api.delete("/cameras/<int:camera_id>")
 @require("cameras.manage")
+@responds(204, media_type=None, description="Removed.", errors=(409,))
 async def delete_camera(camera_id: int):
     """Remove a camera. Its past recordings stay; refused (409) while its room is recording."""
     ctx = get_context()
     camera = await _camera(camera_id)
     _not_recording(camera, "remove it")
+    ctx.live.camera_closed(camera_id, f"camera {camera.name!r} was removed")
     await ctx.media.remove_camera(camera_id)
     await ctx.cameras.forget(camera_id)
     async with ctx.db.session() as s:
@@ -280,6 +326,7 @@ async def delete_camera(camera_id: int):
 @api.post("/cameras/probe")
 @require("cameras.manage")
 @body(CameraProbe)
+@responds(200, description="What the device says.", errors=(501, 502))
 async def probe_camera():
     """Try settings before adding a camera: the device's identity, streams and capabilities."""
     data = await read_body(CameraProbe)
@@ -288,6 +335,7 @@ async def probe_camera():
 
 @api.post("/cameras/<int:camera_id>/test")
 @require("cameras.manage")
+@responds(200, description="What the device says.", errors=(501, 502))
 async def test_camera(camera_id: int):
     """Test the connection to a camera: its identity, streams and capabilities."""
     ctx = get_context()
@@ -320,13 +368,14 @@ async def discover_cameras():
 
 @api.get("/cameras/<int:camera_id>/snapshot")
 @require("live.watch")
+@responds(200, media_type="image/jpeg", description="A JPEG still.", errors=(501, 502))
 async def camera_snapshot(camera_id: int):
     """A JPEG still from the camera (audited: it shows the room).
 
     The driver takes it when it can; otherwise it is the newest keyframe of the live stream.
     """
     ctx = get_context()
-    camera = await _camera(camera_id)
+    camera = await _enabled_camera(camera_id)
     if Capability.SNAPSHOT in ctx.cameras.capabilities(camera):
         jpeg = await ctx.cameras.call(camera, lambda d: d.snapshot(), Capability.SNAPSHOT, "take snapshots")
     else:
@@ -340,9 +389,11 @@ async def camera_snapshot(camera_id: int):
 async def camera_live(camera_id: int):
     """A short-lived token to watch the camera live, and where each transport serves it (audited)."""
     ctx = get_context()
-    camera = await _camera(camera_id)
-    token, expires = issue_media_token(ctx.secret, camera_id, caller().user.id, ctx.settings.live.token_ttl_s)
-    # Watching a room is an access like playing a recording: who, which camera, when.
+    camera = await _enabled_camera(camera_id)
+    token, expires = issue_media_token(ctx.secret, camera_id, caller().user.id, ctx.settings.live.token_ttl_s,
+                                       camera_created=camera_key(camera.created_at), session_id=caller().token.id)
+    # Watching a room is an access like playing a recording: who, which camera, when. Opening
+    # the stream with the token is audited again (camera.live.open) by the transport's host.
     await _audit("camera.live", camera)
     endpoints = {}
     for name, transport in ctx.transports.items():
@@ -356,6 +407,7 @@ async def camera_live(camera_id: int):
 
 @api.get("/cameras/<int:camera_id>/ptz")
 @require("cameras.view")
+@responds(200, description="Where the camera points.", errors=(501, 502))
 async def camera_ptz_position(camera_id: int):
     """Where a PTZ camera points: pan and tilt -1..1, zoom 0..1, and whether it is moving."""
     camera = await _camera(camera_id)
@@ -366,6 +418,7 @@ async def camera_ptz_position(camera_id: int):
 @api.post("/cameras/<int:camera_id>/ptz")
 @require("cameras.control")
 @body(PtzRequest)
+@responds(204, media_type=None, description="Done.", errors=(501, 502))
 async def camera_ptz(camera_id: int):
     """Steer a PTZ camera: ``move`` (press and hold), ``stop``, ``absolute``, ``relative``, ``goto_preset``."""
     data = await read_body(PtzRequest)
@@ -391,6 +444,7 @@ async def camera_ptz(camera_id: int):
 
 @api.get("/cameras/<int:camera_id>/presets")
 @require("cameras.view")
+@responds(200, description="The presets.", errors=(501, 502))
 async def camera_presets(camera_id: int):
     """The camera's stored positions."""
     camera = await _camera(camera_id)
@@ -401,6 +455,7 @@ async def camera_presets(camera_id: int):
 @api.post("/cameras/<int:camera_id>/presets")
 @require("cameras.control")
 @body(PresetCreate)
+@responds(201, description="The preset.", errors=(501, 502))
 async def save_camera_preset(camera_id: int):
     """Store where the camera points now under a name (replacing a preset of that name)."""
     data = await read_body(PresetCreate)
@@ -413,6 +468,7 @@ async def save_camera_preset(camera_id: int):
 
 @api.delete("/cameras/<int:camera_id>/presets/<token>")
 @require("cameras.control")
+@responds(204, media_type=None, description="Deleted.", errors=(501, 502))
 async def delete_camera_preset(camera_id: int, token: str):
     """Delete a stored position."""
     camera = await _camera(camera_id)

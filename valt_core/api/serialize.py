@@ -7,6 +7,7 @@ from typing import Any
 from ..cameras.base import SECRET_FIELD_NAMES
 from ..db.models import Camera, Room, User
 from ..cameras.service import CameraService
+from ..redact import redact
 
 MASK = "********"
 
@@ -56,7 +57,9 @@ def camera_json(camera: Camera, service: CameraService | None = None) -> dict[st
         klass = service.plugins.camera_drivers[camera.driver]
         secret_fields = secret_fields | klass.secret_fields
         capabilities = service.capabilities(camera).names()
-    config = {k: (MASK if k in secret_fields and v else v) for k, v in (camera.config or {}).items()}
+    # Secret fields masked; a password typed into a URL field is masked inside the URL.
+    config = {k: (MASK if k in secret_fields and v else redact(v) if isinstance(v, str) else v)
+              for k, v in (camera.config or {}).items()}
     return {
         "id": camera.id,
         "name": camera.name,

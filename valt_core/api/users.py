@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from quart import jsonify
 from sqlmodel import select
 
 from ..context import get_context
 from ..db.models import User
-from ..users import create_user
+from ..errors import Conflict
+from ..users import change_user, create_user, find_user
 from . import api
-from .guard import body, caller, read_body, remote_addr, require
+from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
 from .serialize import user_json
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestModel):
     """Body of ``POST /api/v1/users``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -39,6 +40,7 @@ async def list_users():
 @api.post("/users")
 @require("users.manage")
 @body(UserCreate)
+@responds(201, description="The user, created.", errors=(409,))
 async def add_user():
     """Create a user with a password (local auth)."""
     data = await read_body(UserCreate)
@@ -49,3 +51,57 @@ async def add_user():
                            target_id=user.id, detail={"username": user.username, "role": user.role},
                            remote_addr=remote_addr())
     return jsonify(user_json(user)), 201
+
+
+class UserUpdate(RequestModel):
+    """Body of ``PATCH /api/v1/users/{id}``: only the fields given change.
+
+    Disabling a user or setting a password signs them out everywhere; a new role or disabling
+    closes their live streams at once.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["admin", "operator", "viewer"] | None = None
+    disabled: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=1024)
+    display_name: str | None = Field(None, max_length=200)
+    email: str | None = Field(None, max_length=254)
+
+
+@api.get("/users/<int:user_id>")
+@require("users.manage")
+async def get_user(user_id: int):
+    """One user, and the client addresses their name is locked for now."""
+    ctx = get_context()
+    user = await find_user(ctx, user_id)
+    return jsonify({**user_json(user), "locked_for": await ctx.sessions.attempts.locked_addresses(user.username)})
+
+
+@api.patch("/users/<int:user_id>")
+@require("users.manage")
+@body(UserUpdate)
+async def update_user(user_id: int):
+    """Change a user's role, enable or disable them, set a password or their details."""
+    data = await read_body(UserUpdate)
+    ctx = get_context()
+    me = caller().user
+    if user_id == me.id and (data.disabled or (data.role is not None and data.role != "admin")):
+        # An admin locking themselves out leaves the site without one as easily as by accident.
+        raise Conflict("you cannot disable yourself or take away your own admin role")
+    fields = data.model_dump(exclude_unset=True)
+    user = await change_user(ctx, user_id, **fields)
+    await ctx.audit.record("user.update", actor=me, target_type="user", target_id=user_id,
+                           detail={"username": user.username, "fields": sorted(fields)}, remote_addr=remote_addr())
+    return jsonify(user_json(user))
+
+
+@api.post("/users/<int:user_id>/unlock")
+@require("users.manage")
+async def unlock_user(user_id: int):
+    """End every sign-in lock of the user's name (from any address)."""
+    ctx = get_context()
+    user = await find_user(ctx, user_id)
+    cleared = await ctx.sessions.attempts.unlock(user.username)
+    await ctx.audit.record("user.unlock", actor=caller().user, target_type="user", target_id=user_id,
+                           detail={"username": user.username}, remote_addr=remote_addr())
+    return jsonify({**user_json(user), "cleared": cleared})

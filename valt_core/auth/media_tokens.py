@@ -1,8 +1,10 @@
 """Short-lived signed tokens for live media, checkable without the database.
 
-A token names one camera and one user and expires within minutes. It is an HMAC-SHA256 over
-its claims with a key derived from the server secret, so a media server that shares the
-secret can check it on its own.
+A token names one camera (its id and its creation identity, so a token for a deleted camera
+never opens a later one that got the same id), one user and the sign-in session that asked for
+it, and expires within minutes. It is an HMAC-SHA256 over its claims with a key derived from
+the server secret, so a media server that shares the secret can check it on its own; whether
+the session is still signed in is checked where the stream opens, and again while it plays.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..errors import Forbidden, NotAuthenticated
 
@@ -39,12 +42,23 @@ class MediaClaims:
     camera_id: int
     user_id: int
     expires_at: float
+    camera_key: int = 0
+    """The camera's creation identity (:func:`camera_key`)."""
+    session_id: int = 0
+    """The id of the sign-in token the live token was issued to (0: none)."""
 
 
-def issue_media_token(secret: bytes, camera_id: int, user_id: int, ttl_s: float = DEFAULT_TTL_S) -> tuple[str, float]:
+def camera_key(created_at: datetime) -> int:
+    """A camera's creation identity: its creation time in microseconds."""
+    return int(created_at.timestamp() * 1_000_000)
+
+
+def issue_media_token(secret: bytes, camera_id: int, user_id: int, ttl_s: float = DEFAULT_TTL_S, *,
+                      camera_created: int = 0, session_id: int = 0) -> tuple[str, float]:
     """A token for ``user_id`` to watch ``camera_id`` for ``ttl_s`` seconds; (token, expiry)."""
     exp = time.time() + ttl_s
-    body = _b64(json.dumps({"c": camera_id, "u": user_id, "e": round(exp, 3)}, separators=(",", ":")).encode())
+    claims = {"c": camera_id, "k": camera_created, "u": user_id, "s": session_id, "e": round(exp, 3)}
+    body = _b64(json.dumps(claims, separators=(",", ":")).encode())
     sig = _b64(hmac.new(_key(secret), body.encode(), hashlib.sha256).digest())
     return f"{body}.{sig}", exp
 
@@ -63,7 +77,8 @@ def verify_media_token(secret: bytes, token: str, camera_id: int) -> MediaClaims
         raise NotAuthenticated("the live token is not valid")
     try:
         claims = json.loads(_unb64(body))
-        parsed = MediaClaims(int(claims["c"]), int(claims["u"]), float(claims["e"]))
+        parsed = MediaClaims(int(claims["c"]), int(claims["u"]), float(claims["e"]),
+                             int(claims.get("k", 0)), int(claims.get("s", 0)))
     except (ValueError, KeyError, TypeError) as err:
         raise NotAuthenticated("the live token is not valid") from err
     if parsed.expires_at < time.time():

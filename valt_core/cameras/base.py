@@ -21,6 +21,9 @@ from ..errors import NotSupported
 
 #: Config keys treated as secrets whatever the driver says (safe by default).
 SECRET_FIELD_NAMES = frozenset({"password", "passphrase", "secret", "token", "api_key", "private_key"})
+#: Settings that say where a camera is. When one changes, a stored secret is kept only if the
+#: request enters it again: a masked password must never follow a camera to a new address.
+ADDRESS_FIELD_NAMES = frozenset({"host", "port", "http_port", "rtsp_port", "url", "sub_url", "uri", "address"})
 
 
 class Capability(enum.Flag):
@@ -164,6 +167,8 @@ class CameraDriver(ABC):
     secret_fields: ClassVar[frozenset[str]] = frozenset()
     """Config fields that hold secrets, besides the usual names in :data:`SECRET_FIELD_NAMES`:
     stored, never returned by the API or logged."""
+    address_fields: ClassVar[frozenset[str]] = ADDRESS_FIELD_NAMES
+    """Config fields that say where the camera is (see :data:`ADDRESS_FIELD_NAMES`)."""
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config

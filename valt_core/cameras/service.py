@@ -13,9 +13,10 @@ import logging
 from typing import Any, Awaitable, Callable, TypeVar
 
 from ..db.models import Camera
-from ..errors import CameraUnreachable, NotSupported
+from ..errors import CameraUnreachable, NotSupported, ValtError
 from ..plugins import PluginHost
-from .base import Capability, CameraDriver
+from ..redact import scrub
+from .base import SECRET_FIELD_NAMES, Capability, CameraDriver
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,22 +61,28 @@ class CameraService:
         driver = self.driver(camera)
         if needs and needs not in driver.capabilities:
             raise NotSupported(f"camera {camera.name!r} ({camera.driver}) cannot {what or 'do that'}")
-        return await self._timed(action(driver), f"camera {camera.name!r}")
+        return await self._timed(action(driver), f"camera {camera.name!r}", driver)
 
     async def trial(self, driver_name: str, config: dict[str, Any],
                     action: Callable[[CameraDriver], Awaitable[T]]) -> T:
         """Run ``action`` on a throwaway driver built from ``config`` (testing settings before adding)."""
         driver = self.plugins.build_camera_driver(driver_name, config)
         try:
-            return await self._timed(action(driver), "the camera")
+            return await self._timed(action(driver), "the camera", driver)
         finally:
             await _close_quietly(driver)
 
-    async def _timed(self, work: Awaitable[T], who: str) -> T:
+    async def _timed(self, work: Awaitable[T], who: str, driver: CameraDriver) -> T:
         try:
             return await asyncio.wait_for(work, self.control_timeout_s)
         except asyncio.TimeoutError as err:
             raise CameraUnreachable(f"{who} did not answer within {self.control_timeout_s:g} s") from err
+        except ValtError as err:
+            # A driver may quote its settings in an error; none of their secrets may leave.
+            err.message = scrub(err.message, driver_secrets(driver))
+            err.args = (err.message,)
+            raise
+
 
     async def forget(self, camera_id: int) -> None:
         """Drop (and close) the camera's driver, after an edit or removal."""
@@ -94,3 +101,17 @@ async def _close_quietly(driver: CameraDriver) -> None:
         await driver.close()
     except Exception:  # noqa: BLE001 - closing a dead connection may fail; nothing to do about it
         log.debug("closing camera driver %s failed", driver.name, exc_info=True)
+
+
+def driver_secrets(driver: CameraDriver) -> list[str]:
+    """The values of a driver's secret settings (to scrub from anything it says)."""
+    names = SECRET_FIELD_NAMES | type(driver).secret_fields
+    config = driver.config.model_dump() if hasattr(driver.config, "model_dump") else {}
+    values = []
+    for name in names:
+        value = config.get(name)
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if isinstance(value, str) and value:
+            values.append(value)
+    return values

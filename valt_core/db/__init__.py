@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import DatabaseError
+from ..redact import redact
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (safe for messages and logs)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return redact(url)
 
 
 def alembic_config() -> AlembicConfig:

@@ -12,13 +12,12 @@ from sqlmodel import select
 
 from ..db.models import Camera, Clip, Gap, Recording, Room, Segment, Track, User
 from ..db.types import utcnow
-from ..errors import CameraUnreachable, Conflict, NotFound, StorageError, ValidationFailed, ValtError
+from ..errors import CameraDisabled, CameraUnreachable, Conflict, DatabaseError, NotFound, StorageError, ValidationFailed, ValtError
 from .clips import ClipService, PlaybackCache
-from ..auth.media_tokens import MediaClaims, verify_media_token
 from .fmp4 import playable_length
 from .live import BROWSER_VIDEO, IDLE_STOP_S, LiveFragmenter
 from .pipeline import CameraPipeline
-from .recorder import RecordingSession, chain_hash
+from .recorder import RecordingSession, TrackRecorder, chain_hash, is_transient_db_error
 from .stills import jpeg_from_keyframe
 
 if TYPE_CHECKING:
@@ -30,6 +29,10 @@ T = TypeVar("T")
 LIVE_PROBE_S = 5.0
 
 RUNNING_STATES = ("recording", "paused")
+#: How long stopping a recording waits for its index to catch up (the database may be down).
+STOP_INDEX_WAIT_S = 5.0
+#: How often the engine tries again to stop a recording it ended on a failure.
+FAILED_STOP_RETRY_S = 2.0
 
 
 @dataclass
@@ -42,7 +45,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """True when every segment is present, unaltered and in an unbroken chain."""
+        """True when every track has segments, all present, unaltered and in an unbroken chain."""
         return not self.problems
 
 
@@ -65,6 +68,7 @@ class MediaEngine:
         self.live_pipelines: dict[int, CameraPipeline] = {}
         self._live_lock = asyncio.Lock()
         self._reaper: asyncio.Task | None = None
+        self._failure_stops: dict[int, asyncio.Task] = {}
         self.playback = PlaybackCache(self)
         self.clips = ClipService(self)
 
@@ -96,8 +100,13 @@ class MediaEngine:
             self._reaper.cancel()
         for camera_id in list(self.live_streams):
             await self._stop_live(camera_id)
+        for task in self._failure_stops.values():
+            task.cancel()
         for recording_id in list(self.sessions):
-            await self.stop_recording(recording_id, reason="server shutdown")
+            try:
+                await self.stop_recording(recording_id, reason="server shutdown")
+            except Exception as err:  # noqa: BLE001 - the next start recovers it as interrupted
+                log.error("recording %s could not be stopped cleanly: %s", recording_id, err)
         for pipe in self.pipelines.values():
             await pipe.stop()
         self.pipelines.clear()
@@ -124,10 +133,6 @@ class MediaEngine:
 
     # --- live view -------------------------------------------------------------------------
 
-    def check_token(self, token: str, camera_id: int) -> MediaClaims:
-        """The claims of a live token for ``camera_id`` (checked without the database)."""
-        return verify_media_token(self.ctx.secret, token, camera_id)
-
     async def live_stream(self, camera_id: int) -> LiveFragmenter:
         """The camera's shared live stream, started on first use."""
         async with self._live_lock:
@@ -137,6 +142,8 @@ class MediaEngine:
                     camera = await s.get(Camera, camera_id)
                 if camera is None:
                     raise NotFound(f"no camera {camera_id}")
+                if not camera.enabled:
+                    raise CameraDisabled(f"camera {camera.name!r} is disabled")
                 stream = LiveFragmenter(await self._live_source(camera))
                 stream.start()
                 self.live_streams[camera_id] = stream
@@ -285,28 +292,74 @@ class MediaEngine:
         await self.plugins.notify("recording_resumed", recording_id=recording_id)
 
     async def stop_recording(self, recording_id: int, state: str = "stopped", reason: str = "") -> Recording:
-        """Stop a recording: every track's last segment is finished and indexed."""
+        """Stop a recording: every track's last segment is finished and indexed.
+
+        When the database cannot take the index or the new state, the media is finished all the
+        same and :class:`DatabaseError` (503) says so; the recording stays listed as running so
+        that stopping it again completes the index.
+        """
         session = self._session(recording_id)
-        self.sessions.pop(recording_id, None)
-        await session.stop()
-        troubled = [t for t in session.tracks if t.error is not None]
-        async with self.db.session() as s:
-            rec = await s.get(Recording, recording_id)
-            rec.state = state
-            rec.stopped_at = utcnow()
-            notes = [f"stopped: {reason}"] if reason else []
-            notes += [f"track {t.track_id}: {t.errors} recording error(s), last: {t.error}" for t in troubled]
-            if notes:
-                rec.notes = "\n".join(([rec.notes] if rec.notes else []) + notes)
-            s.add(rec)
-            for t in session.tracks:
-                track = await s.get(Track, t.track_id)
-                if track is not None:
-                    track.state = "stopped"
-                    s.add(track)
-            await s.commit()
+        async with session.stop_lock:
+            if self.sessions.get(recording_id) is not session:
+                raise Conflict(f"recording {recording_id} is not running")
+            if not await session.stop(STOP_INDEX_WAIT_S):
+                pending = next((t.index_error for t in session.tracks if t.index_error), "")
+                raise DatabaseError(f"recording {recording_id} is stopped, but its index is not written yet "
+                                    f"(the database fails: {pending}); stop it again once the database is back")
+            reason = reason or session.stop_reason
+            troubled = [t for t in session.tracks if t.error is not None and t.failed is None]
+            try:
+                async with self.db.session() as s:
+                    rec = await s.get(Recording, recording_id)
+                    rec.state = state
+                    rec.stopped_at = utcnow()
+                    notes = [f"stopped: {reason}"] if reason else []
+                    notes += [f"track {t.track_id}: {t.errors} recording error(s), last: {t.error}" for t in troubled]
+                    if notes:
+                        rec.notes = "\n".join(([rec.notes] if rec.notes else []) + notes)
+                    s.add(rec)
+                    for t in session.tracks:
+                        track = await s.get(Track, t.track_id)
+                        if track is not None:
+                            track.state = "failed" if t.failed is not None else "stopped"
+                            s.add(track)
+                    await s.commit()
+            except Exception as err:
+                if is_transient_db_error(err) and not isinstance(err, DatabaseError):
+                    raise DatabaseError(f"recording {recording_id} is stopped, but the database could not "
+                                        f"record it: {getattr(err, 'orig', None) or err}") from err
+                raise
+            self.sessions.pop(recording_id, None)
         await self.plugins.notify("recording_stopped", recording_id=recording_id, state=state)
         return rec
+
+    def track_failed(self, track: TrackRecorder, reason: str) -> None:
+        """A track ended on a failure (its storage refused a write): stop its recording, saying why.
+
+        Retried while the database cannot take it, e.g. SQLite on the same full disk.
+        """
+        session = self.sessions.get(track.recording_id)
+        if session is None or track.recording_id in self._failure_stops:
+            return
+        why = f"track {track.track_id} ({track.camera_name}): {reason}"
+        session.stop_reason = why
+
+        async def stop() -> None:
+            try:
+                while track.recording_id in self.sessions:
+                    try:
+                        await self.stop_recording(track.recording_id, reason=why)
+                    except Conflict:
+                        return  # stopped meanwhile by someone else
+                    except Exception as err:  # noqa: BLE001 - try again; the media is safe
+                        log.warning("recording %s: stopping after a failure did not complete (%s); retrying",
+                                    track.recording_id, err)
+                        await asyncio.sleep(FAILED_STOP_RETRY_S)
+            finally:
+                self._failure_stops.pop(track.recording_id, None)
+
+        log.error("stopping recording %s: %s", track.recording_id, why)
+        self._failure_stops[track.recording_id] = asyncio.create_task(stop(), name=f"stop-failed-{track.recording_id}")
 
     def _session(self, recording_id: int) -> RecordingSession:
         session = self.sessions.get(recording_id)
@@ -347,7 +400,11 @@ class MediaEngine:
             if free is not None and free < self._floor():
                 for recording_id in list(self.sessions):
                     log.warning("stopping recording %s: %s", recording_id, why)
-                    await self.stop_recording(recording_id, reason=why)
+                    try:
+                        await self.stop_recording(recording_id, reason=why)
+                    except ValtError as err:
+                        log.error("recording %s: %s", recording_id, err.message)
+                        continue  # checked again in a moment
                     await self.ctx.audit.record("recording.stopped_disk_full", target_type="recording",
                                                 target_id=recording_id, detail={"reason": why})
 
@@ -362,7 +419,7 @@ class MediaEngine:
             open_segments = (await s.exec(select(Segment).where(Segment.complete == False))).all()  # noqa: E712
         known = {seg.key for seg in open_segments}
         for seg in open_segments:
-            await self._salvage(seg)
+            await self.salvage_segment(seg)
         for key in await self.storage.unfinished("recordings"):
             if key not in known:
                 await self.storage.discard_unfinished(key)
@@ -394,7 +451,12 @@ class MediaEngine:
             await self.plugins.notify("recording_stopped", recording_id=rid, state="interrupted")
         return stale_ids
 
-    async def _salvage(self, seg: Segment) -> None:
+    async def salvage_segment(self, seg: Segment) -> None:
+        """Index an unfinished segment as the whole fragments its object holds.
+
+        Used after a crash and after a failed write; a segment with no whole fragment is
+        dropped from the index (there is no media in it to keep).
+        """
         size = await self.storage.salvage(seg.key)
         data = b""
         if size:
@@ -434,9 +496,14 @@ class MediaEngine:
             tracks = (await s.exec(select(Track).where(Track.recording_id == recording_id).order_by(Track.id))).all()
             per_track = {t.id: (await s.exec(select(Segment).where(Segment.track_id == t.id).order_by(Segment.seq))).all()
                          for t in tracks}
+        if not tracks:
+            report.problems.append("the recording has no tracks: nothing was recorded")
         for track in tracks:
             chain = ""
             expected_seq = 1
+            if not per_track[track.id]:
+                # Nothing to check is not "intact": a track that should hold media holds none.
+                report.problems.append(f"track {track.id} ({track.camera_name}): no segments, nothing was recorded")
             for seg in per_track[track.id]:
                 where = f"track {track.id} ({track.camera_name}) segment {seg.seq}"
                 if seg.seq != expected_seq:

@@ -80,6 +80,15 @@ class Viewer:
     closed: bool = False
     latency: list | None = None
     """When a list, send delays (seconds from packet arrival to send) are appended to it."""
+    close_reason: str = ""
+    """Why the viewer was closed on purpose (signed out, camera disabled); empty otherwise."""
+
+    def close(self, reason: str) -> None:
+        """End this viewer now: nothing queued is sent, :meth:`next` raises ``ConnectionError``."""
+        self.close_reason = reason
+        self.closed = True
+        self.items.clear()
+        self.ready.set()
 
     def offer(self, item: tuple[str, Any], keyframe: bool = False, arrival: float = 0.0) -> None:
         """Queue ``("init", (mime, bytes))`` or ``("media", bytes)``.

@@ -16,22 +16,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
 from ..cameras.base import CameraDriver
+from ..redact import redact
 
 log = logging.getLogger(__name__)
-
-_CREDENTIALS_IN_URL = re.compile(r"([a-z][a-z0-9+.-]*://)[^@/\s]+@", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """``text`` with credentials inside URLs replaced by ``***`` (errors quote URLs)."""
-    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
 
 STARTING, ONLINE, NO_FRAMES, OFFLINE = "starting", "online", "no_frames", "offline"
 

@@ -13,17 +13,28 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from ..auth.media_tokens import MediaClaims
-    from ..media.live import LiveFragmenter
+    from ..media.live import LiveFragmenter, Viewer
 
 
 class LiveHost(Protocol):
     """What the core offers transports."""
 
-    def check_token(self, token: str, camera_id: int) -> "MediaClaims":
-        """The claims of a live token for ``camera_id``; raises ``NotAuthenticated``/``Forbidden``."""
+    async def authorize(self, token: str, camera_id: int, transport: str = "",
+                        remote_addr: str = "") -> "MediaClaims":
+        """The claims of a live token that may open ``camera_id`` now (the opening is audited).
+
+        Raises ``NotAuthenticated`` (bad, expired or signed-out), ``Forbidden``, ``NotFound`` or
+        ``CameraDisabled``.
+        """
 
     async def live_stream(self, camera_id: int) -> "LiveFragmenter":
         """The camera's shared live fMP4 stream (started on first use); ``NotFound`` if no camera."""
+
+    def watch(self, claims: "MediaClaims", stream: "LiveFragmenter", maxsize: int, transport: str) -> "Viewer":
+        """A viewer of ``stream`` that the core closes when the claims' access ends."""
+
+    def unwatch(self, stream: "LiveFragmenter", viewer: "Viewer") -> None:
+        """Forget a viewer that went away."""
 
 
 class Transport(ABC):

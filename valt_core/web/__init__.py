@@ -82,6 +82,7 @@ async def logout():
         found = await ctx.sessions.user_for_token(token)
         if found:
             await ctx.sessions.revoke(found[1].id)
+            ctx.live.signed_out(found[1].id)
             await ctx.audit.record("auth.logout", actor=user, remote_addr=request.remote_addr or "")
     resp = redirect(url_for("web.login_page"))
     resp.delete_cookie(SESSION_COOKIE)

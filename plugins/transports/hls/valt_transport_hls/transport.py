@@ -70,7 +70,8 @@ class HlsTransport(Transport):
 
         async def checked(camera_id: int) -> tuple[HlsSegmenter, str]:
             token = request.args.get("token", "")
-            host.check_token(token, camera_id)
+            # Every request is checked: a signed-out session or a disabled camera stops at once.
+            await host.authorize(token, camera_id, "hls", request.remote_addr or "")
             return await self._segmenter(host, camera_id), token
 
         @bp.get("/live/<int:camera_id>/hls/index.m3u8")

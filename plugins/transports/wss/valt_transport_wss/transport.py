@@ -4,8 +4,10 @@ Protocol on ``/live/{camera_id}/ws?token=...``: one text message
 ``{"type": "init", "mime": "video/mp4; codecs=\\"...\\"", "transcoding": [...], "profile": "main"}``, then binary
 messages: the init segment, then media fragments (one frame each). The text message comes
 again if the stream restarts with other parameters. A missing, forged or expired token closes
-the socket with code 4401 (4403 for another camera's token, 4404 for an unknown camera) and a
-reason a person can read.
+the socket with code 4401 (4403 for another camera's token or a role that may not watch, 4404
+for an unknown camera, 4409 for a disabled one) and a reason a person can read. A socket whose
+access ends while it plays (signed out, user disabled, camera disabled) closes with 4401 and
+the reason.
 """
 
 from __future__ import annotations
@@ -15,13 +17,21 @@ from urllib.parse import quote
 
 from quart import Blueprint, websocket
 
-from valt_core.errors import Forbidden, NotFound, ValtError
+from valt_core.errors import Conflict, Forbidden, NotFound, ValtError
 from valt_core.transports import Transport
 from valt_core.transports.base import LiveHost
 
 from .config import WssConfig
 
-CLOSE_CODES = {Forbidden: 4403, NotFound: 4404}
+CLOSE_CODES = {Forbidden: 4403, NotFound: 4404, Conflict: 4409}
+
+
+def close_code(err: ValtError) -> int:
+    """The WebSocket close code for a refused opening: 4000 + the HTTP status it stands for."""
+    for kind, code in CLOSE_CODES.items():
+        if isinstance(err, kind):
+            return code
+    return 4401
 
 
 def decline_websocket_compression() -> None:
@@ -69,12 +79,13 @@ class WssTransport(Transport):
             """Stream a camera to one viewer."""
             await websocket.accept()
             try:
-                host.check_token(websocket.args.get("token", ""), camera_id)
+                claims = await host.authorize(websocket.args.get("token", ""), camera_id, "wss",
+                                              websocket.remote_addr or "")
                 stream = await host.live_stream(camera_id)
             except ValtError as err:
-                await websocket.close(CLOSE_CODES.get(type(err), 4401), err.message)
+                await websocket.close(close_code(err), err.message)
                 return
-            viewer = stream.add_viewer(queue)
+            viewer = host.watch(claims, stream, queue, "wss")
             try:
                 while True:
                     kind, payload, arrival, _keyframe = await viewer.next()
@@ -88,8 +99,12 @@ class WssTransport(Transport):
                         await websocket.send(payload)
                         viewer.sent(arrival)
             except ConnectionError:
-                await websocket.close(1001, "the live stream stopped")
+                if viewer.close_reason:
+                    # Closed on purpose (signed out, access changed, camera disabled): say why.
+                    await websocket.close(4401, viewer.close_reason)
+                else:
+                    await websocket.close(1001, "the live stream stopped")
             finally:
-                stream.remove_viewer(viewer)
+                host.unwatch(stream, viewer)
 
         return bp
