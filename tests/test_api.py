@@ -121,4 +121,5 @@ async def test_openapi_documents_every_route(env):
     schema_ref = login["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert doc["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]["required"] == ["username", "password"]
     assert paths["/api/v1/cameras"]["post"]["x-valt-permission"] == "cameras.manage"
-    assert paths["/api/v1/rooms/{room_id}"]["get"]["parameters"][0]["schema"] == {"type": "integer"}
+    assert paths["/api/v1/rooms/{room_id}"]["get"]["parameters"][0]["schema"] == {
+        "type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}

@@ -1,17 +1,21 @@
-"""Route guards: who may call a route, and how request bodies are read.
+"""Route guards: who may call a route, how its body and query are read, what it answers.
 
 Every ``/api/v1`` view is wrapped by exactly one of :func:`require` or :func:`public`; a test
-walks the routes and fails on any that has neither.
+walks the routes and fails on any that has neither. :func:`body`, :func:`query` and
+:func:`responds` declare what a route takes and answers; the OpenAPI document is built from them.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, TypeVar
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Awaitable, Callable, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import g, request
+from werkzeug.routing import IntegerConverter
 
 from ..auth.access import ALL_PERMISSIONS, role_allows
 from ..context import get_context
@@ -24,6 +28,47 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 M = TypeVar("M", bound=BaseModel)
+
+#: Deepest nesting of arrays and objects a JSON body may have. Valt's bodies need 3; Python's
+#: parser would otherwise recurse until it fails (a 500) on a body nested 100,000 deep.
+MAX_JSON_DEPTH = 32
+#: Largest id a database row can have (signed 64-bit), and so the largest integer a body may hold.
+MAX_ID = 2**63 - 1
+MIN_INT = -(2**63)
+
+#: A database row id: 1 .. 2^63-1.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a row id, 1..2^63-1; any other number is no such page (404).
+
+    Registered on the app in place of werkzeug's ``int``, which passes 2^64 on to the database
+    (an OverflowError there).
+    """
+
+    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = 1, max: int | None = MAX_ID,
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+class RequestModel(BaseModel):
+    """Base for request bodies: unknown fields refused, types strict, numbers finite.
+
+    Strict means ``"enabled": 0`` is not a boolean and ``"5"`` is not a number: a client that
+    sends the wrong type hears about it instead of getting a guess.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class QueryModel(BaseModel):
+    """Base for query parameters: text converted to the declared types, numbers finite.
+
+    Unknown parameters are ignored, as HTTP clients and caches add their own.
+    """
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -90,25 +135,156 @@ def public(view: F) -> F:
     return view
 
 
-def body(model: type[M]) -> Callable[[F], F]:
-    """Document that the route takes a JSON body of ``model`` (read it with :func:`read_body`)."""
+def body(model: type[M], *, optional: bool = False) -> Callable[[F], F]:
+    """Document that the route takes a JSON body of ``model`` (read it with :func:`read_body`).
+
+    ``optional``: the body may be left out (the model's defaults apply).
+    """
 
     def wrap(view: F) -> F:
         view.valt_body = model  # type: ignore[attr-defined]
+        view.valt_body_optional = optional  # type: ignore[attr-defined]
         return view
 
     return wrap
 
 
-async def read_body(model: type[M]) -> M:
-    """The request's JSON body validated into ``model``; :class:`ValidationFailed` if not."""
-    data = await request.get_json(silent=True)
+def query(model: type[M]) -> Callable[[F], F]:
+    """Document that the route takes the query parameters of ``model`` (read with :func:`read_query`)."""
+
+    def wrap(view: F) -> F:
+        view.valt_query = model  # type: ignore[attr-defined]
+        return view
+
+    return wrap
+
+
+@dataclass(frozen=True)
+class Response:
+    """One declared answer of a route: its status, body schema and media type."""
+
+    status: int
+    schema: Any = None
+    media_type: str | tuple[str, ...] | None = "application/json"
+    description: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def responds(status: int, schema: Any = None, *, media_type: str | tuple[str, ...] | None = "application/json",
+             description: str = "", errors: tuple[int, ...] = (),
+             headers: dict[str, str] | None = None) -> Callable[[F], F]:
+    """Declare a success answer of the route (and any error statuses beyond the inferred ones).
+
+    ``schema`` is a pydantic model, a type such as ``list[Model]``, or a JSON schema dict;
+    ``media_type`` is one type or a tuple of the types it may be, ``None`` for no body (204). 401/403 (guarded routes), 404 (path ids),
+    400 (a body or query) and 503 (the database) are inferred by the OpenAPI builder.
+    ``headers`` names response headers with their description.
+    """
+
+    def wrap(view: F) -> F:
+        declared = list(getattr(view, "valt_responses", ()))
+        declared.append(Response(status, schema, media_type, description, dict(headers or {})))
+        view.valt_responses = declared  # type: ignore[attr-defined]
+        view.valt_errors = tuple(getattr(view, "valt_errors", ())) + tuple(errors)  # type: ignore[attr-defined]
+        return view
+
+    return wrap
+
+
+# Strings in JSON, so that brackets inside them are not counted as nesting.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+
+
+def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text ``raw`` nests arrays and objects deeper than ``limit``.
+
+    Counted on the bytes before parsing, so a hostile body costs one linear scan.
+    """
+    depth = 0
+    for byte in _JSON_STRING.sub(b'""', raw).translate(None, _BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if not MIN_INT <= value <= MAX_ID:
+        raise ValueError("an integer beyond 64 bits")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is beyond the range of a number")
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a JSON request body, refusing what no Valt route means and what would break it.
+
+    Refused with :class:`ValidationFailed`: bytes that are not UTF-8, nesting deeper than
+    :data:`MAX_JSON_DEPTH`, ``NaN``/``Infinity`` (or ``1e400``, which is one) and integers
+    outside 64 bits (no database column holds them).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValidationFailed(f"the body is not valid UTF-8 (byte {err.start})") from None
+    if json_depth_exceeds(raw):
+        raise ValidationFailed(f"the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int,
+                          parse_float=_finite_float)
+    except ValueError as err:
+        # json.JSONDecodeError is a ValueError; so are the hooks' refusals.
+        raise ValidationFailed(f"the body is not valid JSON: {err}") from None
+
+
+async def read_body(model: type[M], *, optional: bool = False) -> M:
+    """The request's JSON body validated into ``model``; :class:`ValidationFailed` if not.
+
+    ``optional``: an empty body (or JSON ``null``) gives the model's defaults.
+    """
+    raw = await request.get_data(cache=True)
+    if optional and not raw.strip():
+        return model()
+    if not request.is_json:
+        raise ValidationFailed("send a JSON object with Content-Type: application/json")
+    data = parse_json(raw)
+    if optional and data is None:
+        return model()
     if not isinstance(data, dict):
         raise ValidationFailed("send a JSON object with Content-Type: application/json")
     try:
         return model.model_validate(data)
     except ValidationError as err:
         raise ValidationFailed("invalid request body", fields=validation_problems(err, "unknown field")) from err
+
+
+def read_query(model: type[M]) -> M:
+    """The request's query parameters validated into ``model``; :class:`ValidationFailed` if not.
+
+    A parameter given twice is refused rather than one of its values silently picked.
+    """
+    args = request.args
+    data: dict[str, Any] = {}
+    for name in args:
+        values = args.getlist(name)
+        if name in model.model_fields and len(values) > 1:
+            raise ValidationFailed(f"give {name} once", fields={name: "given more than once"})
+        data[name] = values[0]
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ValidationFailed("invalid query parameters", fields=validation_problems(err, "unknown parameter")) from err
 
 
 def caller() -> Caller:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 from quart import jsonify, request
 from sqlmodel import select
 
@@ -13,25 +12,48 @@ from ..context import get_context
 from ..db.models import Clip, ClipFile, Gap, Recording, Segment, Track
 from ..errors import NotFound, ValidationFailed
 from . import api
-from .guard import body, caller, read_body, remote_addr, require
-from .media import send_local_file, send_storage_object
+from .guard import Id, QueryModel, RequestModel, body, caller, query, read_body, read_query, remote_addr, \
+    require, responds
+from .media import opens_playback, send_local_file, send_storage_object, send_stream
 
 
-class RecordStart(BaseModel):
+class RecordStart(RequestModel):
     """Body of ``POST /api/v1/rooms/{id}/record/start`` (optional)."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field("", max_length=200)
 
 
-class ClipRequest(BaseModel):
+def _each_once(ids: list[int]) -> list[int]:
+    if len(set(ids)) != len(ids):
+        raise ValueError("list each track once")
+    return ids
+
+
+#: The tracks a clip is cut from: at least one, each once.
+TrackIds = Annotated[list[Id], Field(min_length=1, max_length=64, json_schema_extra={"uniqueItems": True}),
+                     AfterValidator(_each_once)]
+
+
+class ClipRequest(RequestModel):
     """Body of ``POST /api/v1/recordings/{id}/clips``: seconds from the recording start."""
 
-    model_config = ConfigDict(extra="forbid")
     start_s: float
     end_s: float
     exact: bool = False
-    track_ids: list[int] | None = None
+    track_ids: TrackIds | None = Field(None, description="The tracks to cut, each once; all tracks when left out.")
+
+
+class RecordingFilter(QueryModel):
+    """Query of ``GET /api/v1/recordings``."""
+
+    room_id: Id | None = Field(None, description="Only this room's recordings.")
+
+
+class MediaRange(QueryModel):
+    """Query of a track's media: a part of the recording, in seconds on its clock."""
+
+    start: float | None = Field(None, description="From this second (the keyframe at or before it).")
+    end: float | None = Field(None, description="Up to this second.")
 
 
 async def recording_json(recording_id: int) -> dict:
@@ -80,11 +102,11 @@ def _running(room_id: int):
 
 @api.post("/rooms/<int:room_id>/record/start")
 @require("recordings.record")
-@body(RecordStart)
+@body(RecordStart, optional=True)
+@responds(201, description="The recording, started.", errors=(409, 507))
 async def record_start(room_id: int):
     """Start recording every camera of the room."""
-    raw = (await request.get_data()).strip()
-    data = RecordStart() if raw in (b"", b"null", b"{}") else await read_body(RecordStart)
+    data = await read_body(RecordStart, optional=True)
     rec = await get_context().media.start_recording(room_id, caller().user, data.name)
     await _audit("recording.start", rec.id, room_id=room_id)
     return jsonify(await recording_json(rec.id)), 201
@@ -100,6 +122,7 @@ async def _act_on_running(room_id: int, action: str):
 
 @api.post("/rooms/<int:room_id>/record/pause")
 @require("recordings.record")
+@responds(200, description="The recording.", errors=(409,))
 async def record_pause(room_id: int):
     """Pause the room's recording (paused time is not recorded)."""
     return await _act_on_running(room_id, "pause")
@@ -107,6 +130,7 @@ async def record_pause(room_id: int):
 
 @api.post("/rooms/<int:room_id>/record/resume")
 @require("recordings.record")
+@responds(200, description="The recording.", errors=(409,))
 async def record_resume(room_id: int):
     """Resume the room's paused recording."""
     return await _act_on_running(room_id, "resume")
@@ -114,6 +138,7 @@ async def record_resume(room_id: int):
 
 @api.post("/rooms/<int:room_id>/record/stop")
 @require("recordings.record")
+@responds(200, description="The recording.")
 async def record_stop(room_id: int):
     """Stop the room's recording; every track's last segment is finished and indexed."""
     return await _act_on_running(room_id, "stop")
@@ -121,15 +146,16 @@ async def record_stop(room_id: int):
 
 @api.get("/recordings")
 @require("recordings.view")
+@query(RecordingFilter)
 async def list_recordings():
     """Recordings, newest first (``?room_id=`` to filter)."""
     ctx = get_context()
-    query = select(Recording).order_by(Recording.id.desc()).limit(500)
-    room = request.args.get("room_id", type=int)
-    if room is not None:
-        query = query.where(Recording.room_id == room)
+    wanted = read_query(RecordingFilter)
+    rows = select(Recording).order_by(Recording.id.desc()).limit(500)
+    if wanted.room_id is not None:
+        rows = rows.where(Recording.room_id == wanted.room_id)
     async with ctx.db.session() as s:
-        recs = (await s.exec(query)).all()
+        recs = (await s.exec(rows)).all()
     return jsonify([{"id": r.id, "room_id": r.room_id, "name": r.name, "state": r.state,
                      "started_at": r.started_at.isoformat(),
                      "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None} for r in recs])
@@ -142,28 +168,22 @@ async def get_recording(recording_id: int):
     return jsonify(await recording_json(recording_id))
 
 
-def _seconds(name: str) -> float | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValidationFailed(f"{name} must be a number of seconds", fields={name: "not a number"}) from None
-
-
 @api.get("/recordings/<int:recording_id>/tracks/<int:track_id>/media")
 @require("recordings.view")
+@query(MediaRange)
+@responds(200, media_type="video/mp4", description="The whole file.")
+@responds(206, media_type="video/mp4", description="The byte range asked for.", errors=(416,))
 async def track_media(recording_id: int, track_id: int):
     """The track as an MP4 a browser plays (Range supported); ``?start=&end=`` in seconds."""
     ctx = get_context()
+    part = read_query(MediaRange)
     async with ctx.db.session() as s:
         track = await s.get(Track, track_id)
     if track is None or track.recording_id != recording_id:
         raise NotFound(f"recording {recording_id} has no track {track_id}")
-    path = await ctx.media.playback.file_for(track_id, _seconds("start"), _seconds("end"))
+    path = await ctx.media.playback.file_for(track_id, part.start, part.end)
     # A player fetches many ranges while seeking; the audit log notes the opening request.
-    if request.range is None or request.range.ranges[0][0] == 0:
+    if opens_playback(request.headers.get("Range")):
         await ctx.audit.record("recording.play", actor=caller().user, target_type="track", target_id=track_id,
                                detail={"recording_id": recording_id}, remote_addr=remote_addr())
     return await send_local_file(path, "video/mp4")
@@ -180,6 +200,7 @@ async def clip_json(clip_id: int) -> dict:
     return {
         "id": clip.id, "recording_id": clip.recording_id, "start_s": clip.start_s, "end_s": clip.end_s,
         "exact": clip.exact, "state": clip.state, "progress": clip.progress, "error": clip.error or None,
+        "queue_position": ctx.media.clips.queue_position(clip_id),
         "files": [{"track_id": f.track_id, "name": f.key.rsplit("/", 1)[-1], "bytes": f.bytes, "sha256": f.sha256}
                   for f in files],
     }
@@ -188,6 +209,7 @@ async def clip_json(clip_id: int) -> dict:
 @api.post("/recordings/<int:recording_id>/clips")
 @require("clips.create")
 @body(ClipRequest)
+@responds(202, description="The clip job, queued.", errors=(409,))
 async def create_clip(recording_id: int):
     """Start a clip job over all tracks (or ``track_ids``); poll ``GET /clips/{id}``."""
     data = await read_body(ClipRequest)
@@ -206,6 +228,10 @@ async def get_clip(clip_id: int):
 
 @api.get("/clips/<int:clip_id>/download")
 @require("recordings.view")
+@responds(200, media_type=("video/mp4", "application/zip"), errors=(400,),
+          description="`video/mp4` for one file, `application/zip` for several.",
+          headers={"Content-Disposition": "attachment, with filename and filename*"})
+@responds(206, media_type="video/mp4", description="A byte range of the one MP4.", errors=(416,))
 async def download_clip(clip_id: int):
     """The clip: one MP4 for one track, a zip for several."""
     ctx = get_context()
@@ -221,12 +247,6 @@ async def download_clip(clip_id: int):
     if len(files) == 1:
         return await send_storage_object(ctx.storage, files[0].key, "video/mp4",
                                          download_name=f"clip-{clip_id}-{files[0].key.rsplit('/', 1)[-1]}")
-    cache = ctx.settings.data_dir / "cache" / "clips"
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"clip-{clip_id}.zip"
-    if not path.exists():
-        with tempfile.NamedTemporaryFile(dir=cache, suffix=".part", delete=False) as tmp:
-            tmp_path = Path(tmp.name)
-        await ctx.media.clips.zip_of(list(files), tmp_path)
-        tmp_path.replace(path)
-    return await send_local_file(path, "application/zip", download_name=f"clip-{clip_id}.zip")
+    # Streamed as it is packed: no copy of the clip in memory or in a cache file.
+    return send_stream(ctx.media.clips.zip_stream(list(files)), "application/zip",
+                       download_name=f"clip-{clip_id}.zip")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from quart import jsonify
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -12,14 +12,13 @@ from ..context import get_context
 from ..db.models import Camera, Room
 from ..errors import Conflict, NotFound
 from . import api
-from .guard import body, caller, read_body, remote_addr, require
+from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
 from .serialize import cameras_by_room, room_json
 
 
-class RoomCreate(BaseModel):
+class RoomCreate(RequestModel):
     """Body of ``POST /api/v1/rooms``."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=150)
     description: str = Field("", max_length=500)
 
@@ -40,6 +39,7 @@ async def list_rooms():
 @api.post("/rooms")
 @require("rooms.manage")
 @body(RoomCreate)
+@responds(201, description="The room, created.", errors=(409,))
 async def create_room():
     """Create a room."""
     data = await read_body(RoomCreate)

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, AsyncIterator
 
+import sqlalchemy as sa
 from sqlmodel import select
 
 from ..db.models import Clip, ClipFile, Recording, Segment, Track
 from ..db.types import utcnow
-from ..errors import NotFound, ValidationFailed
+from ..errors import Conflict, NotFound, ValidationFailed
+from ..files import FILE_MODE, make_private_dir
 from .playback import BuildResult, SegmentRef, build_mp4
 
 if TYPE_CHECKING:
     from .engine import MediaEngine
 
 log = logging.getLogger(__name__)
+
+#: Bytes moved at a time when a built file goes to storage or a zip is packed.
+CHUNK = 1024 * 1024
 
 
 async def track_segments(engine: "MediaEngine", track_id: int) -> list[SegmentRef]:
@@ -40,16 +47,84 @@ def recording_length(segments: list[SegmentRef]) -> float:
 async def build_track_file(engine: "MediaEngine", segments: list[SegmentRef], out_path: Path,
                            start_s: float, end_s: float, exact: bool = False,
                            progress=None) -> BuildResult:
-    """Build ``[start_s, end_s)`` of a track into ``out_path`` in a worker thread."""
+    """Build ``[start_s, end_s)`` of a track into ``out_path`` in a worker thread.
+
+    Segments of a backend without local files are copied to a temporary file chunk by chunk,
+    so no segment is ever held in memory whole.
+    """
     loop = asyncio.get_running_loop()
 
-    async def read_all(key: str) -> bytes:
-        return b"".join([c async for c in engine.storage.read(key)])
+    with tempfile.TemporaryDirectory(prefix="valt-segments-") as downloads:
+        async def download(key: str) -> str:
+            path = Path(downloads) / hashlib.sha256(key.encode()).hexdigest()
+            with open(path, "wb") as f:
+                async for chunk in engine.storage.read(key):
+                    await asyncio.to_thread(f.write, chunk)
+            return str(path)
 
-    def fetch(key: str) -> bytes | str:
-        return engine.storage.local_path(key) or asyncio.run_coroutine_threadsafe(read_all(key), loop).result()
+        def fetch(key: str) -> bytes | str:
+            return engine.storage.local_path(key) or asyncio.run_coroutine_threadsafe(download(key), loop).result()
 
-    return await asyncio.to_thread(build_mp4, segments, fetch, str(out_path), start_s, end_s, exact, progress)
+        return await asyncio.to_thread(build_mp4, segments, fetch, str(out_path), start_s, end_s, exact, progress)
+
+
+async def store_file(engine: "MediaEngine", path: Path, key: str) -> tuple[int, str]:
+    """Copy a local file to storage under ``key`` in chunks; its size and SHA-256."""
+    digest = hashlib.sha256()
+    writer = await engine.storage.open_writer(key)
+    try:
+        with open(path, "rb") as f:
+            while chunk := await asyncio.to_thread(f.read, CHUNK):
+                digest.update(chunk)
+                await writer.write(chunk)
+        size = await writer.close()
+    except BaseException:
+        await writer.abort()
+        raise
+    return size, digest.hexdigest()
+
+
+class _Sink(io.RawIOBase):
+    """An unseekable file that keeps what zipfile writes until it is taken and sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+async def zip_stream(files: list[tuple[str, int, AsyncIterator[bytes]]]) -> AsyncIterator[bytes]:
+    """A zip of ``(name, size, chunks)`` files, made while it is sent (stored: MP4 does not shrink).
+
+    Written as a stream (sizes and CRCs in data descriptors), so memory holds one chunk at a
+    time whatever the files weigh.
+    """
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+        for name, size, chunks in files:
+            info = zipfile.ZipInfo(name, date_time=utcnow().timetuple()[:6])
+            info.compress_type = zipfile.ZIP_STORED
+            info.file_size = size
+            with z.open(info, "w", force_zip64=size >= zipfile.ZIP64_LIMIT) as out:
+                async for chunk in chunks:
+                    out.write(chunk)
+                    if data := sink.take():
+                        yield data
+            if data := sink.take():
+                yield data
+    if data := sink.take():
+        yield data
 
 
 class PlaybackCache:
@@ -74,9 +149,10 @@ class PlaybackCache:
         lock = self._locks.setdefault(tag, asyncio.Lock())
         async with lock:
             if not path.exists():
-                self.dir.mkdir(parents=True, exist_ok=True)
+                make_private_dir(self.dir)
                 tmp = path.with_suffix(".building")
                 await build_track_file(self.engine, segments, tmp, start, end)
+                os.chmod(tmp, FILE_MODE)  # FFmpeg made it with the umask's mode
                 os.replace(tmp, path)
                 self._trim()
         self._locks.pop(tag, None)
@@ -108,12 +184,52 @@ def check_range(start: float, end: float, length: float) -> None:
                                fields={"end": "beyond the recording"})
 
 
+@dataclass
+class _Job:
+    clip_id: int
+    author_id: int | None
+    track_ids: list[int]
+
+
 class ClipService:
-    """Runs clip jobs in the background and records their progress and results."""
+    """Runs clip jobs in the background, a few at a time, and records their progress and results.
+
+    Jobs wait in one first-come queue; one starts when fewer than ``[media] clip_jobs_running``
+    run in total and fewer than ``clip_jobs_running_per_user`` run for its author. A user with
+    ``clip_jobs_queued_per_user`` jobs waiting or running gets no more until one ends.
+    """
 
     def __init__(self, engine: "MediaEngine") -> None:
         self.engine = engine
         self.tasks: dict[int, asyncio.Task] = {}
+        self._waiting: list[_Job] = []
+        self._running: dict[int, _Job] = {}
+        self._reserved: dict[int | None, int] = {}
+
+    def queue_position(self, clip_id: int) -> int | None:
+        """Where a waiting job is in the queue (1: next to start), ``None`` if it is not waiting."""
+        for n, job in enumerate(self._waiting, 1):
+            if job.clip_id == clip_id:
+                return n
+        return None
+
+    def _jobs_of(self, author_id: int | None) -> int:
+        return (sum(1 for j in self._waiting if j.author_id == author_id)
+                + sum(1 for j in self._running.values() if j.author_id == author_id)
+                + self._reserved.get(author_id, 0))
+
+    def _dispatch(self) -> None:
+        # Start waiting jobs, oldest first, while the total and per-user bounds allow.
+        media = self.engine.settings.media
+        for job in list(self._waiting):
+            if len(self._running) >= media.clip_jobs_running:
+                return
+            mine = sum(1 for j in self._running.values() if j.author_id == job.author_id)
+            if mine >= media.clip_jobs_running_per_user:
+                continue
+            self._waiting.remove(job)
+            self._running[job.clip_id] = job
+            self.tasks[job.clip_id] = asyncio.create_task(self._run(job.clip_id, job.track_ids))
 
     async def create(self, recording_id: int, start_s: float, end_s: float, exact: bool,
                      track_ids: list[int] | None, author_id: int | None) -> Clip:
@@ -124,7 +240,12 @@ class ClipService:
                 raise NotFound(f"no recording {recording_id}")
             tracks = (await s.exec(select(Track).where(Track.recording_id == recording_id).order_by(Track.id))).all()
         by_id = {t.id: t for t in tracks}
-        if track_ids:
+        if track_ids is not None:
+            if not track_ids:
+                raise ValidationFailed("choose at least one track (or leave track_ids out for all)",
+                                       fields={"track_ids": "empty"})
+            if len(set(track_ids)) != len(track_ids):
+                raise ValidationFailed("list each track once", fields={"track_ids": "a track listed twice"})
             unknown = [t for t in track_ids if t not in by_id]
             if unknown:
                 raise ValidationFailed(f"recording {recording_id} has no track {unknown[0]}",
@@ -137,30 +258,35 @@ class ClipService:
         if not chosen:
             raise ValidationFailed("the recording has no recorded media to clip")
         check_range(start_s, end_s, max(lengths))
-        clip = Clip(recording_id=recording_id, author_id=author_id, start_s=start_s, end_s=end_s, exact=exact,
-                    state="queued")
-        async with self.engine.db.session() as s:
-            s.add(clip)
-            await s.commit()
-        self.tasks[clip.id] = asyncio.create_task(self._run(clip.id, [t.id for t in chosen]))
+        limit = self.engine.settings.media.clip_jobs_queued_per_user
+        if self._jobs_of(author_id) >= limit:
+            raise Conflict(f"you have {limit} clip jobs waiting or running, the most one user may have; "
+                           "wait for one to finish", limit=limit)
+        # Hold the place while the row is written, so two requests at once cannot both pass.
+        self._reserved[author_id] = self._reserved.get(author_id, 0) + 1
+        try:
+            clip = Clip(recording_id=recording_id, author_id=author_id, start_s=start_s, end_s=end_s,
+                        exact=exact, state="queued")
+            async with self.engine.db.session() as s:
+                s.add(clip)
+                await s.commit()
+            self._waiting.append(_Job(clip.id, author_id, [t.id for t in chosen]))
+        finally:
+            self._reserved[author_id] -= 1
+        self._dispatch()
         return clip
 
     async def _update(self, clip_id: int, **fields) -> None:
-        async with self.engine.db.session() as s:
-            clip = await s.get(Clip, clip_id)
-            for k, v in fields.items():
-                setattr(clip, k, v)
-            s.add(clip)
-            await s.commit()
+        # One UPDATE, not read-modify-write: what it sets cannot be undone by a write in between.
+        async with self.engine.db.engine.begin() as conn:
+            await conn.execute(sa.update(Clip).where(Clip.id == clip_id).values(**fields))
 
     async def _progress(self, clip_id: int, value: float) -> None:
-        # Reports from the build thread may land late: never move a clip backwards.
-        async with self.engine.db.session() as s:
-            clip = await s.get(Clip, clip_id)
-            if clip.state == "running" and value > clip.progress:
-                clip.progress = value
-                s.add(clip)
-                await s.commit()
+        # Reports from the build thread may land late, even after the job is done: one
+        # conditional UPDATE, so a clip never moves backwards nor leaves done/1.0.
+        async with self.engine.db.engine.begin() as conn:
+            await conn.execute(sa.update(Clip).where(Clip.id == clip_id, Clip.state == "running",
+                                                     Clip.progress < value).values(progress=value))
 
     async def _run(self, clip_id: int, track_ids: list[int]) -> None:
         async with self.engine.db.session() as s:
@@ -184,14 +310,11 @@ class ClipService:
                     out = Path(tmp) / f"track-{track.id}.mp4"
                     end = min(clip.end_s, recording_length(segments))
                     await build_track_file(self.engine, segments, out, clip.start_s, end, clip.exact, progress)
-                    data = out.read_bytes()
                     key = f"clips/{clip_id}/{_safe(track.camera_name) or 'track'}-{track.id}.mp4"
-                    writer = await self.engine.storage.open_writer(key)
-                    await writer.write(data)
-                    size = await writer.close()
+                    size, sha256 = await store_file(self.engine, out, key)
+                    out.unlink()
                     async with self.engine.db.session() as s:
-                        s.add(ClipFile(clip_id=clip_id, track_id=track.id, key=key, bytes=size,
-                                       sha256=hashlib.sha256(data).hexdigest()))
+                        s.add(ClipFile(clip_id=clip_id, track_id=track.id, key=key, bytes=size, sha256=sha256))
                         await s.commit()
                     done_tracks += 1
                     await self._progress(clip_id, round(done_tracks / len(tracks), 3))
@@ -202,17 +325,12 @@ class ClipService:
             await self._update(clip_id, state="failed", error=str(err)[:500], finished_at=utcnow())
         finally:
             self.tasks.pop(clip_id, None)
+            self._running.pop(clip_id, None)
+            self._dispatch()
 
-    async def zip_of(self, files: list[ClipFile], path: Path) -> None:
-        """Pack a clip's files into one zip (stored, not compressed: MP4 does not shrink)."""
-        datas = [(f, b"".join([c async for c in self.engine.storage.read(f.key)])) for f in files]
-
-        def write() -> None:
-            with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
-                for f, data in datas:
-                    z.writestr(f.key.rsplit("/", 1)[-1], data)
-
-        await asyncio.to_thread(write)
+    def zip_stream(self, files: list[ClipFile]) -> AsyncIterator[bytes]:
+        """A clip's files as one zip, packed while it is sent."""
+        return zip_stream([(f.key.rsplit("/", 1)[-1], f.bytes, self.engine.storage.read(f.key)) for f in files])
 
 
 def _safe(name: str) -> str:
