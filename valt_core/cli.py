@@ -64,11 +64,33 @@ def _parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check a recording's segments against the index and hash chain")
     verify.add_argument("recording_id", type=int)
 
+    audit = sub.add_parser("audit", help="the audit log: check its chain, list events")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_sub.add_parser("verify", help="check the whole keyed hash chain (exit 3 when it does not hold)")
+    listing = audit_sub.add_parser("list", help="list events, newest first")
+    listing.add_argument("--actor", help="user name of who acted")
+    listing.add_argument("--action", help="action or family of actions, e.g. camera.live")
+    listing.add_argument("--target", metavar="TYPE[:ID]", help="what was acted on, e.g. recording:12")
+    listing.add_argument("--since", type=_aware_time, help="ISO 8601 time, e.g. 2026-12-01T08:00Z")
+    listing.add_argument("--until", type=_aware_time, help="ISO 8601 time")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many events (default 50)")
+    listing.add_argument("--json", action="store_true", help="print JSON lines")
+
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="apply pending migrations")
     db_sub.add_parser("check", help="exit non-zero unless the schema is current")
     return p
+
+
+def _aware_time(text: str):
+    from datetime import datetime, timezone
+
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from err
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,6 +161,8 @@ async def _async_command(args: argparse.Namespace, settings) -> int:
         return await _user_manage(args, settings)
     if args.command == "verify":
         return await _verify(args, settings)
+    if args.command == "audit":
+        return await _audit(args, settings)
     if args.command == "demo":
         return await _demo(settings)
     return await _serve(settings)
@@ -222,6 +246,42 @@ async def _user_list(ctx) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return 0
+
+
+async def _audit(args: argparse.Namespace, settings) -> int:
+    import json
+
+    from .audit import AuditQuery, event_json
+    from .context import ValtContext
+
+    ctx = ValtContext.build(settings)
+    try:
+        await ctx.db.check_schema()
+        if args.audit_command == "verify":
+            report = await ctx.audit.check()
+            for problem in report.problems:
+                print(f"PROBLEM: {problem}")
+            if report.unkeyed:
+                print(f"PROBLEM: {report.unkeyed} event(s) were written before the chain was keyed; "
+                      "nothing proves them")
+            await ctx.audit.record("audit.verify", actor_name="cli", detail={"intact": report.intact})
+            verdict = "intact" if report.intact else "NOT intact"
+            print(f"audit log: {report.events} event(s) checked, {verdict}")
+            return 0 if report.intact else 3
+        target_type, _, target_id = (args.target or "").partition(":")
+        events = await ctx.audit.events(AuditQuery(
+            actor=args.actor, action=args.action, target_type=target_type or None, target_id=target_id or None,
+            since=args.since, until=args.until, limit=max(1, args.limit)))
+    finally:
+        await ctx.db.dispose()
+    for e in events:
+        if args.json:
+            print(json.dumps(event_json(e), sort_keys=True))
+        else:
+            target = f"{e.target_type}:{e.target_id}" if e.target_type else "-"
+            print(f"{e.id:>7}  {e.at.isoformat(timespec='seconds')}  {e.actor_name or '-':<16} {e.action:<26} "
+                  f"{target:<16} {e.remote_addr or '-'}")
     return 0
 
 

@@ -58,7 +58,7 @@ class ValtContext:
             for name in settings.auth.backends
         }
         secret = settings.secret_key_bytes()
-        audit = AuditLog(db)
+        audit = AuditLog(db, settings.audit_key_bytes(), settings.data_dir / "audit_head")
         sessions = SessionService(db, auth_backends, settings.auth, secret, audit)
         from .media.engine import MediaEngine
 

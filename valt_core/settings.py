@@ -8,6 +8,7 @@ Bad settings raise :class:`~valt_core.errors.ConfigError` naming the key.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import os
@@ -19,6 +20,7 @@ from typing import Any, Mapping
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .errors import ConfigError, validation_problems
+from .files import make_private_dir
 
 ENV_PREFIX = "VALT_"
 # Short names that read better than the generic SECTION__KEY form.
@@ -132,6 +134,14 @@ class CameraSettings(StrictModel):
         return value
 
 
+class AuditSettings(StrictModel):
+    """``[audit]``: the key of the audit log's hash chain."""
+
+    key: SecretStr | None = Field(
+        None, description="HMAC key of the audit chain; generated into DATA_DIR/audit_key when unset. Keep it "
+                          "off the database server: whoever has it and the database can rewrite history.")
+
+
 class PluginSettings(StrictModel):
     """Plugins to leave unloaded, as ``"group:name"`` (e.g. ``"cameras:onvif"``) or ``"name"``."""
 
@@ -149,6 +159,7 @@ class Settings(StrictModel):
     media: MediaSettings = Field(default_factory=MediaSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     cameras: CameraSettings = Field(default_factory=CameraSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
 
     @property
@@ -162,12 +173,31 @@ class Settings(StrictModel):
         """The signing key; generated once and kept in ``DATA_DIR/secret_key`` when not set."""
         if self.server.secret_key is not None:
             return self.server.secret_key.get_secret_value().encode()
-        path = self.data_dir / "secret_key"
+        return self._key_file("secret_key")
+
+    def audit_key_bytes(self) -> bytes:
+        """The audit chain's key; generated once into ``DATA_DIR/audit_key`` when not set.
+
+        It must differ from the signing key: a leaked media secret must not let anyone
+        rewrite the audit log.
+        """
+        key = (self.audit.key.get_secret_value().encode() if self.audit.key is not None
+               else self._key_file("audit_key"))
+        if hmac.compare_digest(key, self.secret_key_bytes()):
+            raise ConfigError("audit.key: must differ from server.secret_key")
+        return key
+
+    def _key_file(self, name: str) -> bytes:
+        path = self.data_dir / name
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(48))
+            make_private_dir(self.data_dir)  # 0700, whatever the umask
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process made it first
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(48))
         return path.read_text().strip().encode()
 
 

@@ -19,6 +19,7 @@ ADMIN_PERMISSIONS = OPERATOR_PERMISSIONS | {
     "cameras.manage",
     "users.manage",
     "system.view",
+    "audit.view",
 }
 
 #: Role name -> permissions it grants. Roles are ordered from most to least powerful.

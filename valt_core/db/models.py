@@ -255,7 +255,8 @@ class AuditEvent(SQLModel, table=True):
     target_id: str = Field(default="", max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     remote_addr: str = Field(default="", max_length=64)
-    prev_hash: str = Field(default="", max_length=64)
+    prev_hash: str = Field(default="", max_length=64, unique=True,
+                           description="Unique: two writers racing for the chain's end cannot fork it.")
     hash: str = Field(default="", max_length=64)
     keyed: bool = Field(default=True, description="Hash is an HMAC with the audit key (false: written "
                                                   "before the chain was keyed, plain SHA-256).")

@@ -11,7 +11,8 @@ Create Date: 2026-12-02 02:50:00
   checked afterwards.
 - ``users.failed_logins`` / ``locked_until`` give way to ``login_throttle`` (per name typed
   and client address, counted atomically).
-- ``cameras.status_reason``; ``audit_events.keyed`` (existing events are unkeyed).
+- ``cameras.status_reason``; ``audit_events.keyed`` (existing events are unkeyed) and a unique
+  ``prev_hash``, which keeps the chain linear when several processes append.
 """
 
 import sqlalchemy as sa
@@ -48,6 +49,7 @@ def upgrade() -> None:
                                            nullable=False, server_default=""))
             elif table == "audit_events":
                 batch.add_column(sa.Column("keyed", sa.Boolean(), nullable=False, server_default=sa.false()))
+                batch.create_unique_constraint("uq_audit_events_prev_hash", ["prev_hash"])
     op.create_table(
         "login_throttle",
         sa.Column("username", sqlmodel.sql.sqltypes.AutoString(length=150), nullable=False),
@@ -69,6 +71,7 @@ def downgrade() -> None:
     op.drop_index("ix_login_throttle_last_attempt_at", table_name="login_throttle")
     op.drop_table("login_throttle")
     with op.batch_alter_table("audit_events") as batch:
+        batch.drop_constraint("uq_audit_events_prev_hash", type_="unique")
         batch.drop_column("keyed")
     with op.batch_alter_table("cameras") as batch:
         batch.drop_column("status_reason")
