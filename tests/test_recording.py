@@ -8,6 +8,9 @@ import time
 
 import av
 import pytest
+from sqlmodel import select
+
+from valt_core.db.models import AuditEvent
 
 from .peers.cameras import RtspCamera
 
@@ -313,6 +316,14 @@ async def test_clips_keyframe_aligned_exact_and_zipped(env_factory):
     assert hashlib.sha256(data).hexdigest() == one["files"][0]["sha256"]
     aligned = probe(data)
     assert 3.0 <= aligned["duration"] <= 5.1  # from the keyframe up to 2 s (one GOP) early
+    # clip.download is written once per download, not once per Range request of a player.
+    for wanted in ("bytes=0-99", "bytes=100-199", "bytes=200-", "bytes=-50"):
+        r = await env.client.get(f"/api/v1/clips/{one['id']}/download", headers={**viewer, "Range": wanted})
+        assert r.status_code == 206
+    async with env.ctx.db.session() as s:
+        downloads = (await s.exec(select(AuditEvent).where(AuditEvent.action == "clip.download",
+                                                           AuditEvent.target_id == str(one["id"])))).all()
+    assert len(downloads) == 2  # the whole file, then a player starting at byte 0
     # Exact: the first frame shown is the requested one (read off the burned-in clock).
     exact = await finished((await clip({"start_s": start, "end_s": end, "exact": True,
                                         "track_ids": [track["id"]]}))["id"])

@@ -242,8 +242,10 @@ async def download_clip(clip_id: int):
         files = (await s.exec(select(ClipFile).where(ClipFile.clip_id == clip_id).order_by(ClipFile.id))).all()
     if clip.state != "done":
         raise ValidationFailed(f"clip {clip_id} is {clip.state}, not ready to download")
-    await ctx.audit.record("clip.download", actor=caller().user, target_type="clip", target_id=clip_id,
-                           remote_addr=remote_addr())
+    # A player or download manager fetches a file in many ranges: one download, one entry.
+    if opens_playback(request.headers.get("Range")):
+        await ctx.audit.record("clip.download", actor=caller().user, target_type="clip", target_id=clip_id,
+                               remote_addr=remote_addr())
     if len(files) == 1:
         return await send_storage_object(ctx.storage, files[0].key, "video/mp4",
                                          download_name=f"clip-{clip_id}-{files[0].key.rsplit('/', 1)[-1]}")
