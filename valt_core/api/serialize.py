@@ -68,5 +68,7 @@ def camera_json(camera: Camera, service: CameraService | None = None) -> dict[st
         "config": config,
         "enabled": camera.enabled,
         "status": camera.status,
+        # Why it is not online, in plain words ("wrong credentials", "unreachable", ...).
+        "status_reason": camera.status_reason,
         "capabilities": capabilities,
     }

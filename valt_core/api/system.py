@@ -6,7 +6,7 @@ from quart import current_app, jsonify
 
 from .. import __version__
 from ..context import get_context
-from ..errors import ValtError
+from ..errors import StorageError, ValtError
 from . import api
 from .guard import public, require
 
@@ -27,7 +27,16 @@ async def health():
         db_state.update(status="error", message=err.message)
     try:
         usage = await ctx.storage.usage()
-        storage_state.update(status="ok", free_bytes=usage.free_bytes, used_bytes=usage.used_bytes)
+        storage_state.update(free_bytes=usage.free_bytes, used_bytes=usage.used_bytes)
+        # Space figures alone say nothing of a disk that refuses writes: try one.
+        await ctx.storage.check()
+        floor_mb = ctx.settings.media.min_free_mb
+        if usage.free_bytes == 0:
+            raise StorageError("storage is full (0 bytes free): recordings cannot be written")
+        if usage.free_bytes is not None and usage.free_bytes < floor_mb * 2**20:
+            raise StorageError(f"storage is nearly full: {usage.free_bytes / 2**20:.0f} MiB free, below the "
+                               f"floor of {floor_mb:g} MiB; recordings stop and new ones are refused")
+        storage_state["status"] = "ok"
     except ValtError as err:
         ok = False
         storage_state.update(status="error", message=err.message)

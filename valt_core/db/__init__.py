@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..errors import DatabaseError
+from ..files import make_private_dir, open_private, tighten
 from ..redact import redact
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -43,7 +45,7 @@ class Database:
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(path))
             connect_args["timeout"] = 30
         elif url.startswith("mysql") or url.startswith("mariadb"):
             connect_args["connect_timeout"] = int(max(1, connect_timeout_s))
@@ -110,6 +112,15 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def _private_sqlite_file(path: Path) -> None:
+    # Camera passwords, password hashes and the audit log: 0600 in a 0700 directory. An empty
+    # file is an empty database; SQLite gives its -wal and -shm files the database's own mode.
+    make_private_dir(path.parent)
+    os.close(open_private(path, os.O_WRONLY | os.O_CREAT))
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        tighten(extra)  # left by an older version with the umask's mode
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -217,6 +217,7 @@ class MediaEngine:
             if cam is not None and cam.status != "error":
                 previous = cam.status
                 cam.status, cam.status_changed_at = "error", utcnow()
+                cam.status_reason = message[:200]
                 s.add(cam)
                 await s.commit()
                 await self.plugins.notify("camera_status_changed", camera_id=camera_id, status="error",
@@ -225,15 +226,22 @@ class MediaEngine:
     async def _camera_status(self, camera_id: int, status: str, previous: str) -> None:
         # Changes can come quicker than the database writes them: store the state in force
         # now, one write at a time, so the last write always holds the latest state.
-        async with self._status_lock, self.db.session() as s:
-            cam = await s.get(Camera, camera_id)
-            pipe = self.pipelines.get(camera_id)
-            if cam is not None:
-                cam.status = pipe.status if pipe is not None else status
-                cam.status_changed_at = utcnow()
-                s.add(cam)
-                await s.commit()
-        await self.plugins.notify("camera_status_changed", camera_id=camera_id, status=status, previous=previous)
+        # ``status == previous``: the same status for another reason (the reason is stored, no
+        # status change is announced).
+        try:
+            async with self._status_lock, self.db.session() as s:
+                cam = await s.get(Camera, camera_id)
+                pipe = self.pipelines.get(camera_id)
+                if cam is not None:
+                    cam.status = pipe.status if pipe is not None else status
+                    cam.status_reason = (pipe.status_reason if pipe is not None else "")[:200]
+                    cam.status_changed_at = utcnow()
+                    s.add(cam)
+                    await s.commit()
+        except Exception as err:  # noqa: BLE001 - the database may be down; ingest goes on
+            log.warning("camera %s: status %s not stored: %s", camera_id, status, err)
+        if status != previous:
+            await self.plugins.notify("camera_status_changed", camera_id=camera_id, status=status, previous=previous)
 
     # --- recordings ------------------------------------------------------------------------
 

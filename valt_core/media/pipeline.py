@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +29,34 @@ from ..redact import redact
 log = logging.getLogger(__name__)
 
 STARTING, ONLINE, NO_FRAMES, OFFLINE = "starting", "online", "no_frames", "offline"
+#: Longest wait between connection attempts while a camera is in use (recorded or watched):
+#: a camera that comes back is recording again within about a second (a refused connection
+#: fails in milliseconds, so trying twice a second costs nothing).
+IN_USE_RETRY_S = 0.5
+WRONG_CREDENTIALS, UNREACHABLE, NO_FRAMES_REASON = "wrong credentials", "unreachable", "no frames"
+_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                       errno.EHOSTDOWN, errno.ECONNRESET, errno.ECONNABORTED}
+
+
+def failure_reason(err: BaseException) -> str:
+    """Why a connection failed, in plain words for the camera's status.
+
+    ``wrong credentials`` (RTSP/HTTP 401), ``unreachable`` (refused, timed out, no route, unknown
+    host), else the driver's or FFmpeg's own message with any credentials masked.
+    """
+    from ..errors import CameraAuthFailed, CameraUnreachable
+
+    try:
+        import av.error as av_error
+        unauthorized: tuple[type[BaseException], ...] = (av_error.HTTPUnauthorizedError, CameraAuthFailed)
+    except ImportError:  # pragma: no cover - PyAV is a dependency of the core
+        unauthorized = (CameraAuthFailed,)
+    if isinstance(err, unauthorized) or "401 Unauthorized" in str(err):
+        return WRONG_CREDENTIALS
+    if isinstance(err, (CameraUnreachable, TimeoutError, socket.gaierror, ConnectionError)) or (
+            isinstance(err, OSError) and err.errno in _UNREACHABLE_ERRNOS):
+        return UNREACHABLE
+    return redact(f"{type(err).__name__}: {err}")
 
 
 @dataclass(frozen=True)
@@ -187,6 +217,8 @@ class CameraPipeline:
         self.on_status = on_status
         self.status = STARTING
         self.last_error = ""
+        #: Why the camera is not online, in plain words (see :func:`failure_reason`); "" when it is.
+        self.status_reason = ""
         self.connected: Connected | None = None
         self.gop: list[MediaPacket] = []
         self.subscriptions: list[Subscription] = []
@@ -200,6 +232,7 @@ class CameraPipeline:
         self._watchdog: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._generation = 0
+        self._status_tasks: set[asyncio.Future] = set()
 
     # --- control ---------------------------------------------------------------------------
 
@@ -279,25 +312,34 @@ class CameraPipeline:
 
     def _online(self, _event: Any = None) -> None:
         if self.status != ONLINE:
+            self.status_reason = ""
             self._set_status(ONLINE)
 
-    def _failed(self, reason: str) -> None:
-        self.last_error = reason
+    def _failed(self, why: tuple[str, str]) -> None:
+        self.last_error, reason = why
         with self._lock:
             self.connected = None
             self.gop = []
+        changed = reason != self.status_reason
+        self.status_reason = reason
         if self.status != OFFLINE:
             self._set_status(OFFLINE)
+        elif changed:
+            self._notify(OFFLINE, OFFLINE)  # still offline, for another reason
 
     def _set_status(self, status: str) -> None:
         previous, self.status = self.status, status
         if previous != status:
             log.info("camera %s: %s -> %s%s", self.name, previous, status,
                      f" ({self.last_error})" if status == OFFLINE and self.last_error else "")
-            if self.on_status is not None:
-                result = self.on_status(status, previous)
-                if asyncio.iscoroutine(result):
-                    asyncio.ensure_future(result)
+            self._notify(status, previous)
+
+    def _notify(self, status: str, previous: str) -> None:
+        if self.on_status is not None:
+            result = self.on_status(status, previous)
+            if asyncio.iscoroutine(result):
+                self._status_tasks.add(task := asyncio.ensure_future(result))
+                task.add_done_callback(self._status_tasks.discard)
 
     async def _watch(self) -> None:
         while True:
@@ -307,6 +349,7 @@ class CameraPipeline:
             since = time.monotonic() - max(self.last_video_at, self._connected_at)
             if since > self.no_frames_after_s and self.status != NO_FRAMES:
                 self.last_error = f"no video for {since:.1f} s"
+                self.status_reason = NO_FRAMES_REASON
                 self._set_status(NO_FRAMES)
 
     # --- worker thread ---------------------------------------------------------------------
@@ -341,20 +384,38 @@ class CameraPipeline:
                 self._post(self._offer, connected)
                 self._pump(media, video, audio, last, opened_at)
                 if not self._stop.is_set():
-                    self._post(self._failed, "the stream ended")
+                    self._post(self._failed, ("the stream ended", "the stream ended"))
                 backoff = 1.0
             except Exception as err:  # noqa: BLE001 - any failure means: reconnect later
                 if not self._stop.is_set():
-                    self._post(self._failed, redact(f"{type(err).__name__}: {err}"))
+                    self._post(self._failed, (redact(f"{type(err).__name__}: {err}"), failure_reason(err)))
             finally:
                 if media is not None:
                     try:
                         media.close()
                     except Exception:  # noqa: BLE001
                         pass
-            if self._stop.wait(backoff):
+            if self._pause(backoff):
                 break
             backoff = min(backoff * 2, self.reconnect_max_s)
+
+    @property
+    def in_use(self) -> bool:
+        """True while something records or watches this camera."""
+        return bool(self.sinks or self.subscriptions)
+
+    def _pause(self, backoff: float) -> bool:
+        # The backoff spares an idle camera's network; while the camera is in use, a
+        # recording must resume within about a second of its return, so it is tried each
+        # second. Re-checked as it waits: a recording may start during a long backoff.
+        started = time.monotonic()
+        while True:
+            limit = min(backoff, IN_USE_RETRY_S) if self.in_use else backoff
+            left = started + limit - time.monotonic()
+            if left <= 0:
+                return self._stop.is_set()
+            if self._stop.wait(min(left, 0.1)):
+                return True
 
     def _pump(self, media: Any, video: Any, audio: Any, last: dict[str, float], opened_at: float) -> None:
         kinds = {video.index: "video"}

@@ -18,7 +18,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from sqlmodel import select
+
 from ..db.models import Gap, Recording, Segment, Track
+from ..errors import StorageError
 from .pipeline import CameraPipeline, Connected, LoopInbox, MediaPacket
 from .segments import SegmentWriter, container_for
 
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from .engine import MediaEngine
 
 log = logging.getLogger(__name__)
+#: How soon an index write that failed (database down) is tried again.
+INDEX_RETRY_S = 1.0
 
 
 def chain_hash(previous: str, sha256: str) -> str:
@@ -80,6 +85,7 @@ class TrackRecorder:
         self.engine = engine
         self.recording_id = recording_id
         self.track_id: int = track.id  # type: ignore[assignment]
+        self.camera_name = track.camera_name
         self.pipeline = pipeline
         self.clock = clock
         self.media = engine.settings.media
@@ -98,12 +104,19 @@ class TrackRecorder:
         self.last_packet_at = time.monotonic()
         self.error: str | None = None
         self.errors = 0
+        #: Why the track ended early (a storage write failed); ``None`` while it is fine.
+        self.failed: str | None = None
+        #: The last index write that failed (database trouble), cleared when one succeeds.
+        self.index_error: str | None = None
         self._events: collections.deque = collections.deque()
         self._wake = asyncio.Event()
         self._wake_pending = False
+        self._ops: collections.deque = collections.deque()
+        self._ops_ready = asyncio.Event()
         self._loop_thread = threading.get_ident()
         self._inbox = LoopInbox.for_loop(asyncio.get_running_loop())
-        self.task = asyncio.create_task(self._index(), name=f"track-{self.track_id}")
+        self.task = asyncio.create_task(self._write(), name=f"track-{self.track_id}")
+        self.index_task = asyncio.create_task(self._index(), name=f"track-{self.track_id}-index")
         pipeline.add_sink(self)
 
     # --- ingest thread ---------------------------------------------------------------------
@@ -222,26 +235,35 @@ class TrackRecorder:
             self.gap_open = True
             self._emit(("gap_open", start, self.pipeline.last_error or self.pipeline.status))
 
-    async def stop(self) -> None:
-        """Finish the last segment, close any open gap, and wait until all is indexed."""
+    async def stop(self, index_timeout_s: float | None = None) -> bool:
+        """Finish the last segment, close any open gap, and wait until all is indexed.
+
+        Returns False when the index did not catch up within ``index_timeout_s`` (the database
+        is down): it goes on trying in the background, and a later call waits again.
+        """
         self.pipeline.remove_sink(self)
         with self.lock:
-            self.stopped = True
-            self._close_segment()
-            if self.gap_open:
-                self.gap_open = False
-                self._emit(("gap_close", self.clock.now()))
-            self._emit(("done",))
+            if not self.task.done():
+                self.stopped = True
+                self._close_segment()
+                if self.gap_open:
+                    self.gap_open = False
+                    self._emit(("gap_close", self.clock.now()))
+                self._emit(("done",))
         await asyncio.gather(self.task, return_exceptions=True)
+        done, _ = await asyncio.wait([self.index_task], timeout=index_timeout_s)
+        return bool(done)
 
-    # --- event loop: the indexer -----------------------------------------------------------
+    # --- event loop: the media writer and the indexer ---------------------------------------
 
-    async def _index(self) -> None:
+    async def _write(self) -> None:
+        # Writes and flushes media in order. It never waits for the database: a database that
+        # is down (or a full disk under SQLite) must not stop media reaching the storage.
         writer: Any = None
-        row_id: int | None = None
+        seq = 0
+        open_seq = 0  # the segment asked for in the index and not finished
+        kept = 0  # bytes of the open segment written *and* flushed
         chain = ""
-        gap_id: int | None = None
-        db = self.engine.db
         while True:
             await self._wake.wait()
             with self.lock:
@@ -250,68 +272,151 @@ class TrackRecorder:
                 events, self._events = self._events, collections.deque()
             for event in events:
                 kind = event[0]
+                if kind == "done":
+                    self._index_op(("done",))
+                    return
+                if self.failed is not None:
+                    continue  # the track ended on a storage failure: nothing more is written
                 try:
                     if kind == "data":
                         if writer is not None:
                             await writer.write(event[1])
                             # A finished fragment: make it durable so a crash keeps it.
                             await writer.flush()
+                            kept += len(event[1])
                     elif kind == "open":
-                        _k, seq, key, start, (vcodec, width, height, acodec) = event
-                        # The index row exists before any byte is written, so recovery after a
-                        # crash finds every object the recorder ever started.
-                        row = Segment(track_id=self.track_id, seq=seq, key=key, start_s=start, complete=False)
-                        async with db.session() as s:
-                            s.add(row)
-                            if seq == 1:
-                                track = await s.get(Track, self.track_id)
-                                track.video_codec, track.width, track.height = vcodec, width, height
-                                track.audio_codec = acodec
-                                s.add(track)
-                            await s.commit()
-                        row_id = row.id
+                        _k, seq, key, start, codecs = event
+                        # The index row is asked for before any byte is written, so recovery
+                        # after a crash finds every object the recorder started (while the
+                        # database answers).
+                        self._index_op(("open", seq, key, start, codecs))
+                        open_seq, kept = seq, 0
                         writer = await self.engine.storage.open_writer(key)
                     elif kind == "close":
                         _k, duration, digest = event
-                        if writer is None or row_id is None:
+                        if writer is None:
                             continue
                         size = await writer.close()
-                        writer = None
+                        writer, open_seq = None, 0
                         chain = chain_hash(chain, digest)
-                        async with db.session() as s:
-                            row = await s.get(Segment, row_id)
-                            row.duration_s, row.bytes, row.sha256 = duration, size, digest
-                            row.chain_hash, row.complete = chain, True
-                            s.add(row)
-                            await s.commit()
+                        self._index_op(("close", seq, duration, size, digest, chain))
+                    else:  # gaps: index only
+                        self._index_op(event)
+                except (StorageError, OSError) as err:
+                    # Keep what is flushed, end the track, and let the engine stop the recording.
+                    reason = f"storage write failed: {err.message if isinstance(err, StorageError) else err}"
+                    log.error("track %s: %s; keeping the %d bytes flushed of segment %d",
+                              self.track_id, reason, kept, seq)
+                    self._fail(reason)
+                    try:
+                        if writer is not None:
+                            await writer.abandon(kept)
+                    except Exception:  # noqa: BLE001 - recovery at the next start salvages it
+                        log.exception("track %s: could not cut segment %d to its flushed bytes", self.track_id, seq)
+                    else:
+                        if open_seq:
+                            # Finished as what was flushed (or dropped from the index if nothing was).
+                            self._index_op(("salvage", open_seq))
+                    writer, open_seq = None, 0
+                    self.engine.track_failed(self, reason)
+
+    def _fail(self, reason: str) -> None:
+        with self.lock:
+            self.failed = self.error = reason
+            self.errors += 1
+            self.stopped = True
+            segment, self.segment = self.segment, None
+        if segment is not None:
+            segment.abort()
+
+    def _index_op(self, op: tuple) -> None:
+        self._ops.append(op)
+        self._ops_ready.set()
+
+    async def _index(self) -> None:
+        # Index rows in order; a database that fails is retried each second, so the index
+        # catches up when it returns while the media went on being written.
+        db = self.engine.db
+        gap_id: int | None = None
+        while True:
+            if not self._ops:
+                self._ops_ready.clear()
+                await self._ops_ready.wait()
+                continue
+            op = self._ops[0]
+            kind = op[0]
+            if kind == "done":
+                return
+            try:
+                async with db.session() as s:
+                    if kind == "open":
+                        _k, seq, key, start, (vcodec, width, height, acodec) = op
+                        if await self._segment_row(s, seq) is None:  # not if a retry already made it
+                            s.add(Segment(track_id=self.track_id, seq=seq, key=key, start_s=start, complete=False))
+                        if seq == 1:
+                            track = await s.get(Track, self.track_id)
+                            track.video_codec, track.width, track.height = vcodec, width, height
+                            track.audio_codec = acodec
+                            s.add(track)
+                        await s.commit()
+                    elif kind == "close":
+                        _k, seq, duration, size, digest, chain = op
+                        row = await self._segment_row(s, seq)
+                        row.duration_s, row.bytes, row.sha256 = duration, size, digest
+                        row.chain_hash, row.complete = chain, True
+                        s.add(row)
+                        await s.commit()
                         await self.engine.plugins.notify("segment_written", recording_id=self.recording_id,
-                                                         track_id=self.track_id, segment_id=row_id, key=row.key)
+                                                         track_id=self.track_id, segment_id=row.id, key=row.key)
+                    elif kind == "salvage":
+                        row = await self._segment_row(s, op[1])
+                        if row is not None:
+                            await self.engine.salvage_segment(row)
                     elif kind == "gap_open":
-                        gap = Gap(track_id=self.track_id, start_s=event[1], end_s=None, reason=event[2])
-                        async with db.session() as s:
-                            s.add(gap)
-                            await s.commit()
+                        gap = Gap(track_id=self.track_id, start_s=op[1], end_s=None, reason=op[2])
+                        s.add(gap)
+                        await s.commit()
                         gap_id = gap.id
                     elif kind == "gap_close" and gap_id is not None:
-                        async with db.session() as s:
-                            gap = await s.get(Gap, gap_id)
-                            gap.end_s = max(event[1], gap.start_s)
-                            s.add(gap)
-                            await s.commit()
+                        gap = await s.get(Gap, gap_id)
+                        gap.end_s = max(op[1], gap.start_s)
+                        s.add(gap)
+                        await s.commit()
                         gap_id = None
                     elif kind == "gap":
-                        async with db.session() as s:
-                            s.add(Gap(track_id=self.track_id, start_s=event[1], end_s=event[2], reason=event[3]))
-                            await s.commit()
-                    elif kind == "done":
-                        return
-                except Exception as err:  # noqa: BLE001 - storage or database trouble
-                    log.exception("track %s: indexing failed", self.track_id)
-                    with self.lock:
-                        self.error = f"{type(err).__name__}: {err}"
-                    if writer is not None and kind != "close":
-                        await writer.abort()
-                    writer = None
+                        s.add(Gap(track_id=self.track_id, start_s=op[1], end_s=op[2], reason=op[3]))
+                        await s.commit()
+            except Exception as err:  # noqa: BLE001 - database trouble, or a bug: say so, go on
+                transient = is_transient_db_error(err)
+                log.warning("track %s: indexing %s failed%s: %s", self.track_id, kind,
+                            ", retrying" if transient else "", err)
+                with self.lock:
+                    self.index_error = f"{type(err).__name__}: {err}"
+                if transient:
+                    await asyncio.sleep(INDEX_RETRY_S)
+                    continue
+            else:
+                self.index_error = None
+            self._ops.popleft()
+
+    async def _segment_row(self, s: Any, seq: int) -> Segment | None:
+        return (await s.exec(select(Segment).where(Segment.track_id == self.track_id, Segment.seq == seq))).first()
+
+    @property
+    def indexed(self) -> bool:
+        """True when every index row asked for so far is written."""
+        return not self._ops or self._ops[0][0] == "done"
+
+
+def is_transient_db_error(err: BaseException) -> bool:
+    """True for a database that is down or full (worth retrying), not for a bad statement."""
+    from sqlalchemy import exc as sa_exc
+
+    from ..errors import DatabaseError
+
+    if isinstance(err, (DatabaseError, OSError, TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return True
+    return isinstance(err, sa_exc.DBAPIError) and bool(err.connection_invalidated)
 
 
 class RecordingSession:
@@ -324,6 +429,9 @@ class RecordingSession:
         self.clock = RecordingClock()
         self.tracks: list[TrackRecorder] = []
         self.state = "recording"
+        #: Why the engine ended the recording on its own (a track failed); noted when it stops.
+        self.stop_reason = ""
+        self.stop_lock = asyncio.Lock()
         self._watchdog = asyncio.create_task(self._watch())
 
     def add_track(self, track: Track, pipeline: CameraPipeline) -> None:
@@ -356,7 +464,11 @@ class RecordingSession:
         for t in self.tracks:
             t.resume()
 
-    async def stop(self) -> None:
-        """Finish every track's last segment and wait until everything is indexed."""
+    async def stop(self, index_timeout_s: float | None = None) -> bool:
+        """Finish every track's last segment and wait until everything is indexed.
+
+        False when some index writes were still pending after ``index_timeout_s``.
+        """
         self._watchdog.cancel()
-        await asyncio.gather(*(t.stop() for t in self.tracks))
+        self.state = "stopping"
+        return all(await asyncio.gather(*(t.stop(index_timeout_s) for t in self.tracks)))

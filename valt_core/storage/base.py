@@ -51,6 +51,15 @@ class StorageWriter(ABC):
     async def abort(self) -> None:
         """Drop the object being written."""
 
+    async def abandon(self, keep_bytes: int) -> None:
+        """End a write that failed, keeping its flushed bytes for :meth:`StorageBackend.salvage`.
+
+        ``keep_bytes`` is how much was written and flushed before the failure: a backend that
+        can, cuts the unfinished object to that length (a failed write may have left a torn
+        piece after it). Nothing is deleted: media already flushed must outlive a later failure.
+        The default leaves the unfinished object as it is; salvage cuts torn fragments anyway.
+        """
+
 
 class StorageBackend(ABC):
     """Base class of every storage backend."""

@@ -139,8 +139,13 @@ async function refresh() {
       rooms.set(room.id, {recording: room.recording, fetchedAt: Date.now()});
       for (const cam of room.cameras) {
         const tile = document.querySelector(`.tile[data-camera-id="${cam.id}"]`);
-        if (tile) tile.querySelector(".status").textContent = cam.status;
-        if (tile) tile.dataset.status = cam.status;
+        if (tile) {
+          // The reason says what to fix: "offline · wrong credentials", "offline · unreachable".
+          const status = tile.querySelector(".status");
+          status.textContent = cam.status_reason ? `${cam.status} · ${cam.status_reason}` : cam.status;
+          status.title = cam.status_reason || "";
+          tile.dataset.status = cam.status;
+        }
         if (pads.has(cam.id)) pads.get(cam.id).show(cam.capabilities);
       }
     }

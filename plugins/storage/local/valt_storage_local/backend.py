@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import AsyncIterator, BinaryIO
 
 from valt_core.errors import NotFound, StorageError
+from valt_core.files import make_private_dir, open_private
 from valt_core.storage import StorageBackend, StorageUsage, StorageWriter, check_key
 
 from .config import LocalStorageConfig
@@ -34,7 +35,8 @@ class LocalFileWriter(StorageWriter):
         self.final = final
         self.partial = partial_path(final)
         self.fsync = fsync
-        self._file: BinaryIO = open(self.partial, "wb")
+        # 0600 whatever the umask: recordings are for Valt's user only.
+        self._file: BinaryIO = os.fdopen(open_private(self.partial), "wb")
         self._size = 0
 
     async def write(self, data: bytes) -> None:
@@ -66,8 +68,28 @@ class LocalFileWriter(StorageWriter):
 
     async def abort(self) -> None:
         """Close and delete the partial file."""
-        self._file.close()
+        self._close_quietly()
         self.partial.unlink(missing_ok=True)
+
+    async def abandon(self, keep_bytes: int) -> None:
+        """Close the partial file and cut it to its first ``keep_bytes`` (flushed) bytes.
+
+        The partial file stays for :meth:`LocalStorage.salvage`. Cutting frees space, so it
+        works on a full disk, where the failed write may have left a torn piece at the end.
+        """
+        def run() -> None:
+            self._close_quietly()
+            try:
+                os.truncate(self.partial, keep_bytes)
+            except FileNotFoundError:
+                pass
+        await asyncio.to_thread(run)
+
+    def _close_quietly(self) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            pass  # flushing the buffer failed (disk full): the descriptor is closed all the same
 
 
 class LocalStorage(StorageBackend):
@@ -87,7 +109,7 @@ class LocalStorage(StorageBackend):
         """Start writing ``key``."""
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
             return LocalFileWriter(path, self.config.fsync)
         except OSError as err:
             raise StorageError(f"cannot create {key}: {err.strerror}") from err
@@ -130,7 +152,7 @@ class LocalStorage(StorageBackend):
     async def free_bytes(self) -> int | None:
         """Free space of the file system holding ``path``."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.root)
             return shutil.disk_usage(self.root).free
         except OSError as err:
             raise StorageError(f"storage directory {self.root} is not usable: {err.strerror}") from err
@@ -165,7 +187,7 @@ class LocalStorage(StorageBackend):
 
     def _usage(self) -> StorageUsage:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.root)
             disk = shutil.disk_usage(self.root)
         except OSError as err:
             raise StorageError(f"storage directory {self.root} is not usable: {err.strerror}") from err
@@ -182,10 +204,12 @@ class LocalStorage(StorageBackend):
         """The directory exists (or can be made) and is writable."""
         def probe() -> None:
             try:
-                self.root.mkdir(parents=True, exist_ok=True)
+                make_private_dir(self.root)
                 test = self.root / f".write-test-{uuid.uuid4().hex[:8]}"
-                test.write_bytes(b"ok")
-                test.unlink()
+                try:
+                    test.write_bytes(b"ok")
+                finally:
+                    test.unlink(missing_ok=True)  # also when the write failed (disk full)
             except OSError as err:
                 raise StorageError(f"storage directory {self.root} is not writable: {err.strerror}") from err
 
