@@ -168,3 +168,41 @@ def test_demo_runs_with_simulated_cameras_and_a_printed_password(tmp_path):
         assert len(http("GET", server.base + "/api/v1/cameras", token=body["token"])[1]) == 4
     finally:
         server.stop()
+
+
+def test_operator_commands_unlock_passwd_disable_and_list_a_user(tmp_path):
+    """The way back in for a locked-out admin, and the way out for a leaver, on a running server."""
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    run(tmp_path, "user", "add", "chief", "--admin", "--password-stdin", input="chief's password\n")
+    server = Server(tmp_path, "serve")
+    try:
+        login = {"username": "chief", "password": "chief's password"}
+        for _ in range(5):
+            assert http("POST", server.base + "/api/v1/auth/login", {**login, "password": "guess"})[0] == 401
+        assert http("POST", server.base + "/api/v1/auth/login", login)[0] == 401  # locked here
+        listed = run(tmp_path, "user", "list")
+        assert re.search(r"chief\s+admin\s+enabled\s+never\s+127\.0\.0\.1", listed.stdout), listed.stdout
+        unlocked = run(tmp_path, "user", "unlock", "chief")
+        assert unlocked.returncode == 0 and "unlocked 'chief'" in unlocked.stdout, unlocked.stderr
+        status, body = http("POST", server.base + "/api/v1/auth/login", login)
+        assert status == 200
+        token = body["token"]
+        changed = run(tmp_path, "user", "passwd", "chief", "--password-stdin", input="a new password\n")
+        assert changed.returncode == 0, changed.stderr
+        assert http("GET", server.base + "/api/v1/auth/me", token=token)[0] == 401  # signed out
+        assert http("POST", server.base + "/api/v1/auth/login", login)[0] == 401
+        status, body = http("POST", server.base + "/api/v1/auth/login", {**login, "password": "a new password"})
+        assert status == 200
+        assert run(tmp_path, "user", "disable", "chief").returncode == 0
+        assert http("GET", server.base + "/api/v1/auth/me", token=body["token"])[0] == 401
+        assert http("POST", server.base + "/api/v1/auth/login", {**login, "password": "a new password"})[0] == 401
+        assert "disabled" in run(tmp_path, "user", "list").stdout
+        assert run(tmp_path, "user", "enable", "chief").returncode == 0
+        assert http("POST", server.base + "/api/v1/auth/login", {**login, "password": "a new password"})[0] == 200
+        missing = run(tmp_path, "user", "unlock", "nobody")
+        assert missing.returncode == 1 and "no user 'nobody'" in missing.stderr
+    finally:
+        assert server.stop() == 0
+    actions = run(tmp_path, "audit", "list", "--action", "user", "--json").stdout
+    assert all(a in actions for a in ("user.unlock", "user.passwd", "user.disable", "user.enable"))
+    assert "a new password" not in server.output()
