@@ -59,6 +59,15 @@ def test_a_stalled_viewer_skips_gops_and_slows_nobody(tmp_path):
                 # Then the stalled one reads again: after what was still in buffers, it must have
                 # skipped whole GOPs rather than replay 10 s of backlog.
                 _, init_segment, media = await read_frames(stalled, 600)
+                # Signing out ends both streams at once, and the close says why in words.
+                http("POST", server.base + "/api/v1/auth/logout", token=token)
+                for ws in (reader, stalled):
+                    try:
+                        async with asyncio.timeout(5):
+                            while True:
+                                await ws.recv()
+                    except websockets.ConnectionClosed as closed:
+                        assert closed.rcvd.code == 4401 and closed.rcvd.reason == "signed out", closed
                 return gaps, init_segment, media
 
         gaps, init_segment, media = asyncio.run(scenario())

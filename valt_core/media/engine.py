@@ -232,7 +232,8 @@ class MediaEngine:
             async with self._status_lock, self.db.session() as s:
                 cam = await s.get(Camera, camera_id)
                 pipe = self.pipelines.get(camera_id)
-                if cam is not None:
+                # A report from a pipeline that is being stopped must not hide "disabled".
+                if cam is not None and cam.enabled:
                     cam.status = pipe.status if pipe is not None else status
                     cam.status_reason = (pipe.status_reason if pipe is not None else "")[:200]
                     cam.status_changed_at = utcnow()
