@@ -168,3 +168,165 @@ def test_data_directory_and_files_are_private_whatever_the_umask(tmp_path):
     assert any(k.startswith("cache/") for k in files), sorted(files)
     assert {k: oct(m) for k, m in files.items() if m != 0o600} == {}
     assert {k: oct(m) for k, m in dirs.items() if m != 0o700} == {}
+
+
+def test_database_server_stopped_mid_recording_media_goes_on_and_the_index_catches_up(tmp_path):
+    # A private MariaDB (the shared one on 3306 serves other tests), killed mid-recording.
+    from .peers.mariadb import PrivateMariaDB
+    from .test_cli import Server, http, run
+
+    mariadb = PrivateMariaDB(tmp_path / "mariadb")
+    db = {"VALT_DATABASE_URL": mariadb.url, "VALT_MEDIA__SEGMENT_SECONDS": "2"}
+    server = None
+    try:
+        assert run(tmp_path, "db", "upgrade", **db).returncode == 0
+        assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin",
+                   input="boss password\n", **db).returncode == 0
+        server = Server(tmp_path, "serve", **db)
+        base = server.base
+
+        def login():
+            return http("POST", base + "/api/v1/auth/login", {"username": "boss", "password": "boss password"})
+
+        token = login()[1]["token"]
+        room = http("POST", base + "/api/v1/rooms", {"name": "R"}, token)[1]
+        http("POST", base + "/api/v1/cameras", {"name": "c", "driver": "sim", "room_id": room["id"],
+                                                "config": {"width": 320, "height": 240, "keyframe_interval": 25}}, token)
+        status, rec = http("POST", base + f"/api/v1/rooms/{room['id']}/record/start", None, token)
+        assert status == 201, rec
+        time.sleep(3)
+        media = tmp_path / "data" / "media"
+        mariadb.kill()
+        down_at = time.monotonic()
+        time.sleep(1)
+        # While it is down: clear 503 answers, never 500, and health says what is wrong.
+        for status, body in (http("GET", base + f"/api/v1/recordings/{rec['id']}", token=token), login(),
+                             http("POST", base + f"/api/v1/rooms/{room['id']}/record/stop", None, token)):
+            assert status == 503, (status, body)
+            assert "database" in body["message"]
+        status, health = http("GET", base + "/api/v1/health")
+        assert status == 503 and health["database"]["status"] == "error", health
+        files_before = len(list(media.rglob("*.mp4*")))
+        time.sleep(6)
+        # The media went on being written meanwhile: new 2 s segments appeared on disk.
+        assert len(list(media.rglob("*.mp4*"))) >= files_before + 2
+        outage = time.monotonic() - down_at
+        mariadb.start()
+        deadline = time.monotonic() + 20
+        while http("GET", base + "/api/v1/health")[0] != 200:
+            assert time.monotonic() < deadline, "Valt did not recover after the database came back"
+            time.sleep(0.2)
+        token = login()[1]["token"]  # the session of before may or may not have been kept
+        time.sleep(2)
+        status, rec = http("POST", base + f"/api/v1/rooms/{room['id']}/record/stop", None, token)
+        assert status == 200, rec
+        (track,) = rec["tracks"]
+        # The index caught up: the segments written during the outage are there, no hole.
+        assert track["gaps"] == [], track
+        assert track["end_s"] - track["start_s"] >= 3 + outage + 1, (outage, track)
+        stored = sorted(p.name for p in media.rglob("*.mp4"))
+        assert track["segments"] == len(stored), (track, stored)
+        print(f"database down {outage:.1f} s; recorded {track['end_s'] - track['start_s']:.1f} s in "
+              f"{track['segments']} segments")
+    finally:
+        if server is not None:
+            server.stop()
+        mariadb.stop()
+    mariadb.start()  # the whole chain verifies, the outage's segments included
+    try:
+        verify = run(tmp_path, "verify", str(rec["id"]), **db)
+    finally:
+        mariadb.stop()
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+
+
+def _process_figures(pid: int) -> tuple[int, int, float]:
+    """(open file descriptors, of which sockets, resident memory in MiB) of a process."""
+    fds = os.listdir(f"/proc/{pid}/fd")
+    sockets = 0
+    for fd in fds:
+        try:
+            sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            continue  # closed while we looked
+    with open(f"/proc/{pid}/status") as f:
+        rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return len(fds), sockets, rss_kib / 1024
+
+
+#: What viewers that left may leave behind. Sockets: none (2 for one in the middle of closing).
+#: Other descriptors: the database pool grows to its size under 200 simultaneous openings (SQLite
+#: keeps a file descriptor per pooled connection), once; a second round must not add more.
+#: Memory: the first round raises the allocator's high-water mark (CPython keeps freed arenas);
+#: a second round must come back within a few MiB of the first.
+SOCKET_TOLERANCE = 2
+FD_TOLERANCE = 2
+FIRST_ROUND_RSS_MIB = 32.0
+ROUND_RSS_MIB = 8.0
+
+
+def test_200_websocket_viewers_opened_and_closed_leave_fds_and_memory_at_baseline(tmp_path):
+    import websockets
+
+    from .test_cli import Server, http
+
+    server = Server(tmp_path, "demo", VALT_DEMO_PASSWORD="viewers demo pw")
+    pid = server.proc.pid
+    try:
+        token = http("POST", server.base + "/api/v1/auth/login",
+                     {"username": "admin", "password": "viewers demo pw"})[1]["token"]
+        cam_id = http("GET", server.base + "/api/v1/cameras", token=token)[1][0]["id"]
+
+        def live_url() -> str:
+            path = http("GET", server.base + f"/api/v1/cameras/{cam_id}/live", token=token)[1]["endpoints"]["wss"]
+            return f"ws://127.0.0.1:{server.port}{path}"
+
+        async def watch(ws, messages: int) -> None:
+            for _ in range(messages):
+                await ws.recv()
+
+        async def settled(baseline_sockets: int) -> tuple[int, int, float]:
+            # The server notices the closes within a moment; then give it two more seconds.
+            for _ in range(50):
+                if _process_figures(pid)[1] <= baseline_sockets + SOCKET_TOLERANCE:
+                    break
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2)
+            return _process_figures(pid)
+
+        async def round_of_200() -> tuple[int, int, float]:
+            url = live_url()
+            viewers = await asyncio.gather(*(websockets.connect(url, max_size=None, open_timeout=60)
+                                             for _ in range(200)))
+            await asyncio.gather(*(watch(v, 12) for v in viewers))  # init + video, for each
+            peak = _process_figures(pid)
+            await asyncio.gather(*(v.close() for v in viewers))
+            return peak
+
+        async def scenario():
+            # One viewer stays throughout, so the camera's live stream runs in every measurement:
+            # what is compared is the cost of the 200, not the stream's start-up.
+            async with websockets.connect(live_url(), max_size=None) as keeper:
+                await watch(keeper, 30)
+                reader = asyncio.create_task(watch(keeper, 10**9))
+                await asyncio.sleep(2)
+                figures = [_process_figures(pid)]
+                for _ in range(2):
+                    figures.append(await round_of_200())
+                    figures.append(await settled(figures[0][1]))
+                assert not reader.done(), "the viewer that stayed was cut off"
+                reader.cancel()
+                return figures
+
+        baseline, peak1, after1, peak2, after2 = asyncio.run(scenario())
+    finally:
+        server.stop()
+    for name, (fds, sockets, rss) in zip(("baseline", "peak 1", "after 1", "peak 2", "after 2"),
+                                         (baseline, peak1, after1, peak2, after2)):
+        print(f"{name}: {fds} fds ({sockets} sockets), RSS {rss:.1f} MiB")
+    assert peak1[1] >= baseline[1] + 200 and peak2[1] >= baseline[1] + 200  # really open at once
+    for after in (after1, after2):
+        assert after[1] <= baseline[1] + SOCKET_TOLERANCE, (baseline, after)
+    assert after2[0] <= after1[0] + FD_TOLERANCE, (after1, after2)
+    assert after1[2] <= baseline[2] + FIRST_ROUND_RSS_MIB, (baseline, after1)
+    assert after2[2] <= after1[2] + ROUND_RSS_MIB, (after1, after2)
