@@ -87,6 +87,11 @@ async def test_ids_of_2_63_and_more_in_a_path_are_not_found(env):
         r = await env.client.get(path, headers=h)
         assert r.status_code == 404, (path, r.status_code)
         assert (await r.get_json())["error"] == "not_found"
+    # Not 405 either, whatever the method: the path names nothing.
+    for method, path in [("DELETE", "/api/v1/cameras/0"), ("PATCH", f"/api/v1/cameras/{BIG}"),
+                         ("POST", "/api/v1/cameras/007/presets")]:
+        r = await env.client.open(path, method=method, headers=h, json={"name": "x"})
+        assert r.status_code == 404, (method, path, r.status_code)
     # The largest id is still an id: looked up, and not there.
     r = await env.client.get(f"/api/v1/rooms/{BIG - 1}", headers=h)
     assert r.status_code == 404 and "no room" in (await r.get_json())["message"]
@@ -102,6 +107,14 @@ async def test_room_id_query_of_2_63_or_text_is_refused(env):
     r = await env.client.get("/api/v1/recordings?room_id=1&room_id=2", headers=h)
     assert r.status_code == 400
     assert (await env.client.get("/api/v1/recordings?room_id=1", headers=h)).status_code == 200
+
+
+async def test_a_time_in_a_query_is_iso_8601_not_a_number(env):
+    h = env.bearer(await env.user("boss", "admin"))
+    r = await env.client.get("/api/v1/audit?until=0.5", headers=h)
+    assert r.status_code == 400 and "ISO 8601" in await r.get_data(as_text=True)
+    r = await env.client.get("/api/v1/audit?until=2026-12-02T10:00:00%2B00:00", headers=h)
+    assert r.status_code == 200
 
 
 async def test_integers_beyond_64_bits_in_a_body_are_refused(env):
@@ -421,16 +434,17 @@ async def test_enabled_0_is_not_a_boolean(env):
     assert r.status_code == 201 and (await r.get_json())["enabled"] is False
 
 
-async def test_empty_or_null_record_start_body_uses_the_defaults(env_factory):
+async def test_an_optional_body_may_be_left_out_but_not_be_null(env_factory):
     env = await env_factory(segment_seconds=2)
     studio = Studio(env, await env.user("boss", "admin"))
     await studio.setup({"wide": SIM})
     url = f"/api/v1/rooms/{studio.room_id}/record/start"
-    r = await env.client.post(url, headers={**studio.h, "Content-Type": "application/json"}, data=b"null")
+    for data in [b"null", b'{"name": 3}', b"[]"]:
+        r = await env.client.post(url, headers={**studio.h, "Content-Type": "application/json"}, data=data)
+        assert r.status_code == 400, data
+    r = await env.client.post(url, headers=studio.h)
     assert r.status_code == 201, await r.get_data(as_text=True)
-    await studio.record("stop")
-    r = await env.client.post(url, headers={**studio.h, "Content-Type": "application/json"}, data=b'{"name": 3}')
-    assert r.status_code == 400
+    assert (await r.get_json())["name"].startswith("Interview 1 ")
 
 
 async def test_content_disposition_has_filename_star_for_non_ascii_names(env_factory):

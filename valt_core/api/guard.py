@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Awaitable, Callable, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from quart import g, request
 from werkzeug.routing import IntegerConverter
 
@@ -36,16 +36,35 @@ MAX_JSON_DEPTH = 32
 MAX_ID = 2**63 - 1
 MIN_INT = -(2**63)
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
 #: A database row id: 1 .. 2^63-1.
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def up_to(limit: int) -> str:
+    """A regular expression matching exactly the decimal numbers 1..``limit`` (no leading zeros)."""
+    digits = str(limit)
+    options = [rf"[1-9]\d{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for i, d in enumerate(digits):
+        low = 1 if i == 0 else 0
+        if int(d) > low:
+            rest = len(digits) - i - 1
+            options.append(digits[:i] + f"[{low}-{int(d) - 1}]" + (rf"\d{{{rest}}}" if rest else ""))
+    options.append(digits)
+    return "(?:" + "|".join(options) + ")"
 
 
 class IdConverter(IntegerConverter):
     """``<int:...>`` in every route: a row id, 1..2^63-1; any other number is no such page (404).
 
     Registered on the app in place of werkzeug's ``int``, which passes 2^64 on to the database
-    (an OverflowError there).
+    (an OverflowError there). The bound is in the pattern itself, not only in a check after
+    matching: werkzeug answers 405 rather than 404 when a path matched a rule of another method
+    and this one's check failed (``DELETE /cameras/0``).
     """
+
+    regex = up_to(MAX_ID)
 
     def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = 1, max: int | None = MAX_ID,
                  signed: bool = False) -> None:
@@ -65,10 +84,32 @@ class RequestModel(BaseModel):
 class QueryModel(BaseModel):
     """Base for query parameters: text converted to the declared types, numbers finite.
 
-    Unknown parameters are ignored, as HTTP clients and caches add their own.
+    Unknown parameters are ignored, as HTTP clients and caches add their own. A time is ISO 8601
+    text, as the OpenAPI document says (``date-time``); pydantic would also take ``0.5`` as
+    seconds since 1970.
     """
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    @classmethod
+    def time_fields(cls) -> frozenset[str]:
+        """The parameters that are times (``format: date-time`` in the document)."""
+        found = cls.__dict__.get("_time_fields")
+        if found is None:
+            props = cls.model_json_schema().get("properties", {})
+            found = frozenset(name for name, prop in props.items() if '"date-time"' in json.dumps(prop))
+            cls._time_fields = found  # type: ignore[attr-defined]
+        return found
+
+    @model_validator(mode="before")
+    @classmethod
+    def _times_are_iso(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in cls.time_fields():
+                value = data.get(name)
+                if isinstance(value, str) and not _ISO_DATE.match(value):
+                    raise ValueError(f"{name}: give a date and time in ISO 8601, e.g. 2026-12-02T10:00:00+00:00")
+        return data
 
 
 @dataclass(frozen=True)
@@ -251,7 +292,8 @@ def parse_json(raw: bytes) -> Any:
 async def read_body(model: type[M], *, optional: bool = False) -> M:
     """The request's JSON body validated into ``model``; :class:`ValidationFailed` if not.
 
-    ``optional``: an empty body (or JSON ``null``) gives the model's defaults.
+    ``optional``: an empty body gives the model's defaults (JSON ``null`` is not an object,
+    so it is refused like any other non-object).
     """
     raw = await request.get_data(cache=True)
     if optional and not raw.strip():
@@ -259,8 +301,6 @@ async def read_body(model: type[M], *, optional: bool = False) -> M:
     if not request.is_json:
         raise ValidationFailed("send a JSON object with Content-Type: application/json")
     data = parse_json(raw)
-    if optional and data is None:
-        return model()
     if not isinstance(data, dict):
         raise ValidationFailed("send a JSON object with Content-Type: application/json")
     try:
