@@ -83,7 +83,7 @@ class AuthSettings(StrictModel):
     address_failures_per_minute: int = Field(
         20, ge=0, description="Failed sign-ins one client address may make per minute, whatever the names "
                               "(0: no limit); beyond it the answer is 429 before any password is checked.")
-    max_concurrent_checks: int = Field(2, ge=1, le=64, description="Password hashes checked at once (argon2 is "
+    max_concurrent_checks: int = Field(1, ge=1, le=64, description="Password hashes checked at once (argon2 is "
                                                                    "slow on purpose; more would starve other requests).")
     check_queue: int = Field(16, ge=0, description="Sign-ins that may wait for a check; beyond it the answer is 503 busy.")
     session_hours: float = Field(12.0, gt=0, description="Lifetime of a login token.")
