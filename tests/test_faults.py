@@ -330,3 +330,49 @@ def test_200_websocket_viewers_opened_and_closed_leave_fds_and_memory_at_baselin
     assert after2[0] <= after1[0] + FD_TOLERANCE, (after1, after2)
     assert after1[2] <= baseline[2] + FIRST_ROUND_RSS_MIB, (baseline, after1)
     assert after2[2] <= after1[2] + ROUND_RSS_MIB, (after1, after2)
+
+
+def test_sigkill_while_the_database_is_down_keeps_the_media_written_meanwhile(tmp_path):
+    # Segments started and finished while the database was down have no index rows; the next
+    # start finds them by their keys and indexes them instead of deleting them as unknown.
+    import signal
+
+    from .peers.mariadb import PrivateMariaDB
+    from .test_cli import Server, http, run
+
+    mariadb = PrivateMariaDB(tmp_path / "mariadb")
+    db = {"VALT_DATABASE_URL": mariadb.url, "VALT_MEDIA__SEGMENT_SECONDS": "2"}
+    try:
+        assert run(tmp_path, "db", "upgrade", **db).returncode == 0
+        assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin",
+                   input="boss password\n", **db).returncode == 0
+        server = Server(tmp_path, "serve", **db)
+        login = {"username": "boss", "password": "boss password"}
+        token = http("POST", server.base + "/api/v1/auth/login", login)[1]["token"]
+        room = http("POST", server.base + "/api/v1/rooms", {"name": "R"}, token)[1]
+        http("POST", server.base + "/api/v1/cameras", {"name": "c", "driver": "sim", "room_id": room["id"],
+                                                       "config": {"width": 320, "height": 240, "keyframe_interval": 25}}, token)
+        status, rec = http("POST", server.base + f"/api/v1/rooms/{room['id']}/record/start", None, token)
+        assert status == 201, rec
+        time.sleep(3)
+        mariadb.kill()
+        time.sleep(5)
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+        mariadb.start()
+        server = Server(tmp_path, "serve", **db)
+        try:
+            token = http("POST", server.base + "/api/v1/auth/login", login)[1]["token"]
+            got = http("GET", server.base + f"/api/v1/recordings/{rec['id']}", token=token)[1]
+        finally:
+            server.stop()
+        assert got["state"] == "interrupted", got
+        (track,) = got["tracks"]
+        # Killed about 8 s in: at most the fragment being written (1 s) and a keyframe are lost.
+        assert track["end_s"] - track["start_s"] >= 6.0, track
+        stored = sorted(p.name for p in (tmp_path / "data" / "media").rglob("*.mp4*"))
+        assert track["segments"] == len(stored) >= 4, (track, stored)
+        verify = run(tmp_path, "verify", str(rec["id"]), **db)
+    finally:
+        mariadb.stop()
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr

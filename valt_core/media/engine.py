@@ -17,7 +17,8 @@ from .clips import ClipService, PlaybackCache
 from .fmp4 import playable_length
 from .live import BROWSER_VIDEO, IDLE_STOP_S, LiveFragmenter
 from .pipeline import CameraPipeline
-from .recorder import RecordingSession, TrackRecorder, chain_hash, is_transient_db_error
+from .recorder import (RecordingSession, TrackRecorder, chain_hash, is_transient_db_error, parse_segment_key,
+                       segment_key)
 from .stills import jpeg_from_keyframe
 
 if TYPE_CHECKING:
@@ -427,11 +428,19 @@ class MediaEngine:
             stale_ids = [r.id for r in stale]
             open_segments = (await s.exec(select(Segment).where(Segment.complete == False))).all()  # noqa: E712
         known = {seg.key for seg in open_segments}
-        for seg in open_segments:
-            await self.salvage_segment(seg)
+        adopted: list[Segment] = []
         for key in await self.storage.unfinished("recordings"):
             if key not in known:
-                await self.storage.discard_unfinished(key)
+                orphan = await self._adopt_segment(key)
+                if orphan is not None:
+                    adopted.append(orphan)
+                else:
+                    await self.storage.discard_unfinished(key)
+        adopted += await self._adopt_finished_orphans(stale_ids)
+        adopted_ids = {seg.id for seg in adopted}
+        # In order, so each salvaged segment chains onto the one before it.
+        for seg in sorted(open_segments + adopted, key=lambda seg: (seg.track_id, seg.seq)):
+            await self.salvage_segment(seg, place_after_previous=seg.id in adopted_ids)
         async with self.db.session() as s:
             for rid in stale_ids:
                 rec = await s.get(Recording, rid)
@@ -460,16 +469,70 @@ class MediaEngine:
             await self.plugins.notify("recording_stopped", recording_id=rid, state="interrupted")
         return stale_ids
 
-    async def salvage_segment(self, seg: Segment) -> None:
+    async def _adopt_segment(self, key: str) -> Segment | None:
+        # A segment started while the database was down has no index row yet: if its key names
+        # a track we know, it is that track's media (flushed, so kept), not garbage.
+        parsed = parse_segment_key(key)
+        if parsed is None:
+            return None
+        recording_id, track_id, seq = parsed
+        async with self.db.session() as s:
+            track = await s.get(Track, track_id)
+            if track is None or track.recording_id != recording_id:
+                return None
+            if (await s.exec(select(Segment).where(Segment.track_id == track_id, Segment.seq == seq))).first():
+                return None
+            row = Segment(track_id=track_id, seq=seq, key=key, start_s=0.0, complete=False)
+            s.add(row)
+            await s.commit()
+        log.warning("segment %s had no index row (written while the database was down): indexing it", key)
+        return row
+
+    async def _adopt_finished_orphans(self, recording_ids: list[int]) -> list[Segment]:
+        # Segments finished while the database was down are whole objects without a row: look
+        # for the keys the recorder would have used, between and just after the indexed ones.
+        found: list[Segment] = []
+        async with self.db.session() as s:
+            tracks = (await s.exec(select(Track).where(Track.recording_id.in_(recording_ids)))).all() if recording_ids else []
+            seqs = {t.id: set((await s.exec(select(Segment.seq).where(Segment.track_id == t.id))).all()) for t in tracks}
+        for track in tracks:
+            seq, last = 0, max(seqs[track.id], default=0)
+            while True:
+                seq += 1
+                if seq in seqs[track.id]:
+                    continue
+                key = await self._existing_key(track, seq)
+                if key is not None:
+                    row = await self._adopt_segment(key)
+                    if row is not None:
+                        found.append(row)
+                elif seq > last:
+                    break
+        return found
+
+    async def _existing_key(self, track: Track, seq: int) -> str | None:
+        for ext in ("mp4", "mov"):
+            key = segment_key(track.recording_id, track.id, seq, ext)
+            try:
+                await self.storage.size(key)
+            except NotFound:
+                continue
+            return key
+        return None
+
+    async def salvage_segment(self, seg: Segment, place_after_previous: bool = False) -> None:
         """Index an unfinished segment as the whole fragments its object holds.
 
         Used after a crash and after a failed write; a segment with no whole fragment is
-        dropped from the index (there is no media in it to keep).
+        dropped from the index (there is no media in it to keep). The object is its unfinished
+        write or, when that was finished but never indexed (database down), the object itself.
+        ``place_after_previous``: its start was never indexed; it follows the segment before.
         """
-        size = await self.storage.salvage(seg.key)
-        data = b""
-        if size:
+        await self.storage.salvage(seg.key)
+        try:
             data = b"".join([c async for c in self.storage.read(seg.key)])
+        except NotFound:
+            data = b""
         good, fragments = playable_length(data)
         async with self.db.session() as s:
             row = await s.get(Segment, seg.id)
@@ -487,6 +550,8 @@ class MediaEngine:
             prev = (await s.exec(select(Segment).where(Segment.track_id == seg.track_id, Segment.seq < seg.seq,
                                                        Segment.complete == True)  # noqa: E712
                                  .order_by(Segment.seq.desc()).limit(1))).first()
+            if place_after_previous and prev is not None:
+                row.start_s = prev.start_s + prev.duration_s
             row.bytes = len(data)
             row.sha256 = hashlib.sha256(data).hexdigest()
             row.chain_hash = chain_hash(prev.chain_hash if prev else "", row.sha256)

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import hashlib
 import logging
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,15 @@ def chain_hash(previous: str, sha256: str) -> str:
 def segment_key(recording_id: int, track_id: int, seq: int, ext: str) -> str:
     """Storage key of a segment."""
     return f"recordings/{recording_id}/track-{track_id}/{seq:06d}.{ext}"
+
+
+_SEGMENT_KEY = re.compile(r"recordings/(\d+)/track-(\d+)/(\d+)\.(mp4|mov)")
+
+
+def parse_segment_key(key: str) -> tuple[int, int, int] | None:
+    """(recording id, track id, seq) of a key made by :func:`segment_key`; ``None`` otherwise."""
+    m = _SEGMENT_KEY.fullmatch(key)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
 class RecordingClock:
