@@ -139,3 +139,19 @@ async def test_disabled_camera_can_still_be_watched(env):
     url = (await live_token(env, studio.h, cam_id))["endpoints"]["wss"]
     async with env.client.websocket(url) as ws:
         assert (await ws.receive())  # the init message
+
+
+async def test_own_password_change_keeps_this_session_and_ends_the_others(env):
+    me_token = await env.user("pat", "admin")
+    other = await env.client.post("/api/v1/auth/login", json={"username": "pat", "password": "correct horse 1"})
+    other_token = (await other.get_json())["token"]
+    me = await (await env.client.get("/api/v1/auth/me", headers=env.bearer(me_token))).get_json()
+    r = await env.client.patch(f"/api/v1/users/{me['id']}", json={"password": "a brand new one"},
+                               headers=env.bearer(me_token))
+    assert r.status_code == 200
+    assert (await env.client.get("/api/v1/auth/me", headers=env.bearer(me_token))).status_code == 200
+    assert (await env.client.get("/api/v1/auth/me", headers=env.bearer(other_token))).status_code == 401
+    # Nobody disables themselves or drops their own admin role by accident.
+    for body in ({"disabled": True}, {"role": "viewer"}):
+        r = await env.client.patch(f"/api/v1/users/{me['id']}", json=body, headers=env.bearer(me_token))
+        assert r.status_code == 409

@@ -70,12 +70,14 @@ async def change_user(
     password: str | None = None,
     display_name: str | None = None,
     email: str | None = None,
+    keep_token_id: int | None = None,
 ) -> User:
     """Change a user; what is not given stays.
 
     Disabling a user or setting a new password signs them out everywhere (their tokens are
-    revoked); a new role or disabling also closes their live streams in this process (other
-    processes close them at their next re-check).
+    revoked, except ``keep_token_id``: the session of someone changing their own password); a
+    new role or disabling also closes their live streams in this process (other processes
+    close them at their next re-check).
     """
     if role is not None and role not in ROLES:
         raise ValidationFailed(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
@@ -106,10 +108,15 @@ async def change_user(
             now = utcnow()
             for token in (await s.exec(select(ApiToken).where(ApiToken.user_id == user_id,
                                                               ApiToken.revoked_at == None))).all():  # noqa: E711
+                if token.id == keep_token_id and not disabled:
+                    continue
                 token.revoked_at = now
                 s.add(token)
         await s.commit()
         await s.refresh(user)
-    if access_changed or sign_out:
+    if access_changed or (sign_out and keep_token_id is None):
         ctx.live.user_changed(user_id)
+    elif sign_out:
+        ctx.live.close_where(lambda c: c.user_id == user_id and c.session_id != keep_token_id,
+                             "signed out: the password was changed")
     return user

@@ -14,6 +14,7 @@ from ..errors import Conflict
 from ..users import change_user, create_user, find_user
 from . import api
 from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
+from .schemas import UserOut
 from .serialize import user_json
 
 
@@ -30,6 +31,7 @@ class UserCreate(RequestModel):
 
 @api.get("/users")
 @require("users.manage")
+@responds(200, list[UserOut], description="All users.")
 async def list_users():
     """All users."""
     async with get_context().db.session() as s:
@@ -40,7 +42,7 @@ async def list_users():
 @api.post("/users")
 @require("users.manage")
 @body(UserCreate)
-@responds(201, description="The user, created.", errors=(409,))
+@responds(201, UserOut, description="The user, created.", errors=(409,))
 async def add_user():
     """Create a user with a password (local auth)."""
     data = await read_body(UserCreate)
@@ -70,6 +72,7 @@ class UserUpdate(RequestModel):
 
 @api.get("/users/<int:user_id>")
 @require("users.manage")
+@responds(200, UserOut, description="The user.")
 async def get_user(user_id: int):
     """One user, and the client addresses their name is locked for now."""
     ctx = get_context()
@@ -89,7 +92,9 @@ async def update_user(user_id: int):
         # An admin locking themselves out leaves the site without one as easily as by accident.
         raise Conflict("you cannot disable yourself or take away your own admin role")
     fields = data.model_dump(exclude_unset=True)
-    user = await change_user(ctx, user_id, **fields)
+    # Your own new password signs out your other sessions, not this one.
+    keep = caller().token.id if user_id == me.id else None
+    user = await change_user(ctx, user_id, keep_token_id=keep, **fields)
     await ctx.audit.record("user.update", actor=me, target_type="user", target_id=user_id,
                            detail={"username": user.username, "fields": sorted(fields)}, remote_addr=remote_addr())
     return jsonify(user_json(user))
