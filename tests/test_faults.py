@@ -52,6 +52,8 @@ async def test_disk_full_without_floor_keeps_flushed_media(env_factory, small_di
         assert track["segments"] >= 1 and track["duration_s"] >= 2.0, track
     stop = await env.client.post(f"/api/v1/rooms/{studio.room_id}/record/stop", headers=studio.h)
     assert stop.status_code == 404  # nothing is running any more: not a 500
+    again = await env.client.post(f"/api/v1/rooms/{studio.room_id}/record/start", headers=studio.h, json={})
+    assert again.status_code == 507 and "storage is full" in (await again.get_json())["message"]
     # A full disk is a clear answer, never an internal error: 507 for storage, 503 for the
     # database (SQLite lives on the same full disk; MariaDB does not and keeps working).
     login = await env.client.post("/api/v1/auth/login", json={"username": "boss", "password": "correct horse 1"})

@@ -391,6 +391,10 @@ class MediaEngine:
 
     async def _check_free_space(self) -> None:
         free = await self.storage.free_bytes()
+        if free == 0:
+            # With the floor off (0) nothing else would stop a recording that cannot write.
+            raise StorageError("storage is full (0 bytes free): free space before recording")
+        await self.storage.check()  # a disk that refuses writes (read-only, failing) says so now
         if free is not None and free < self._floor():
             raise StorageError(
                 f"storage is nearly full ({free / 2**20:.0f} MiB free, the floor is "

@@ -412,11 +412,6 @@ class TrackRecorder:
     async def _segment_row(self, s: Any, seq: int) -> Segment | None:
         return (await s.exec(select(Segment).where(Segment.track_id == self.track_id, Segment.seq == seq))).first()
 
-    @property
-    def indexed(self) -> bool:
-        """True when every index row asked for so far is written."""
-        return not self._ops or self._ops[0][0] == "done"
-
 
 def is_transient_db_error(err: BaseException) -> bool:
     """True for a database that is down or full (worth retrying), not for a bad statement."""
