@@ -1,0 +1,38 @@
+"""The Observe tiles in Debian's Chromium say why a camera is not online."""
+
+from __future__ import annotations
+
+from .peers.cameras import RtspCamera
+from .test_browser import browser  # noqa: F401 - fixture
+from .test_cli import Server, http
+
+
+async def test_observe_tile_shows_the_reason_a_camera_is_offline(tmp_path, browser):  # noqa: F811
+    cam = RtspCamera("--user", "cam", "--password", "right one")
+    server = Server(tmp_path, "demo", VALT_DEMO_PASSWORD="tiles demo pw")
+    try:
+        token = http("POST", server.base + "/api/v1/auth/login",
+                     {"username": "admin", "password": "tiles demo pw"})[1]["token"]
+        room_id = http("GET", server.base + "/api/v1/rooms", token=token)[1][0]["id"]
+        status, made = http("POST", server.base + "/api/v1/cameras", {
+            "name": "door", "driver": "rtsp", "room_id": room_id,
+            "config": {"url": cam.url, "username": "cam", "password": "wrong one"}}, token)
+        assert status == 201, made
+        page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        await page.goto(server.base + "/login")
+        await page.fill("input[name=username]", "admin")
+        await page.fill("input[name=password]", "tiles demo pw")
+        await page.click("button[type=submit]")
+        await page.wait_for_url(server.base + "/")
+        await page.goto(server.base + "/observe")
+        tile = page.locator(f'.tile[data-camera-id="{made["id"]}"] .status')
+        # The page refreshes statuses every 3 s; the camera refuses the password at once.
+        await page.wait_for_function(
+            f"""document.querySelector('.tile[data-camera-id="{made["id"]}"] .status')
+                .textContent === 'offline · wrong credentials'""", timeout=20000)
+        assert await tile.get_attribute("title") == "wrong credentials"
+        others = await page.locator(f'.tile:not([data-camera-id="{made["id"]}"]) .status').all_inner_texts()
+        assert others and all(s == "online" for s in others), others  # no reason shown when online
+    finally:
+        server.stop()
+        cam.stop()
