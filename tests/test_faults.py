@@ -111,12 +111,14 @@ async def test_camera_that_comes_back_resumes_recording_within_a_second(env_fact
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_camera_status_carries_the_reason_of_its_last_failure(env_factory):
-    env = await env_factory()
+    env = await env_factory(no_frames_after_s=2.0)
     cam = RtspCamera("--user", "cam", "--password", "right one")
+    hung = RtspCamera()
     try:
         studio = Studio(env, await env.user("boss", "admin"))
-        (cam_id,) = await studio.setup({"cam": {"driver": "rtsp", "config": {
-            "url": cam.url, "username": "cam", "password": "wrong one"}}})
+        cam_id, hung_id = await studio.setup({
+            "cam": {"driver": "rtsp", "config": {"url": cam.url, "username": "cam", "password": "wrong one"}},
+            "hung": {"driver": "rtsp", "config": {"url": hung.url}}})
         await studio.wait_status(cam_id, "offline")
         got = await studio.camera(cam_id)
         assert got["status_reason"] == "wrong credentials", got
@@ -124,8 +126,13 @@ async def test_camera_status_carries_the_reason_of_its_last_failure(env_factory)
         rooms = await (await env.client.get("/api/v1/rooms", headers=studio.h)).get_json()
         (listed,) = [c for r in rooms for c in r["cameras"] if c["id"] == cam_id]
         assert listed["status_reason"] == "wrong credentials"
+        await studio.wait_status(hung_id, "online")
+        hung.freeze()  # connected, nothing arrives
+        await studio.wait_status(hung_id, "no_frames", timeout=10)
+        assert (await studio.camera(hung_id))["status_reason"] == "no frames"
     finally:
         cam.stop()
+        hung.stop()
 
 
 def test_data_directory_and_files_are_private_whatever_the_umask(tmp_path):
