@@ -218,6 +218,9 @@ async def test_clip_jobs_are_queued_and_bounded_per_user_and_in_total(env_factor
     assert [j["queue_position"] for j in jobs] == [None, 1, 2]
     mine = await (await env.client.post(url, headers=other, json=body)).get_json()
     assert mine["state"] == "queued" and mine["queue_position"] == 3
+    # A clip not built yet is a state, not a bad request.
+    r = await env.client.get(f"/api/v1/clips/{mine['id']}/download", headers=other)
+    assert r.status_code == 409 and "not ready" in (await r.get_json())["message"]
     gate.set()
 
     async def state(clip_id):
@@ -434,17 +437,19 @@ async def test_enabled_0_is_not_a_boolean(env):
     assert r.status_code == 201 and (await r.get_json())["enabled"] is False
 
 
-async def test_an_optional_body_may_be_left_out_but_not_be_null(env_factory):
+async def test_an_optional_body_may_be_left_out_or_null_but_not_be_wrong(env_factory):
     env = await env_factory(segment_seconds=2)
     studio = Studio(env, await env.user("boss", "admin"))
     await studio.setup({"wide": SIM})
     url = f"/api/v1/rooms/{studio.room_id}/record/start"
-    for data in [b"null", b'{"name": 3}', b"[]"]:
+    for data in [b'{"name": 3}', b"[]", b'"x"']:
         r = await env.client.post(url, headers={**studio.h, "Content-Type": "application/json"}, data=data)
         assert r.status_code == 400, data
-    r = await env.client.post(url, headers=studio.h)
-    assert r.status_code == 201, await r.get_data(as_text=True)
-    assert (await r.get_json())["name"].startswith("Interview 1 ")
+    for data in [b"", b"null"]:
+        r = await env.client.post(url, headers={**studio.h, "Content-Type": "application/json"}, data=data)
+        assert r.status_code == 201, await r.get_data(as_text=True)
+        assert (await r.get_json())["name"].startswith("Interview 1 ")
+        await studio.record("stop")
 
 
 async def test_content_disposition_has_filename_star_for_non_ascii_names(env_factory):
@@ -493,6 +498,18 @@ async def test_media_cache_control_is_private_and_the_docs_say_so(env_factory):
     assert r.headers["Cache-Control"] == "private, no-store"
     api_doc = (REPO / "docs" / "api.md").read_text()
     assert "max-age=43200" not in api_doc and "`Cache-Control: private, no-store`" in api_doc
+
+
+def test_a_range_with_no_media_is_known_before_a_build():
+    from valt_core.media.clips import has_media
+    from valt_core.media.playback import SegmentRef
+
+    # Media from 0.9 s (the first keyframe) to 4.9 s, in two segments.
+    segments = [SegmentRef("a", 0.9, 2.0), SegmentRef("b", 2.9, 2.0)]
+    assert not has_media(segments, 0.0, 0.5)
+    assert not has_media(segments, 0.0, 0.9)
+    assert has_media(segments, 0.0, 1.0) and has_media(segments, 4.8, 6.0)
+    assert not has_media(segments, 4.9, 6.0) and not has_media([], 0.0, 1.0)
 
 
 @pytest.mark.parametrize("header,size,expected", [

@@ -169,9 +169,13 @@ def build_openapi(app: Quart) -> dict[str, Any]:
                 op["security"] = []
             model = getattr(view, "valt_body", None)
             if model is not None:
+                optional = getattr(view, "valt_body_optional", False)
+                schema = _schema_for(model, schemas, "validation")
                 op["requestBody"] = {
-                    "required": not getattr(view, "valt_body_optional", False),
-                    "content": {"application/json": {"schema": _schema_for(model, schemas, "validation")}},
+                    "required": not optional,
+                    # An optional body may also be sent as JSON null (what many clients send for "none").
+                    "content": {"application/json": {"schema": {"anyOf": [schema, {"type": "null"}]}
+                                                      if optional else schema}},
                 }
             paths.setdefault(path, {})[method.lower()] = op
     return {

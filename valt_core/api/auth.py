@@ -8,6 +8,7 @@ from quart import jsonify
 from ..context import get_context
 from . import api
 from .guard import RequestModel, body, caller, public, read_body, remote_addr, require, responds
+from .schemas import LoginOut, UserOut
 from .serialize import user_json
 
 
@@ -22,7 +23,7 @@ class LoginRequest(RequestModel):
 @api.post("/auth/login")
 @public
 @body(LoginRequest)
-@responds(200, description="A bearer token and the user.", errors=(401, 429, 503))
+@responds(200, LoginOut, description="A bearer token and the user.", errors=(401, 429, 503))
 async def login():
     """Sign in with a user name and password; answers a bearer token."""
     creds = await read_body(LoginRequest)
@@ -48,6 +49,7 @@ async def logout():
 
 @api.get("/auth/me")
 @require("rooms.view")
+@responds(200, UserOut, description="The signed-in user.")
 async def me():
     """The signed-in user."""
     return jsonify(user_json(caller().user))

@@ -25,6 +25,7 @@ from ..errors import CameraDisabled, Conflict, NotFound, ValidationFailed
 from ..redact import redact
 from . import api
 from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
+from .schemas import CameraOut
 from .serialize import MASK, camera_json
 
 
@@ -212,6 +213,7 @@ async def list_camera_drivers():
 
 @api.get("/cameras")
 @require("cameras.view")
+@responds(200, list[CameraOut], description="All cameras.")
 async def list_cameras():
     """All cameras."""
     ctx = get_context()
@@ -223,7 +225,7 @@ async def list_cameras():
 @api.post("/cameras")
 @require("cameras.manage")
 @body(CameraCreate)
-@responds(201, description="The camera, added.", errors=(409,))
+@responds(201, CameraOut, description="The camera, added.", errors=(409,))
 async def create_camera():
     """Add a camera: the driver checks its settings before anything is stored."""
     data = await read_body(CameraCreate)
@@ -249,6 +251,7 @@ async def create_camera():
 
 @api.get("/cameras/<int:camera_id>")
 @require("cameras.view")
+@responds(200, CameraOut, description="The camera.")
 async def get_camera(camera_id: int):
     """One camera."""
     return jsonify(camera_json(await _camera(camera_id), get_context().cameras))
@@ -257,7 +260,7 @@ async def get_camera(camera_id: int):
 @api.patch("/cameras/<int:camera_id>")
 @require("cameras.manage")
 @body(CameraUpdate)
-@responds(200, description="The camera.", errors=(409,))
+@responds(200, CameraOut, description="The camera.", errors=(409,))
 async def update_camera(camera_id: int):
     """Rename, move, enable or disable a camera, or change its driver settings.
 

@@ -292,8 +292,8 @@ def parse_json(raw: bytes) -> Any:
 async def read_body(model: type[M], *, optional: bool = False) -> M:
     """The request's JSON body validated into ``model``; :class:`ValidationFailed` if not.
 
-    ``optional``: an empty body gives the model's defaults (JSON ``null`` is not an object,
-    so it is refused like any other non-object).
+    ``optional``: an empty body, or JSON ``null``, gives the model's defaults (the OpenAPI
+    document says so: such a body is the model or ``null``).
     """
     raw = await request.get_data(cache=True)
     if optional and not raw.strip():
@@ -301,6 +301,8 @@ async def read_body(model: type[M], *, optional: bool = False) -> M:
     if not request.is_json:
         raise ValidationFailed("send a JSON object with Content-Type: application/json")
     data = parse_json(raw)
+    if optional and data is None:
+        return model()
     if not isinstance(data, dict):
         raise ValidationFailed("send a JSON object with Content-Type: application/json")
     try:

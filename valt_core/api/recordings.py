@@ -10,10 +10,11 @@ from sqlmodel import select
 
 from ..context import get_context
 from ..db.models import Clip, ClipFile, Gap, Recording, Segment, Track
-from ..errors import NotFound, ValidationFailed
+from ..errors import Conflict, NotFound
 from . import api
 from .guard import Id, QueryModel, RequestModel, body, caller, query, read_body, read_query, remote_addr, \
     require, responds
+from .schemas import ClipOut, RecordingOut, RecordingSummary
 from .media import opens_playback, send_local_file, send_storage_object, send_stream
 
 
@@ -103,7 +104,7 @@ def _running(room_id: int):
 @api.post("/rooms/<int:room_id>/record/start")
 @require("recordings.record")
 @body(RecordStart, optional=True)
-@responds(201, description="The recording, started.", errors=(409, 507))
+@responds(201, RecordingOut, description="The recording, started.", errors=(409, 507))
 async def record_start(room_id: int):
     """Start recording every camera of the room."""
     data = await read_body(RecordStart, optional=True)
@@ -122,7 +123,7 @@ async def _act_on_running(room_id: int, action: str):
 
 @api.post("/rooms/<int:room_id>/record/pause")
 @require("recordings.record")
-@responds(200, description="The recording.", errors=(409,))
+@responds(200, RecordingOut, description="The recording.", errors=(409,))
 async def record_pause(room_id: int):
     """Pause the room's recording (paused time is not recorded)."""
     return await _act_on_running(room_id, "pause")
@@ -130,7 +131,7 @@ async def record_pause(room_id: int):
 
 @api.post("/rooms/<int:room_id>/record/resume")
 @require("recordings.record")
-@responds(200, description="The recording.", errors=(409,))
+@responds(200, RecordingOut, description="The recording.", errors=(409,))
 async def record_resume(room_id: int):
     """Resume the room's paused recording."""
     return await _act_on_running(room_id, "resume")
@@ -138,7 +139,7 @@ async def record_resume(room_id: int):
 
 @api.post("/rooms/<int:room_id>/record/stop")
 @require("recordings.record")
-@responds(200, description="The recording.")
+@responds(200, RecordingOut, description="The recording.")
 async def record_stop(room_id: int):
     """Stop the room's recording; every track's last segment is finished and indexed."""
     return await _act_on_running(room_id, "stop")
@@ -147,6 +148,7 @@ async def record_stop(room_id: int):
 @api.get("/recordings")
 @require("recordings.view")
 @query(RecordingFilter)
+@responds(200, list[RecordingSummary], description="Up to 500 recordings.")
 async def list_recordings():
     """Recordings, newest first (``?room_id=`` to filter)."""
     ctx = get_context()
@@ -163,6 +165,7 @@ async def list_recordings():
 
 @api.get("/recordings/<int:recording_id>")
 @require("recordings.view")
+@responds(200, RecordingOut, description="The recording.")
 async def get_recording(recording_id: int):
     """One recording: state, times, tracks, gaps."""
     return jsonify(await recording_json(recording_id))
@@ -209,7 +212,7 @@ async def clip_json(clip_id: int) -> dict:
 @api.post("/recordings/<int:recording_id>/clips")
 @require("clips.create")
 @body(ClipRequest)
-@responds(202, description="The clip job, queued.", errors=(409,))
+@responds(202, ClipOut, description="The clip job, queued.", errors=(409,))
 async def create_clip(recording_id: int):
     """Start a clip job over all tracks (or ``track_ids``); poll ``GET /clips/{id}``."""
     data = await read_body(ClipRequest)
@@ -221,6 +224,7 @@ async def create_clip(recording_id: int):
 
 @api.get("/clips/<int:clip_id>")
 @require("recordings.view")
+@responds(200, ClipOut, description="The clip job.")
 async def get_clip(clip_id: int):
     """A clip job's state and progress, then its files' SHA-256."""
     return jsonify(await clip_json(clip_id))
@@ -228,7 +232,7 @@ async def get_clip(clip_id: int):
 
 @api.get("/clips/<int:clip_id>/download")
 @require("recordings.view")
-@responds(200, media_type=("video/mp4", "application/zip"), errors=(400,),
+@responds(200, media_type=("video/mp4", "application/zip"), errors=(409,),
           description="`video/mp4` for one file, `application/zip` for several.",
           headers={"Content-Disposition": "attachment, with filename and filename*"})
 @responds(206, media_type="video/mp4", description="A byte range of the one MP4.", errors=(416,))
@@ -241,7 +245,7 @@ async def download_clip(clip_id: int):
             raise NotFound(f"no clip {clip_id}")
         files = (await s.exec(select(ClipFile).where(ClipFile.clip_id == clip_id).order_by(ClipFile.id))).all()
     if clip.state != "done":
-        raise ValidationFailed(f"clip {clip_id} is {clip.state}, not ready to download")
+        raise Conflict(f"clip {clip_id} is {clip.state}, not ready to download")
     # A player or download manager fetches a file in many ranges: one download, one entry.
     if opens_playback(request.headers.get("Range")):
         await ctx.audit.record("clip.download", actor=caller().user, target_type="clip", target_id=clip_id,

@@ -13,6 +13,7 @@ from ..db.models import Camera, Room
 from ..errors import Conflict, NotFound
 from . import api
 from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
+from .schemas import RoomOut
 from .serialize import cameras_by_room, room_json
 
 
@@ -25,6 +26,7 @@ class RoomCreate(RequestModel):
 
 @api.get("/rooms")
 @require("rooms.view")
+@responds(200, list[RoomOut], description="All rooms.")
 async def list_rooms():
     """All rooms, each with its cameras."""
     ctx = get_context()
@@ -39,7 +41,7 @@ async def list_rooms():
 @api.post("/rooms")
 @require("rooms.manage")
 @body(RoomCreate)
-@responds(201, description="The room, created.", errors=(409,))
+@responds(201, RoomOut, description="The room, created.", errors=(409,))
 async def create_room():
     """Create a room."""
     data = await read_body(RoomCreate)
@@ -58,6 +60,7 @@ async def create_room():
 
 @api.get("/rooms/<int:room_id>")
 @require("rooms.view")
+@responds(200, RoomOut, description="The room.")
 async def get_room(room_id: int):
     """One room with its cameras."""
     ctx = get_context()

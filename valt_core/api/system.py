@@ -8,7 +8,8 @@ from .. import __version__
 from ..context import get_context
 from ..errors import StorageError, ValtError
 from . import api
-from .guard import public, require
+from .guard import public, require, responds
+from .schemas import PluginOut
 
 
 @api.get("/health")
@@ -47,6 +48,7 @@ async def health():
 
 @api.get("/plugins")
 @require("system.view")
+@responds(200, list[PluginOut], description="The loaded plugins.")
 async def list_plugins():
     """Installed and loaded plugins: group, name, distribution, version."""
     return jsonify([p.as_dict() for p in get_context().plugins.plugins])

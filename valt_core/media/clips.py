@@ -44,6 +44,11 @@ def recording_length(segments: list[SegmentRef]) -> float:
     return max((s.start_s + s.duration_s for s in segments), default=0.0)
 
 
+def has_media(segments: list[SegmentRef], start_s: float, end_s: float) -> bool:
+    """Whether any segment holds media in ``[start_s, end_s)`` (not only a gap or a pause)."""
+    return any(s.start_s + s.duration_s > start_s and s.start_s < end_s for s in segments)
+
+
 async def build_track_file(engine: "MediaEngine", segments: list[SegmentRef], out_path: Path,
                            start_s: float, end_s: float, exact: bool = False,
                            progress=None) -> BuildResult:
@@ -144,6 +149,9 @@ class PlaybackCache:
         start = segments[0].start_s if start_s is None else start_s
         end = length if end_s is None else end_s
         check_range(start, end, length)
+        if not has_media(segments, start, end):
+            raise ValidationFailed(f"the track has no media between {start:g} s and {end:g} s",
+                                   fields={"start": "no media in the range"})
         tag = hashlib.sha256(repr((track_id, start, end, [(s.key, s.duration_s) for s in segments])).encode()).hexdigest()[:24]
         path = self.dir / f"track-{track_id}-{tag}.mp4"
         lock = self._locks.setdefault(tag, asyncio.Lock())
@@ -253,11 +261,16 @@ class ClipService:
             chosen = [by_id[t] for t in track_ids]
         else:
             chosen = list(tracks)
-        lengths = [recording_length(await track_segments(self.engine, t.id)) for t in chosen]
-        chosen = [t for t, n in zip(chosen, lengths) if n > 0]
-        if not chosen:
+        segments = [await track_segments(self.engine, t.id) for t in chosen]
+        lengths = [recording_length(s) for s in segments]
+        if not any(lengths):
             raise ValidationFailed("the recording has no recorded media to clip")
         check_range(start_s, end_s, max(lengths))
+        # A track with nothing in the range (it started later, or was paused) gives no file.
+        chosen = [t for t, s in zip(chosen, segments) if has_media(s, start_s, end_s)]
+        if not chosen:
+            raise ValidationFailed(f"no track has media between {start_s:g} s and {end_s:g} s",
+                                   fields={"start_s": "no media in the range"})
         limit = self.engine.settings.media.clip_jobs_queued_per_user
         if self._jobs_of(author_id) >= limit:
             raise Conflict(f"you have {limit} clip jobs waiting or running, the most one user may have; "

@@ -1,0 +1,151 @@
+"""The shapes of the API's JSON answers, for the OpenAPI document (``@responds(200, RoomOut)``).
+
+They describe what :mod:`~valt_core.api.serialize` and the routes build; the fuzz test
+(``tests/test_openapi_fuzz.py``) checks every answer against them. Fields may be added to an
+answer without breaking clients, so these models allow more properties than they list.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Answer(BaseModel):
+    """Base of answer shapes: the listed fields are promised, others may appear."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class UserOut(Answer):
+    """A user, without password hash or lockout internals."""
+
+    id: int
+    username: str
+    display_name: str
+    email: str
+    role: Literal["admin", "operator", "viewer"]
+    auth_backend: str
+    disabled: bool
+    last_login_at: str | None
+
+
+class LoginOut(Answer):
+    """A new sign-in: the bearer token (shown only here), when it expires, and who it is."""
+
+    token: str
+    expires_at: str | None
+    user: UserOut
+
+
+class CameraOut(Answer):
+    """A camera; secret settings are masked."""
+
+    id: int
+    name: str
+    room_id: int | None
+    driver: str
+    config: dict[str, Any]
+    enabled: bool
+    status: str
+    capabilities: list[str]
+
+
+class RoomRecording(Answer):
+    """The recording a room is running."""
+
+    id: int
+    state: str
+    elapsed_s: float
+
+
+class RoomOut(Answer):
+    """A room, its cameras, and its running recording (``null`` when idle)."""
+
+    id: int
+    name: str
+    description: str
+    recording: RoomRecording | None
+    cameras: list[CameraOut] = []
+
+
+class GapOut(Answer):
+    """Time in a track with no media, and why."""
+
+    start_s: float
+    end_s: float | None
+    reason: str
+
+
+class TrackOut(Answer):
+    """One camera's part of a recording, over its finished segments."""
+
+    id: int
+    camera_id: int | None
+    camera_name: str
+    state: str
+    video_codec: str
+    audio_codec: str
+    width: int
+    height: int
+    segments: int
+    bytes: int
+    start_s: float
+    end_s: float
+    duration_s: float
+    gaps: list[GapOut]
+
+
+class RecordingSummary(Answer):
+    """A recording in a list."""
+
+    id: int
+    room_id: int | None
+    name: str
+    state: str
+    started_at: str
+    stopped_at: str | None
+
+
+class RecordingOut(RecordingSummary):
+    """A recording with its tracks."""
+
+    author_id: int | None
+    elapsed_s: float | None
+    notes: str
+    legal_hold: bool
+    tracks: list[TrackOut]
+
+
+class ClipFileOut(Answer):
+    """One file of a clip."""
+
+    track_id: int
+    name: str
+    bytes: int
+    sha256: str
+
+
+class ClipOut(Answer):
+    """A clip job: where it is in the queue, its progress, then its files."""
+
+    id: int
+    recording_id: int
+    start_s: float
+    end_s: float
+    exact: bool
+    state: Literal["queued", "running", "done", "failed"]
+    progress: float
+    queue_position: int | None
+    error: str | None
+    files: list[ClipFileOut]
+
+
+class PluginOut(Answer):
+    """A loaded plugin."""
+
+    group: str
+    name: str
+    distribution: str
+    version: str
