@@ -385,3 +385,70 @@ def test_sigkill_while_the_database_is_down_keeps_the_media_written_meanwhile(tm
     finally:
         mariadb.stop()
     assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+
+
+async def test_camera_in_use_is_tried_every_half_second_whatever_the_backoff():
+    # A port that accepts and hangs up at once: every connection attempt is counted.
+    import socket
+
+    from valt_camera_rtsp.config import RtspCameraConfig
+    from valt_camera_rtsp.driver import RtspCamera as RtspDriver
+    from valt_core.media.pipeline import CameraPipeline
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+    attempts: list[float] = []
+
+    async def count() -> None:
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            attempts.append(time.monotonic())
+            conn.close()
+
+    counter = asyncio.create_task(count())
+    url = f"rtsp://127.0.0.1:{listener.getsockname()[1]}/cam"
+    pipe = CameraPipeline(RtspDriver(RtspCameraConfig(url=url)), reconnect_max_s=30)
+
+    class Recorder:  # stands for a recording: a sink means "in use"
+        def on_connected(self, connected):
+            pass
+
+        def on_packet(self, mp):
+            pass
+
+    try:
+        await pipe.start()
+        await asyncio.sleep(7)  # idle: 1 + 2 + 4 s of backoff, three or four attempts
+        idle = len(attempts)
+        assert idle <= 4, attempts
+        pipe.add_sink(Recorder())
+        start = len(attempts)
+        await asyncio.sleep(3)  # in use: the 8 s backoff in force no longer applies
+        busy = attempts[start:]
+        assert len(busy) >= 5, busy
+        assert max(b - a for a, b in zip(busy, busy[1:])) < 0.8, busy
+        assert pipe.status == "offline" and pipe.status_reason  # the driver's message, at least
+    finally:
+        await pipe.stop()
+        counter.cancel()
+        listener.close()
+
+
+def test_failure_reasons_in_plain_words():
+    import av
+
+    from valt_core.errors import CameraAuthFailed, CameraUnreachable
+    from valt_core.media.pipeline import failure_reason
+
+    assert failure_reason(CameraAuthFailed("401")) == "wrong credentials"
+    assert failure_reason(av.error.HTTPUnauthorizedError(825242872, "Server returned 401 Unauthorized")) == \
+        "wrong credentials"
+    assert failure_reason(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")) == "unreachable"
+    assert failure_reason(OSError(errno.EHOSTUNREACH, "No route to host")) == "unreachable"
+    assert failure_reason(TimeoutError("timed out")) == "unreachable"
+    assert failure_reason(CameraUnreachable("no answer")) == "unreachable"
+    other = failure_reason(RuntimeError("could not open rtsp://admin:s3cret@10.0.0.9/stream1"))
+    assert other.startswith("RuntimeError: ") and "s3cret" not in other

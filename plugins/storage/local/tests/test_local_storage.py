@@ -104,3 +104,33 @@ async def test_unfinished_writes_can_be_salvaged_or_discarded(tmp_path):
     with pytest.raises(NotFound):
         await store.size("rec/1/b.mp4")
     assert await store.free_bytes() > 0
+
+
+async def test_abandoned_write_keeps_its_flushed_bytes_for_salvage(tmp_path):
+    # A write that failed (disk full) must not take the fragments flushed before it along.
+    store = storage(tmp_path)
+    w = await store.open_writer("rec/1/000001.mp4")
+    await w.write(b"fragment-1")
+    await w.flush()
+    await w.write(b"torn piece")  # buffered, as a failed write may leave it
+    await w.abandon(len(b"fragment-1"))
+    assert await store.unfinished("rec") == ["rec/1/000001.mp4"]
+    assert await store.salvage("rec/1/000001.mp4") == len(b"fragment-1")
+    assert await read_all(store, "rec/1/000001.mp4") == b"fragment-1"
+
+
+async def test_files_and_directories_are_private_whatever_the_umask(tmp_path):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        store = storage(tmp_path)
+        w = await store.open_writer("recordings/1/track-1/000001.mp4")
+        await w.write(b"x")
+        await w.close()
+    finally:
+        os.umask(old)
+    path = tmp_path / "media" / "recordings" / "1" / "track-1" / "000001.mp4"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for directory in (path.parent, path.parent.parent, path.parent.parent.parent, tmp_path / "media"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
