@@ -219,3 +219,37 @@ async def test_audit_chain_holds_and_detects_an_edit(env):
         s.add(event)
         await s.commit()
     assert await env.ctx.audit.verify() == event.id
+
+
+def test_forwarded_client_is_believed_only_from_trusted_proxies():
+    from valt_core.proxy import forwarded_client, parse_networks
+
+    proxies = parse_networks(["127.0.0.1", "10.8.0.0/16"])
+    assert forwarded_client("203.0.113.5", "1.2.3.4", proxies) == "203.0.113.5"  # not a proxy: ignored
+    assert forwarded_client("127.0.0.1", "1.2.3.4", proxies) == "1.2.3.4"
+    # What the client wrote itself (left) proves nothing; the right-most untrusted hop counts.
+    assert forwarded_client("127.0.0.1", "6.6.6.6, 198.51.100.7, 10.8.1.1", proxies) == "198.51.100.7"
+    assert forwarded_client("127.0.0.1", "not-an-address", proxies) == "127.0.0.1"
+    assert forwarded_client("127.0.0.1", "1.2.3.4", []) == "127.0.0.1"
+
+
+async def test_behind_a_proxy_throttling_keys_on_the_forwarded_client(tmp_path, database_url):
+    from valt_core.app import create_app
+
+    from .conftest import make_settings
+
+    settings = make_settings(tmp_path, database_url)
+    settings.server.trusted_proxies = ["192.0.2.1"]
+    app = create_app(settings)
+    ctx = app.extensions["valt"]
+    await ctx.db.upgrade()
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        for peer, forwarded in (("192.0.2.1", "198.51.100.7"), ("203.0.113.9", "198.51.100.8")):
+            r = await client.post("/api/v1/auth/login", json={"username": "zed", "password": "guess"},
+                                  headers={"X-Forwarded-For": forwarded}, scope_base={"client": (peer, 5000)})
+            assert r.status_code == 401
+        async with ctx.db.session() as s:
+            rows = (await s.exec(select(LoginThrottle).where(LoginThrottle.username == "zed"))).all()
+    # Through the proxy: the client it names; straight from elsewhere: the socket's address.
+    assert sorted(r.remote_addr for r in rows) == ["198.51.100.7", "203.0.113.9"]

@@ -48,11 +48,24 @@ class ServerSettings(StrictModel):
         None, description="Derives CSRF tokens (and signs media tokens); generated into DATA_DIR/secret_key when unset."
     )
     secure_cookies: bool = Field(False, description="Mark cookies Secure (set when serving HTTPS).")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or networks) whose X-Forwarded-For names the client. Sign-in "
+                    "throttling and the audit log key on the client address; empty: the socket's address.")
     send_buffer_kb: int = Field(
         0, ge=0, le=65536,
         description="Kernel send buffer per connection (0: the OS default). Small values make a slow "
                     "live viewer skip ahead sooner instead of piling seconds of video into socket buffers.",
     )
+
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from .proxy import parse_networks
+
+        parse_networks(value)
+        return value
 
 
 class DatabaseSettings(StrictModel):
