@@ -5,7 +5,9 @@ Screenshots of each step are kept in ``test-artifacts/``.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 
 import pytest
 from playwright.async_api import async_playwright
@@ -16,6 +18,19 @@ from .test_cli import Server
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+async def wait_until(page, expression: str, timeout: float = 10000) -> None:
+    """Wait until the JavaScript ``expression`` is true in ``page`` (``timeout`` in ms).
+
+    Polled with ``page.evaluate``, not ``wait_for_function``: the latter evaluates the string
+    inside the page, which the pages' Content-Security-Policy (no ``unsafe-eval``) forbids.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while not await page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout / 1000:g} s waiting for {expression}")
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

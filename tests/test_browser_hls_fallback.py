@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
+from .test_browser import ARTIFACTS, browser, wait_until  # noqa: F401 - fixture
 from .test_cli import Server
 
 LOOK_LIKE_SAFARI = """
@@ -45,8 +45,8 @@ async def test_player_falls_back_to_hls_without_mse(tmp_path, browser):  # noqa:
         await page.click("button[type=submit]")
         await page.wait_for_url(server.base + "/")
         await page.goto(server.base + "/observe")
-        await page.wait_for_function(
-            "[...document.querySelectorAll('.tile video')].every(v => v.src.includes('/hls/index.m3u8?token='))",
+        await wait_until(
+            page, "[...document.querySelectorAll('.tile video')].every(v => v.src.includes('/hls/index.m3u8?token='))",
             timeout=15000)
         sources = await page.evaluate("[...document.querySelectorAll('.tile video')].map(v => v.src)")
         assert len(sources) == 4 and len(set(sources)) == 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .test_browser import ARTIFACTS, CHROMIUM_ARGS, browser  # noqa: F401 - fixture
+from .test_browser import ARTIFACTS, CHROMIUM_ARGS, browser, wait_until  # noqa: F401 - fixture
 from .test_cli import Server, http
 
 VIDEO_STATE = """[...document.querySelectorAll('.tile video')].map(v => ({
@@ -29,8 +29,8 @@ async def test_observe_tiles_play_and_recording_runs_from_the_page(tmp_path, bro
         assert await page.locator(".tile").count() == 4
 
         # Every tile plays: time advances and frames are decoded, close to the live edge.
-        await page.wait_for_function(
-            "[...document.querySelectorAll('.tile video')].every(v => v.currentTime > 1)", timeout=20000)
+        await wait_until(
+            page, "[...document.querySelectorAll('.tile video')].every(v => v.currentTime > 1)", timeout=20000)
         first = await page.evaluate(VIDEO_STATE)
         await asyncio.sleep(3)
         later = await page.evaluate(VIDEO_STATE)
@@ -45,15 +45,15 @@ async def test_observe_tiles_play_and_recording_runs_from_the_page(tmp_path, bro
         # Start recording room 1 from the page: the indicator shows REC and a running clock.
         room = page.locator(".room", has_text="Interview Room 1")
         await room.locator("button[data-action=start]").click()
-        await page.wait_for_function(
-            "document.querySelector('.room[data-recording]').dataset.recording === 'recording'", timeout=10000)
+        await wait_until(
+            page, "document.querySelector('.room[data-recording]').dataset.recording === 'recording'", timeout=10000)
         await asyncio.sleep(4)
         indicator = await room.locator(".rec-indicator").inner_text()
         assert indicator.startswith("REC 00:00:0"), indicator
         await page.screenshot(path=str(ARTIFACTS / "observe-recording.png"))
         await room.locator("button[data-action=stop]").click()
-        await page.wait_for_function(
-            "document.querySelector('.room[data-recording]').dataset.recording === 'idle'", timeout=10000)
+        await wait_until(
+            page, "document.querySelector('.room[data-recording]').dataset.recording === 'idle'", timeout=10000)
         await page.screenshot(path=str(ARTIFACTS / "observe-stopped.png"))
 
         # The recording exists, with a track per camera of the room, as the API tells.
@@ -70,8 +70,8 @@ async def test_observe_tiles_play_and_recording_runs_from_the_page(tmp_path, bro
         assert await page.locator(".tile").count() == 2
         statuses = await page.locator(".tile .status").all_inner_texts()
         assert statuses == ["online", "online"]
-        await page.wait_for_function(
-            "[...document.querySelectorAll('.tile video')].every(v => v.currentTime > 0.5)", timeout=15000)
+        await wait_until(
+            page, "[...document.querySelectorAll('.tile video')].every(v => v.currentTime > 0.5)", timeout=15000)
         await page.screenshot(path=str(ARTIFACTS / "observe-room.png"))
     finally:
         server.stop()

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 #: The pages load their scripts, styles and images from Valt itself and nothing inline; live
 #: video plays from a MediaSource (a blob: URL) fed over a same-origin WebSocket.
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-            "media-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
 #: JSON and media answers are never documents to render.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"

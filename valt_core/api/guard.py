@@ -81,6 +81,9 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
+_TIME_FIELDS: dict[type, frozenset[str]] = {}
+
+
 class QueryModel(BaseModel):
     """Base for query parameters: text converted to the declared types, numbers finite.
 
@@ -94,11 +97,11 @@ class QueryModel(BaseModel):
     @classmethod
     def time_fields(cls) -> frozenset[str]:
         """The parameters that are times (``format: date-time`` in the document)."""
-        found = cls.__dict__.get("_time_fields")
+        found = _TIME_FIELDS.get(cls)
         if found is None:
             props = cls.model_json_schema().get("properties", {})
-            found = frozenset(name for name, prop in props.items() if '"date-time"' in json.dumps(prop))
-            cls._time_fields = found  # type: ignore[attr-defined]
+            found = _TIME_FIELDS[cls] = frozenset(name for name, prop in props.items()
+                                                  if '"date-time"' in json.dumps(prop))
         return found
 
     @model_validator(mode="before")
