@@ -391,6 +391,20 @@ async def test_database_gone_is_503_without_the_password(env):
         await gone.dispose()
 
 
+async def test_a_constraint_a_request_breaks_is_409_not_a_database_outage(env):
+    # Found by the fuzzer: renaming a camera to a taken name while moving it to a room.
+    h = env.bearer(await env.user("boss", "admin"))
+    room = await (await env.client.post("/api/v1/rooms", headers=h, json={"name": "R"})).get_json()
+    for name in ["a", "b"]:
+        r = await env.client.post("/api/v1/cameras", headers=h, json={"name": name, "driver": "sim"})
+        assert r.status_code == 201
+    b = (await r.get_json())["id"]
+    r = await env.client.patch(f"/api/v1/cameras/{b}", headers=h, json={"name": "a", "room_id": room["id"]})
+    assert r.status_code == 409, await r.get_data(as_text=True)
+    assert (await r.get_json())["error"] == "conflict"
+    assert (await (await env.client.get(f"/api/v1/cameras/{b}", headers=h)).get_json())["name"] == "b"
+
+
 # --- Protocol details -----------------------------------------------------------------------
 
 async def test_405_answers_carry_an_allow_header(env):

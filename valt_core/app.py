@@ -6,12 +6,12 @@ import logging
 
 from quart import Quart, has_request_context, jsonify, request
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from .context import ValtContext
 from .db import redact_url
-from .errors import DatabaseError, ValtError
+from .errors import Conflict, DatabaseError, ValidationFailed, ValtError
 from .plugins import PluginHost
 from .settings import Settings
 
@@ -26,17 +26,23 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
-def database_unavailable(err: DBAPIError, url: str) -> DatabaseError:
-    """The 503 for a database failure that escaped a route, worded without any secret.
+def database_failure(err: DBAPIError, url: str) -> ValtError:
+    """What a database error that escaped a route answers, worded without any secret.
 
-    Only the driver's own message is kept (never the SQL or its parameters, which may hold
-    token hashes); the database URL and its password are masked wherever they appear.
+    A constraint the request broke (a name taken) is 409 and a value no column holds is 400:
+    both are about the request. Anything else ("database or disk is full", MariaDB gone) is
+    503 ``database_unavailable``. Only the driver's own message is kept (never the SQL or its
+    parameters, which may hold token hashes); the URL and its password are masked.
     """
     text = str(err.orig if err.orig is not None else err).strip().splitlines()[0][:300]
     text = redact_url(text)
     password = make_url(url).password
     if password:
         text = text.replace(str(password), "***")
+    if isinstance(err, IntegrityError):
+        return Conflict(f"that clashes with what is stored ({text})")
+    if isinstance(err, DataError):
+        return ValidationFailed(f"a value does not fit the database ({text})")
     return DatabaseError(f"the database is unavailable ({type(err.orig or err).__name__}: {text}); "
                          "try again shortly, and tell the administrator if it goes on")
 
@@ -93,7 +99,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     async def database_error(err: DBAPIError):
         # "database or disk is full", MariaDB gone: the request cannot be served now (503),
         # which is not a bug in the request (4xx) nor a crash to show as 500.
-        answer = database_unavailable(err, settings.database_url)
+        answer = database_failure(err, settings.database_url)
         log.warning("%s %s: %s", request.method if has_request_context() else "-",
                     request.path if has_request_context() else "-", answer.message)
         return jsonify(answer.to_json()), answer.http_status

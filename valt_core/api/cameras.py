@@ -371,7 +371,7 @@ async def discover_cameras():
 
 @api.get("/cameras/<int:camera_id>/snapshot")
 @require("live.watch")
-@responds(200, media_type="image/jpeg", description="A JPEG still.", errors=(501, 502))
+@responds(200, media_type="image/jpeg", description="A JPEG still.", errors=(409, 501, 502))
 async def camera_snapshot(camera_id: int):
     """A JPEG still from the camera (audited: it shows the room).
 
@@ -389,6 +389,7 @@ async def camera_snapshot(camera_id: int):
 
 @api.get("/cameras/<int:camera_id>/live")
 @require("live.watch")
+@responds(200, description="A live token and where each transport serves the camera.", errors=(409,))
 async def camera_live(camera_id: int):
     """A short-lived token to watch the camera live, and where each transport serves it (audited)."""
     ctx = get_context()
