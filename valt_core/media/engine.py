@@ -549,8 +549,14 @@ class MediaEngine:
                 # Drop the fragment torn by the crash: rewrite the object with whole ones only.
                 data = data[:good]
                 writer = await self.storage.open_writer(seg.key)
-                await writer.write(data)
-                await writer.close()
+                try:
+                    await writer.write(data)
+                    await writer.close()
+                except BaseException:
+                    # Drop the copy, not the object: it keeps every byte it had (the next
+                    # recovery tries again) instead of a failed rewrite replacing it later.
+                    await writer.abort()
+                    raise
             prev = (await s.exec(select(Segment).where(Segment.track_id == seg.track_id, Segment.seq < seg.seq,
                                                        Segment.complete == True)  # noqa: E712
                                  .order_by(Segment.seq.desc()).limit(1))).first()

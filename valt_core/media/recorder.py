@@ -285,8 +285,8 @@ class TrackRecorder:
                 if kind == "done":
                     self._index_op(("done",))
                     return
-                if self.failed is not None:
-                    continue  # the track ended on a storage failure: nothing more is written
+                if self.failed is not None and kind in ("data", "open", "close"):
+                    continue  # the track ended on a storage failure: no more media (gaps still close)
                 try:
                     if kind == "data":
                         if writer is not None:
