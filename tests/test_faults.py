@@ -187,6 +187,7 @@ def test_database_server_stopped_mid_recording_media_goes_on_and_the_index_catch
     mariadb = PrivateMariaDB(tmp_path / "mariadb")
     db = {"VALT_DATABASE_URL": mariadb.url, "VALT_MEDIA__SEGMENT_SECONDS": "2"}
     server = None
+    door = RtspCamera()  # a camera that dies while the database is down
     try:
         assert run(tmp_path, "db", "upgrade", **db).returncode == 0
         assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin",
@@ -201,9 +202,12 @@ def test_database_server_stopped_mid_recording_media_goes_on_and_the_index_catch
         room = http("POST", base + "/api/v1/rooms", {"name": "R"}, token)[1]
         http("POST", base + "/api/v1/cameras", {"name": "c", "driver": "sim", "room_id": room["id"],
                                                 "config": {"width": 320, "height": 240, "keyframe_interval": 25}}, token)
+        door_id = http("POST", base + "/api/v1/cameras", {"name": "door", "driver": "rtsp",
+                                                          "config": {"url": door.url}}, token)[1]["id"]
         status, rec = http("POST", base + f"/api/v1/rooms/{room['id']}/record/start", None, token)
         assert status == 201, rec
         time.sleep(3)
+        assert http("GET", base + f"/api/v1/cameras/{door_id}", token=token)[1]["status"] == "online"
         media = tmp_path / "data" / "media"
         mariadb.kill()
         down_at = time.monotonic()
@@ -216,6 +220,7 @@ def test_database_server_stopped_mid_recording_media_goes_on_and_the_index_catch
         status, health = http("GET", base + "/api/v1/health")
         assert status == 503 and health["database"]["status"] == "error", health
         files_before = len(list(media.rglob("*.mp4*")))
+        door.kill()
         time.sleep(6)
         # The media went on being written meanwhile: new 2 s segments appeared on disk.
         assert len(list(media.rglob("*.mp4*"))) >= files_before + 2
@@ -228,6 +233,9 @@ def test_database_server_stopped_mid_recording_media_goes_on_and_the_index_catch
         healthy_after = time.monotonic() - back_at
         token = login()[1]["token"]  # the session of before may or may not have been kept
         time.sleep(2)
+        # The camera lost while the database was down is stored as lost, with its reason.
+        door_now = http("GET", base + f"/api/v1/cameras/{door_id}", token=token)[1]
+        assert (door_now["status"], door_now["status_reason"]) == ("offline", "unreachable"), door_now
         status, rec = http("POST", base + f"/api/v1/rooms/{room['id']}/record/stop", None, token)
         assert status == 200, rec
         (track,) = rec["tracks"]
@@ -242,6 +250,7 @@ def test_database_server_stopped_mid_recording_media_goes_on_and_the_index_catch
         if server is not None:
             server.stop()
         mariadb.stop()
+        door.stop()
     mariadb.start()  # the whole chain verifies, the outage's segments included
     try:
         verify = run(tmp_path, "verify", str(rec["id"]), **db)

@@ -62,6 +62,8 @@ class MediaEngine:
         self.pipelines: dict[int, CameraPipeline] = {}
         self.sessions: dict[int, RecordingSession] = {}
         self._disk_task: asyncio.Task | None = None
+        self._status_task: asyncio.Task | None = None
+        self._status_unsaved: set[int] = set()
         self._lock = asyncio.Lock()
         self._status_lock = asyncio.Lock()
         self.started = False
@@ -90,6 +92,7 @@ class MediaEngine:
                     log.error("camera %s (%s) cannot start: %s", cam.name, cam.driver, err.message)
                     await self._set_camera_error(cam.id, err.message)
         self._disk_task = asyncio.create_task(self._watch_disk())
+        self._status_task = asyncio.create_task(self._save_statuses())
         self._reaper = asyncio.create_task(self._reap_live())
         self.started = True
 
@@ -97,6 +100,8 @@ class MediaEngine:
         """Stop recordings cleanly (what they have stays playable) and then ingest."""
         if self._disk_task:
             self._disk_task.cancel()
+        if self._status_task:
+            self._status_task.cancel()
         if self._reaper:
             self._reaper.cancel()
         for camera_id in list(self.live_streams):
@@ -241,9 +246,25 @@ class MediaEngine:
                     s.add(cam)
                     await s.commit()
         except Exception as err:  # noqa: BLE001 - the database may be down; ingest goes on
-            log.warning("camera %s: status %s not stored: %s", camera_id, status, err)
+            log.warning("camera %s: status %s not stored (stored when the database answers): %s",
+                        camera_id, status, err)
+            self._status_unsaved.add(camera_id)
+        else:
+            self._status_unsaved.discard(camera_id)
         if status != previous:
             await self.plugins.notify("camera_status_changed", camera_id=camera_id, status=status, previous=previous)
+
+    async def _save_statuses(self) -> None:
+        # Statuses that changed while the database was down are stored once it answers again,
+        # or a camera lost meanwhile would show "online" for good.
+        while True:
+            await asyncio.sleep(1.0)
+            for camera_id in list(self._status_unsaved):
+                pipe = self.pipelines.get(camera_id)
+                if pipe is None:
+                    self._status_unsaved.discard(camera_id)
+                else:
+                    await self._camera_status(camera_id, pipe.status, pipe.status)
 
     # --- recordings ------------------------------------------------------------------------
 
