@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
 from ..cameras.base import CameraDriver
+from ..errors import CameraAuthFailed, CameraUnreachable
 from ..redact import redact
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,9 @@ def failure_reason(err: BaseException) -> str:
     ``wrong credentials`` (RTSP/HTTP 401), ``unreachable`` (refused, timed out, no route, unknown
     host), else the driver's or FFmpeg's own message with any credentials masked.
     """
-    from ..errors import CameraAuthFailed, CameraUnreachable
+    import av.error  # here, as nothing else in this module needs PyAV loaded
 
-    try:
-        import av.error as av_error
-        unauthorized: tuple[type[BaseException], ...] = (av_error.HTTPUnauthorizedError, CameraAuthFailed)
-    except ImportError:  # pragma: no cover - PyAV is a dependency of the core
-        unauthorized = (CameraAuthFailed,)
-    if isinstance(err, unauthorized) or "401 Unauthorized" in str(err):
+    if isinstance(err, (av.error.HTTPUnauthorizedError, CameraAuthFailed)) or "401 Unauthorized" in str(err):
         return WRONG_CREDENTIALS
     if isinstance(err, (CameraUnreachable, TimeoutError, socket.gaierror, ConnectionError)) or (
             isinstance(err, OSError) and err.errno in _UNREACHABLE_ERRNOS):
