@@ -3,9 +3,11 @@
 A :class:`RecordingSession` owns the recording's clock (paused time is taken out) and its
 :class:`TrackRecorder` objects. A track recorder is a :class:`ThreadSink` of its camera's
 pipeline: in the ingest thread it starts segments at keyframes and muxes every packet (stream
-copy), which costs about what the copy itself costs. What needs I/O - the index rows, writing
-and flushing each finished fragment, hashing the chain - goes, in order, to an indexer task on
-the event loop. A camera lost mid-recording becomes a gap.
+copy), which costs about what the copy itself costs. What needs I/O goes, in order, to two tasks
+on the event loop: a writer (each finished fragment written and flushed, the hash chain) and an
+indexer (the database rows, retried while the database fails, so media never waits for it). A
+camera lost mid-recording becomes a gap; a write the storage refuses ends the track as failed,
+keeping what was flushed.
 """
 
 from __future__ import annotations
