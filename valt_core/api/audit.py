@@ -11,6 +11,7 @@ from ..audit import AuditQuery, event_json
 from ..context import get_context
 from . import api
 from .guard import QueryModel, caller, query, read_query, remote_addr, require, responds
+from .schemas import AuditPageOut
 
 MAX_PAGE = 500
 
@@ -33,7 +34,7 @@ class AuditFilter(QueryModel):
 @api.get("/audit")
 @require("audit.view")
 @query(AuditFilter)
-@responds(200, description="A page of events, newest first, and where the next page starts.")
+@responds(200, AuditPageOut, description="A page of events, newest first, and where the next page starts.")
 async def list_audit_events():
     """Audit events, newest first, filtered and paged (``next_before_id`` is null on the last page).
 

@@ -31,6 +31,40 @@ class UserOut(Answer):
     last_login_at: str | None
 
 
+class UserDetailOut(UserOut):
+    """A user and the client addresses their name is locked for now."""
+
+    locked_for: list[str]
+
+
+class UnlockOut(UserOut):
+    """A user whose sign-in locks were ended, and how many address counters went."""
+
+    cleared: int
+
+
+class AuditEventOut(Answer):
+    """One audit event."""
+
+    id: int
+    at: str
+    actor_id: int | None
+    actor: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    detail: dict
+    remote_addr: str | None
+    hash: str
+
+
+class AuditPageOut(Answer):
+    """A page of audit events, newest first; ``next_before_id`` is null on the last page."""
+
+    events: list[AuditEventOut]
+    next_before_id: int | None
+
+
 class LoginOut(Answer):
     """A new sign-in: the bearer token (shown only here), when it expires, and who it is."""
 

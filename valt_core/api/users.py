@@ -14,7 +14,7 @@ from ..errors import Conflict
 from ..users import change_user, create_user, find_user
 from . import api
 from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
-from .schemas import UserOut
+from .schemas import UnlockOut, UserDetailOut, UserOut
 from .serialize import user_json
 
 
@@ -72,7 +72,7 @@ class UserUpdate(RequestModel):
 
 @api.get("/users/<int:user_id>")
 @require("users.manage")
-@responds(200, UserOut, description="The user.")
+@responds(200, UserDetailOut, description="The user and the addresses their name is locked for.")
 async def get_user(user_id: int):
     """One user, and the client addresses their name is locked for now."""
     ctx = get_context()
@@ -83,6 +83,7 @@ async def get_user(user_id: int):
 @api.patch("/users/<int:user_id>")
 @require("users.manage")
 @body(UserUpdate)
+@responds(200, UserOut, description="The user, changed.", errors=(409,))
 async def update_user(user_id: int):
     """Change a user's role, enable or disable them, set a password or their details."""
     data = await read_body(UserUpdate)
@@ -102,6 +103,7 @@ async def update_user(user_id: int):
 
 @api.post("/users/<int:user_id>/unlock")
 @require("users.manage")
+@responds(200, UnlockOut, description="The user; their sign-in locks are ended.")
 async def unlock_user(user_id: int):
     """End every sign-in lock of the user's name (from any address)."""
     ctx = get_context()
