@@ -274,6 +274,11 @@ async def test_edit_and_remove_cameras_keep_recordings(env):
     r = await client.patch(f"/api/v1/cameras/{cam_id}", json={"name": "Sim 2", "config": {"fps": 12}}, headers=admin)
     body = await r.get_json()
     assert r.status_code == 200 and body["name"] == "Sim 2" and body["config"]["fps"] == 12
+    # A taken name while moving rooms: a clear 409 from the route itself (a lookup used to flush
+    # the name first, so the clash surfaced as a database error).
+    await client.post("/api/v1/cameras", headers=admin, json={"name": "Other", "driver": "sim", "enabled": False})
+    r = await client.patch(f"/api/v1/cameras/{cam_id}", json={"name": "Other", "room_id": room_id}, headers=admin)
+    assert r.status_code == 409 and (await r.get_json())["message"] == "a camera named 'Other' already exists"
     r = await client.post(f"/api/v1/rooms/{room_id}/record/start", headers=admin)
     rec_id = (await r.get_json())["id"]
     assert (await client.delete(f"/api/v1/cameras/{cam_id}", headers=admin)).status_code == 409

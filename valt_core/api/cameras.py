@@ -276,11 +276,13 @@ async def update_camera(camera_id: int):
             raise NotFound(f"no camera {camera_id}")
         if changed & {"config", "enabled"}:
             _not_recording(camera, "change its settings")
+        # Look the room up before changing anything: the lookup would flush a new name early,
+        # and a taken name would then fail there instead of as the 409 below.
+        if "room_id" in changed and data.room_id is not None and await s.get(Room, data.room_id) is None:
+            raise ValidationFailed(f"no room {data.room_id}", fields={"room_id": "unknown room"})
         if data.name is not None:
             camera.name = data.name
         if "room_id" in changed:
-            if data.room_id is not None and await s.get(Room, data.room_id) is None:
-                raise ValidationFailed(f"no room {data.room_id}", fields={"room_id": "unknown room"})
             camera.room_id = data.room_id
         if data.enabled is not None and data.enabled != camera.enabled:
             camera.enabled = data.enabled
