@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,8 @@ from sqlmodel import select
 from .db import Database
 from .db.models import AuditEvent, User
 from .db.types import utcnow
+
+log = logging.getLogger(__name__)
 
 #: Attempts at appending when other processes keep winning the race for the chain's end.
 APPEND_ATTEMPTS = 20
@@ -96,10 +99,15 @@ class AuditLog:
         if self.head_file is None:
             return
         tmp = self.head_file.with_name(self.head_file.name + f".{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{event.id} {event.hash}\n")
-        os.replace(tmp, self.head_file)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{event.id} {event.hash}\n")
+            os.replace(tmp, self.head_file)
+        except OSError as err:
+            # The event is in the database; a full disk must not turn the request into an
+            # error. The next event that can be noted moves the head on.
+            log.warning("audit head %s not updated: %s", self.head_file, err.strerror)
 
     def _read_head(self) -> tuple[int, str] | None:
         if self.head_file is None or not self.head_file.exists():
