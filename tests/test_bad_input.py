@@ -35,6 +35,20 @@ async def recorded(env, seconds: float = 3.0, cameras: dict | None = None):
     return studio, await studio.record("stop")
 
 
+async def whole_track_clip(env, studio, rec) -> dict:
+    """A clip of the first track's whole length over every track, once it is done."""
+    t = rec["tracks"][0]
+    r = await env.client.post(f"/api/v1/recordings/{rec['id']}/clips", headers=studio.h,
+                              json={"start_s": t["start_s"], "end_s": t["end_s"]})
+    clip_id = (await r.get_json())["id"]
+
+    async def done():
+        c = await (await env.client.get(f"/api/v1/clips/{clip_id}", headers=studio.h)).get_json()
+        return c["state"] == "done" and c
+
+    return await wait_for(done, 30, "the clip")
+
+
 def json_routes(app):
     """``(method, path)`` of every API route that reads a JSON body, ids filled with 1."""
     for rule in app.url_map.iter_rules():
@@ -264,16 +278,7 @@ async def test_a_done_clip_has_progress_1(env_factory):
 async def test_a_late_progress_report_cannot_overwrite_done(env_factory):
     env = await env_factory(segment_seconds=2)
     studio, rec = await recorded(env)
-    track = rec["tracks"][0]
-    r = await env.client.post(f"/api/v1/recordings/{rec['id']}/clips", headers=studio.h,
-                              json={"start_s": track["start_s"], "end_s": track["end_s"]})
-    clip_id = (await r.get_json())["id"]
-
-    async def done():
-        c = await (await env.client.get(f"/api/v1/clips/{clip_id}", headers=studio.h)).get_json()
-        return c["state"] == "done" and c
-
-    await wait_for(done, 30, "the clip")
+    clip_id = (await whole_track_clip(env, studio, rec))["id"]
     # What a build thread's report arriving after the end does:
     await env.ctx.media.clips._progress(clip_id, 0.5)
     clip = await (await env.client.get(f"/api/v1/clips/{clip_id}", headers=studio.h)).get_json()
@@ -313,16 +318,8 @@ async def test_clip_zip_is_streamed_not_held_in_memory(tmp_path):
 async def test_clip_zip_download_streams_every_file_once(env_factory):
     env = await env_factory(segment_seconds=2)
     studio, rec = await recorded(env, cameras={"a": SIM, "b": SIM})
-    t = rec["tracks"][0]
-    r = await env.client.post(f"/api/v1/recordings/{rec['id']}/clips", headers=studio.h,
-                              json={"start_s": t["start_s"], "end_s": t["end_s"]})
-    clip_id = (await r.get_json())["id"]
-
-    async def done():
-        c = await (await env.client.get(f"/api/v1/clips/{clip_id}", headers=studio.h)).get_json()
-        return c["state"] == "done" and c
-
-    clip = await wait_for(done, 30, "the clip")
+    clip = await whole_track_clip(env, studio, rec)
+    clip_id = clip["id"]
     r = await env.client.get(f"/api/v1/clips/{clip_id}/download", headers=studio.h)
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(await r.get_data())) as z:
@@ -469,16 +466,8 @@ async def test_an_optional_body_may_be_left_out_or_null_but_not_be_wrong(env_fac
 async def test_content_disposition_has_filename_star_for_non_ascii_names(env_factory):
     env = await env_factory(segment_seconds=2)
     studio, rec = await recorded(env, cameras={"Salle d'écoute": SIM})
-    t = rec["tracks"][0]
-    r = await env.client.post(f"/api/v1/recordings/{rec['id']}/clips", headers=studio.h,
-                              json={"start_s": t["start_s"], "end_s": t["end_s"]})
-    clip_id = (await r.get_json())["id"]
-
-    async def done():
-        c = await (await env.client.get(f"/api/v1/clips/{clip_id}", headers=studio.h)).get_json()
-        return c["state"] == "done" and c
-
-    clip = await wait_for(done, 30, "the clip")
+    clip = await whole_track_clip(env, studio, rec)
+    clip_id = clip["id"]
     name = clip["files"][0]["name"]
     assert not name.isascii()
     r = await env.client.get(f"/api/v1/clips/{clip_id}/download", headers=studio.h)

@@ -82,6 +82,21 @@ class Server:
         return self.proc.wait(timeout=15)
 
 
+def record_one_sim_camera(server: Server, password: str = "boss password") -> tuple[str, dict, dict]:
+    """Sign in as ``boss``, add a room with one small sim camera and start recording it.
+
+    Returns the token, the room and the started recording.
+    """
+    token = http("POST", server.base + "/api/v1/auth/login", {"username": "boss", "password": password})[1]["token"]
+    room = http("POST", server.base + "/api/v1/rooms", {"name": "R"}, token)[1]
+    http("POST", server.base + "/api/v1/cameras", {"name": "c", "driver": "sim", "room_id": room["id"],
+                                                   "config": {"width": 320, "height": 240, "keyframe_interval": 25}},
+         token)
+    status, rec = http("POST", server.base + f"/api/v1/rooms/{room['id']}/record/start", None, token)
+    assert status == 201, rec
+    return token, room, rec
+
+
 @pytest.mark.parametrize(
     "setup, env, exit_code, message",
     [

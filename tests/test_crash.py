@@ -9,7 +9,7 @@ import urllib.request
 
 import av
 
-from .test_cli import Server, http, run
+from .test_cli import Server, http, record_one_sim_camera, run
 
 
 def test_sigkilled_recording_is_recovered_playable_and_indexed(tmp_path, database_url):
@@ -17,12 +17,7 @@ def test_sigkilled_recording_is_recovered_playable_and_indexed(tmp_path, databas
     assert run(tmp_path, "db", "upgrade", **db).returncode == 0
     assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin", input="boss password\n", **db).returncode == 0
     server = Server(tmp_path, "serve", **db)
-    token = http("POST", server.base + "/api/v1/auth/login", {"username": "boss", "password": "boss password"})[1]["token"]
-    room = http("POST", server.base + "/api/v1/rooms", {"name": "R"}, token)[1]
-    http("POST", server.base + "/api/v1/cameras", {"name": "c", "driver": "sim", "room_id": room["id"],
-                                                   "config": {"width": 320, "height": 240, "keyframe_interval": 25}}, token)
-    status, rec = http("POST", server.base + f"/api/v1/rooms/{room['id']}/record/start", None, token)
-    assert status == 201, rec
+    token, room, rec = record_one_sim_camera(server)
     time.sleep(7.5)
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait()

@@ -140,7 +140,7 @@ def test_data_directory_and_files_are_private_whatever_the_umask(tmp_path):
     import stat
     import urllib.request
 
-    from .test_cli import Server, http, run
+    from .test_cli import Server, http, record_one_sim_camera, run
 
     old = os.umask(0o022)  # the usual umask, which the children inherit
     try:
@@ -151,12 +151,7 @@ def test_data_directory_and_files_are_private_whatever_the_umask(tmp_path):
     finally:
         os.umask(old)
     try:
-        token = http("POST", server.base + "/api/v1/auth/login", {"username": "boss", "password": "boss password"})[1]["token"]
-        room = http("POST", server.base + "/api/v1/rooms", {"name": "R"}, token)[1]
-        http("POST", server.base + "/api/v1/cameras", {"name": "c", "driver": "sim", "room_id": room["id"],
-                                                       "config": {"width": 320, "height": 240, "keyframe_interval": 25}}, token)
-        status, rec = http("POST", server.base + f"/api/v1/rooms/{room['id']}/record/start", None, token)
-        assert status == 201, rec
+        token, room, rec = record_one_sim_camera(server)
         time.sleep(3)
         rec = http("POST", server.base + f"/api/v1/rooms/{room['id']}/record/stop", None, token)[1]
         req = urllib.request.Request(  # builds a playback file under DATA_DIR/cache
@@ -357,7 +352,7 @@ def test_sigkill_while_the_database_is_down_keeps_the_media_written_meanwhile(tm
     import signal
 
     from .peers.mariadb import PrivateMariaDB
-    from .test_cli import Server, http, run
+    from .test_cli import Server, http, record_one_sim_camera, run
 
     mariadb = PrivateMariaDB(tmp_path / "mariadb")
     db = {"VALT_DATABASE_URL": mariadb.url, "VALT_MEDIA__SEGMENT_SECONDS": "2"}
@@ -367,12 +362,7 @@ def test_sigkill_while_the_database_is_down_keeps_the_media_written_meanwhile(tm
                    input="boss password\n", **db).returncode == 0
         server = Server(tmp_path, "serve", **db)
         login = {"username": "boss", "password": "boss password"}
-        token = http("POST", server.base + "/api/v1/auth/login", login)[1]["token"]
-        room = http("POST", server.base + "/api/v1/rooms", {"name": "R"}, token)[1]
-        http("POST", server.base + "/api/v1/cameras", {"name": "c", "driver": "sim", "room_id": room["id"],
-                                                       "config": {"width": 320, "height": 240, "keyframe_interval": 25}}, token)
-        status, rec = http("POST", server.base + f"/api/v1/rooms/{room['id']}/record/start", None, token)
-        assert status == 201, rec
+        token, room, rec = record_one_sim_camera(server)
         time.sleep(3)
         mariadb.kill()
         time.sleep(5)
