@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 from sqlmodel import select
@@ -130,13 +131,20 @@ async def test_lockout_bypass_by_concurrency(env):
     assert row.locked_until is not None and row.locked_until > utcnow()
 
 
-async def test_login_flood_from_one_address_is_rate_limited_before_hashing(env):
+async def test_login_flood_from_one_address_is_rate_limited_before_hashing(env, monkeypatch):
+    from valt_core.auth import sessions
+
+    monkeypatch.setattr(sessions, "REFUSAL_DELAY_S", 0.3)
     env.ctx.sessions.address_limiter.per_minute = 6
-    codes = []
+    codes, took = [], []
     for i in range(9):
+        started = time.monotonic()
         r = await login_from(env, "10.0.1.1", f"nobody{i}", "guess")
         codes.append(r.status_code)
+        took.append(time.monotonic() - started)
     assert codes[:6] == [401] * 6 and codes[6:] == [429] * 3
+    # A refusal is slow on purpose, so a flooding client cannot ask again at once.
+    assert min(took[6:]) >= 0.3
     r = await login_from(env, "10.0.1.1", "nobody", "guess")
     assert int(r.headers["Retry-After"]) > 0
     # Another address is not held up by that one.

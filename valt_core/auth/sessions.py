@@ -7,6 +7,7 @@ derived from it for every state-changing request.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -20,11 +21,13 @@ from ..audit import AuditLog
 from ..db import Database
 from ..db.models import ApiToken, User
 from ..db.types import utcnow
-from ..errors import LoginFailed, ServiceBusy
+from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
 from ..settings import AuthSettings
 from .base import AuthBackend
 from .throttle import WRONG, AddressLimiter, AttemptCounter, CheckSlots
 
+# How long an address over its failure rate waits for its 429.
+REFUSAL_DELAY_S = 1.0
 # Refresh last_used_at at most this often, so reads do not turn into writes on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -75,7 +78,13 @@ class SessionService:
         :class:`TooManyAttempts` when the address is over its failure rate and
         :class:`ServiceBusy` when too many checks are queued.
         """
-        self.address_limiter.check(remote_addr)
+        try:
+            self.address_limiter.check(remote_addr)
+        except TooManyAttempts:
+            # Answering at once would let a flooding client ask again at once: a refusal that
+            # takes a second holds each of its connections for that long, at no cost to us.
+            await asyncio.sleep(REFUSAL_DELAY_S)
+            raise
         try:
             await self.attempts.reserve(username, remote_addr)
         except LoginFailed:
