@@ -32,6 +32,7 @@ from sqlmodel import select
 from .db import Database
 from .db.models import AuditEvent, User
 from .db.types import utcnow
+from .files import open_private
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,7 @@ class AuditLog:
             return
         tmp = self.head_file.with_name(self.head_file.name + f".{os.getpid()}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
+            with os.fdopen(open_private(tmp), "w") as f:
                 f.write(f"{event.id} {event.hash}\n")
             os.replace(tmp, self.head_file)
         except OSError as err:

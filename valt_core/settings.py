@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .errors import ConfigError, validation_problems
-from .files import make_private_dir
+from .files import make_private_dir, open_private
 
 ENV_PREFIX = "VALT_"
 # Short names that read better than the generic SECTION__KEY form.
@@ -204,14 +204,21 @@ class Settings(StrictModel):
         path = self.data_dir / name
         if not path.exists():
             make_private_dir(self.data_dir)  # 0700, whatever the umask
+            # Written whole under another name, then linked into place only if still absent:
+            # a second process starting at the same moment never reads a half-written key.
+            tmp = path.with_name(f".{name}.{os.getpid()}")
+            with os.fdopen(open_private(tmp), "w") as f:
+                f.write(secrets.token_urlsafe(48))
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.link(tmp, path)
             except FileExistsError:
-                pass  # another process made it first
-            else:
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_urlsafe(48))
-        return path.read_text().strip().encode()
+                pass  # another process made it first: use theirs
+            finally:
+                tmp.unlink(missing_ok=True)
+        key = path.read_text().strip().encode()
+        if not key:
+            raise ConfigError(f"{path} is empty: delete it to have a new key made, or set the key in the settings")
+        return key
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
