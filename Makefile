@@ -12,5 +12,7 @@ demo: setup
 peers:
 	@scripts/peers
 
+# ruff first: a style problem fails in seconds, before the suite's minutes.
 test: setup peers
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest $(ARGS)

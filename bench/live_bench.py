@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -75,12 +74,14 @@ async def server(url: str, cameras: int, port: int, data: Path) -> None:
                 stream.latency_log = latencies
                 for v in stream.viewers:
                     v.latency = latencies
-            print(json.dumps({"event": "reset", "online": sum(p.status == "online" for p in ctx.media.pipelines.values())}), flush=True)
+            online = sum(p.status == "online" for p in ctx.media.pipelines.values())
+            print(json.dumps({"event": "reset", "online": online}), flush=True)
         elif line == "report":
             viewers = sum(len(s.viewers) for s in ctx.media.live_streams.values())
             dropped = sum(v.dropped for s in ctx.media.live_streams.values() for v in s.viewers)
-            print(json.dumps({"event": "report", "samples": len(latencies), "p50_ms": 1000 * percentile(latencies, 0.5),
-                              "p99_ms": 1000 * percentile(latencies, 0.99), "viewers": viewers, "dropped": dropped}), flush=True)
+            report = {"event": "report", "samples": len(latencies), "p50_ms": 1000 * percentile(latencies, 0.5),
+                      "p99_ms": 1000 * percentile(latencies, 0.99), "viewers": viewers, "dropped": dropped}
+            print(json.dumps(report), flush=True)
     stop.set()
     await serving
 

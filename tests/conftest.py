@@ -122,3 +122,15 @@ async def env_factory(tmp_path: Path, database_url: str):
 async def env(env_factory) -> Env:
     """The app on a fresh, migrated database (run once on SQLite and once on MariaDB)."""
     return await env_factory()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MiB file system (tmpfs), so "disk nearly full" is real, not simulated."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -232,7 +232,8 @@ async def test_clock_far_off_is_warned_about(env, rtsp_cam):
 async def test_discovery_finds_onvif_and_axis_in_a_private_network(env, rtsp_cam):
     admin = env.bearer(await env.user("admin", "admin"))
     with NetNamespace() as ns, \
-            OnvifDevice(rtsp_cam.url, user="admin", password="pw", netns=ns, discovery_address=ns.ns_address) as onvif, \
+            OnvifDevice(rtsp_cam.url, user="admin", password="pw", netns=ns,
+                        discovery_address=ns.ns_address) as onvif, \
             AxisDevice(rtsp_port=554, password="pw", netns=ns, ssdp_address=ns.ns_address) as axis:
         # Probes go out only from the host end of the private link.
         env.ctx.settings.cameras.discovery_addresses = [ns.host_address]

@@ -100,7 +100,8 @@ def record_one_sim_camera(server: Server, password: str = "boss password") -> tu
 @pytest.mark.parametrize(
     "setup, env, exit_code, message",
     [
-        ("[server]\nprot = 1\n", {}, 2, "bad settings (valt.toml and VALT_* environment): server.prot: unknown setting"),
+        ("[server]\nprot = 1\n", {}, 2,
+         "bad settings (valt.toml and VALT_* environment): server.prot: unknown setting"),
         ("[server]\nport = 'x'\n", {}, 2, "server.port: Input should be a valid integer"),
         ("", {"VALT_STORAGE_DRIVER": "nfs"}, 2, "unknown storage driver 'nfs' (known: local)"),
         ("", {"VALT_AUTH__BACKENDS": '["kerberos"]'}, 2, "unknown auth backend 'kerberos'"),

@@ -15,7 +15,8 @@ from .test_cli import Server, http, record_one_sim_camera, run
 def test_sigkilled_recording_is_recovered_playable_and_indexed(tmp_path, database_url):
     db = {"VALT_DATABASE_URL": database_url, "VALT_MEDIA__SEGMENT_SECONDS": "3"}
     assert run(tmp_path, "db", "upgrade", **db).returncode == 0
-    assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin", input="boss password\n", **db).returncode == 0
+    added = run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin", input="boss password\n", **db)
+    assert added.returncode == 0
     server = Server(tmp_path, "serve", **db)
     token, room, rec = record_one_sim_camera(server)
     time.sleep(7.5)
@@ -26,7 +27,8 @@ def test_sigkilled_recording_is_recovered_playable_and_indexed(tmp_path, databas
 
     server = Server(tmp_path, "serve", **db)
     try:
-        token = http("POST", server.base + "/api/v1/auth/login", {"username": "boss", "password": "boss password"})[1]["token"]
+        login = {"username": "boss", "password": "boss password"}
+        token = http("POST", server.base + "/api/v1/auth/login", login)[1]["token"]
         got = http("GET", server.base + f"/api/v1/recordings/{rec['id']}", token=token)[1]
         assert got["state"] == "interrupted" and "interrupted" in got["notes"]
         track = got["tracks"][0]

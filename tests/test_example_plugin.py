@@ -56,9 +56,12 @@ async def main():
     async with app.test_app() as test_app:
         client = test_app.test_client()
         await create_user(ctx, "integrator", "integrator pw", role="admin")
-        token = (await (await client.post("/api/v1/auth/login", json={"username": "integrator", "password": "integrator pw"})).get_json())["token"]
+        signed_in = await client.post("/api/v1/auth/login",
+                                      json={"username": "integrator", "password": "integrator pw"})
+        token = (await signed_in.get_json())["token"]
         h = {"Authorization": "Bearer " + token}
-        r = await client.post("/api/v1/cameras", headers=h, json={"name": "door", "driver": "hikvision", "config": {"host": "10.1.2.3", "password": "p@ss/word"}})
+        r = await client.post("/api/v1/cameras", headers=h, json={
+            "name": "door", "driver": "hikvision", "config": {"host": "10.1.2.3", "password": "p@ss/word"}})
         out["status"] = r.status_code
         out["camera"] = await r.get_json()
         bad = await client.post("/api/v1/cameras", headers=h, json={"name": "x", "driver": "hikvision", "config": {}})

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from .peers.cameras import RtspCamera
-from .test_recording import Studio, probe, small_disk, wait_for  # noqa: F401 - small_disk is a fixture
+from .test_recording import Studio, probe, wait_for
 
 
 def fill(directory, chunk: int = 1 << 20) -> int:
@@ -195,8 +195,9 @@ def test_database_server_stopped_mid_recording_media_goes_on_and_the_index_catch
 
         token = login()[1]["token"]
         room = http("POST", base + "/api/v1/rooms", {"name": "R"}, token)[1]
-        http("POST", base + "/api/v1/cameras", {"name": "c", "driver": "sim", "room_id": room["id"],
-                                                "config": {"width": 320, "height": 240, "keyframe_interval": 25}}, token)
+        small = {"width": 320, "height": 240, "keyframe_interval": 25}
+        http("POST", base + "/api/v1/cameras", {"name": "c", "driver": "sim", "room_id": room["id"], "config": small},
+             token)
         door_id = http("POST", base + "/api/v1/cameras", {"name": "door", "driver": "rtsp",
                                                           "config": {"url": door.url}}, token)[1]["id"]
         status, rec = http("POST", base + f"/api/v1/rooms/{room['id']}/record/start", None, token)
@@ -393,6 +394,7 @@ async def test_camera_in_use_is_tried_every_half_second_whatever_the_backoff():
 
     from valt_camera_rtsp.config import RtspCameraConfig
     from valt_camera_rtsp.driver import RtspCamera as RtspDriver
+
     from valt_core.media.pipeline import CameraPipeline
 
     listener = socket.socket()

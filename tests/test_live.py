@@ -81,7 +81,7 @@ async def test_tokens_are_checked(env):
     good = (await live_token(env, studio.h, a))["token"]
     expired, _ = issue_media_token(env.ctx.secret, a, 1, ttl_s=-1)
     forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
-    for path, code, reason in [
+    for path, code, _reason in [
         (f"/live/{a}/ws", 4401, "live token is required"),
         (f"/live/{a}/ws?token={forged}", 4401, "not valid"),
         (f"/live/{a}/ws?token={expired}", 4401, "expired"),

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .test_cli import Server, free_port, http, run
+from .test_cli import Server, http, run
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 PASSWORD = "fuzz-admin-pass-1"

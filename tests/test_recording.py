@@ -348,18 +348,6 @@ async def test_clips_keyframe_aligned_exact_and_zipped(env_factory):
             assert probe(z.read(name))["frames"] >= 70
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 MiB file system (tmpfs), so "disk nearly full" is real, not simulated."""
-    import subprocess
-
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 async def test_disk_nearly_full_stops_recording_cleanly_and_refuses_new_ones(env_factory, small_disk):
     env = await env_factory(data_dir=small_disk, min_free_mb=32, disk_check_s=0.3, segment_seconds=2)
     studio = Studio(env, await env.user("boss", "admin"))

@@ -18,7 +18,6 @@ import sys
 from typing import Sequence
 
 from .errors import ConfigError, PluginError, ValtError
-
 from .redact import install_log_redaction
 
 log = logging.getLogger("valt")

@@ -99,7 +99,8 @@ def _content(answer: Response, schemas: dict[str, Any]) -> dict[str, Any] | None
     if answer.media_type is None:
         return None
     if answer.media_type == "application/json":
-        return {"application/json": {"schema": _schema_for(answer.schema, schemas) if answer.schema is not None else {}}}
+        schema = _schema_for(answer.schema, schemas) if answer.schema is not None else {}
+        return {"application/json": {"schema": schema}}
     types = (answer.media_type,) if isinstance(answer.media_type, str) else answer.media_type
     return {t: {"schema": {"type": "string", "format": "binary"}} for t in types}
 

@@ -79,7 +79,8 @@ def _validate(model: type[BaseModel], data: Mapping[str, Any], what: str, error:
         problems = validation_problems(err)
         text = "; ".join(f"{k}: {v}" for k, v in problems.items())
         if issubclass(error, ValidationFailed):
-            raise error(f"bad config for {what}: {text}", fields={f"config.{k}": v for k, v in problems.items()}) from err
+            fields = {f"config.{k}": v for k, v in problems.items()}
+            raise error(f"bad config for {what}: {text}", fields=fields) from err
         raise error(f"bad config for {what}: {text}") from err
 
 
@@ -91,7 +92,8 @@ class PluginHost:
         self.plugins = plugins
         self.camera_drivers = self._collect(pm.hook.valt_register_camera_drivers(), CameraDriver, "camera driver")
         self.transports = self._collect(pm.hook.valt_register_transports(), Transport, "transport")
-        self.storage_backends = self._collect(pm.hook.valt_register_storage_backends(), StorageBackend, "storage backend")
+        self.storage_backends = self._collect(pm.hook.valt_register_storage_backends(), StorageBackend,
+                                              "storage backend")
         self.auth_backends = self._collect(pm.hook.valt_register_auth_backends(), AuthBackend, "auth backend")
 
     # --- loading ---------------------------------------------------------------------------
@@ -121,7 +123,7 @@ class PluginHost:
             if not wanted:
                 continue
 
-            def failed(_manager: Any, ep: Any, err: BaseException, group: str = group) -> None:
+            def failed(_manager: Any, ep: Any, err: BaseException, group: str = group, area: str = area) -> None:
                 dist = ep.dist.name if getattr(ep, "dist", None) else "?"
                 raise PluginError(
                     f"plugin {ep.name!r} in group {group} (distribution {dist}) failed to load: "

@@ -96,9 +96,11 @@ class AuthSettings(StrictModel):
     address_failures_per_minute: int = Field(
         20, ge=0, description="Failed sign-ins one client address may make per minute, whatever the names "
                               "(0: no limit); beyond it the answer is 429 before any password is checked.")
-    max_concurrent_checks: int = Field(1, ge=1, le=64, description="Password hashes checked at once (argon2 is "
-                                                                   "slow on purpose; more would starve other requests).")
-    check_queue: int = Field(16, ge=0, description="Sign-ins that may wait for a check; beyond it the answer is 503 busy.")
+    max_concurrent_checks: int = Field(
+        1, ge=1, le=64,
+        description="Password hashes checked at once (argon2 is slow on purpose; more would starve other requests).")
+    check_queue: int = Field(
+        16, ge=0, description="Sign-ins that may wait for a check; beyond it the answer is 503 busy.")
     session_hours: float = Field(12.0, gt=0, description="Lifetime of a login token.")
 
 
@@ -107,27 +109,35 @@ class MediaSettings(StrictModel):
 
     always_on: bool = Field(True, description="Ingest every enabled camera from start-up (status always known).")
     profile: str = Field("main", description="Camera stream profile that is ingested and recorded.")
-    segment_seconds: float = Field(60.0, ge=2, le=3600, description="Cut recordings into files of about this length (at keyframes).")
+    segment_seconds: float = Field(
+        60.0, ge=2, le=3600, description="Cut recordings into files of about this length (at keyframes).")
     fragment_seconds: float = Field(1.0, gt=0, le=10, description="MP4 fragment length: the most a crash can lose.")
-    no_frames_after_s: float = Field(5.0, gt=0, le=60, description="A connected camera with no video this long is 'no_frames'.")
+    no_frames_after_s: float = Field(
+        5.0, gt=0, le=60, description="A connected camera with no video this long is 'no_frames'.")
     gap_after_s: float = Field(2.0, gt=0, le=60, description="No video this long during a recording opens a gap.")
     reconnect_max_s: float = Field(30.0, ge=1, description="Longest wait between reconnect attempts.")
-    min_free_mb: float = Field(1024.0, ge=0, description="Free-space floor of the storage: below it recordings stop and new ones are refused.")
+    min_free_mb: float = Field(
+        1024.0, ge=0, description="Free-space floor of the storage: below it recordings stop and new ones are refused.")
     disk_check_s: float = Field(2.0, gt=0, description="How often free space is checked while recording.")
     cache_mb: float = Field(2048.0, ge=0, description="Disk space for built playback files (DATA_DIR/cache).")
-    clip_jobs_running: int = Field(2, ge=1, le=64, description="Clip jobs built at once over all users; the others wait in a queue.")
+    clip_jobs_running: int = Field(
+        2, ge=1, le=64, description="Clip jobs built at once over all users; the others wait in a queue.")
     clip_jobs_running_per_user: int = Field(1, ge=1, le=64, description="Clip jobs of one user built at once.")
-    clip_jobs_queued_per_user: int = Field(10, ge=1, le=1000, description="Clip jobs one user may have waiting or running; beyond it a new one is refused (409).")
+    clip_jobs_queued_per_user: int = Field(
+        10, ge=1, le=1000, description="Clip jobs one user may have waiting or running; beyond it a new one is refused"
+                                       " (409).")
 
 
 class LiveSettings(StrictModel):
     """Live view: tokens and the transports' options."""
 
-    token_ttl_s: float = Field(300.0, ge=10, le=3600, description="Lifetime of a live-view token (opening a stream needs a valid one).")
+    token_ttl_s: float = Field(
+        300.0, ge=10, le=3600, description="Lifetime of a live-view token (opening a stream needs a valid one).")
     recheck_s: float = Field(5.0, gt=0, le=300, description="How often open live streams are checked against "
                                                             "their session, user and camera (changes made in "
                                                             "another process close them within this time).")
-    transport_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Options per transport, e.g. [live.transport_options.wss].")
+    transport_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options per transport, e.g. [live.transport_options.wss].")
 
 
 class CameraSettings(StrictModel):
@@ -135,9 +145,12 @@ class CameraSettings(StrictModel):
 
     discovery_addresses: list[str] = Field(
         default_factory=list,
-        description="Local IPv4 addresses to send discovery probes from, one per camera network; empty: the default interface.")
+        description="Local IPv4 addresses to send discovery probes from, one per camera network; "
+                    "empty: the default interface.")
     discovery_timeout_s: float = Field(3.0, gt=0, le=30, description="How long a discovery listens for answers.")
-    control_timeout_s: float = Field(10.0, gt=0, le=120, description="Longest wait for a camera's answer to a control request (PTZ, snapshot, identity).")
+    control_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Longest wait for a camera's answer to a control request (PTZ, snapshot, "
+                                        "identity).")
 
     @field_validator("discovery_addresses")
     @classmethod

@@ -88,7 +88,8 @@ async def change_user(
         user = await s.get(User, user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
-        access_changed = (role is not None and role != user.role) or (disabled is not None and disabled != user.disabled)
+        access_changed = ((role is not None and role != user.role)
+                          or (disabled is not None and disabled != user.disabled))
         if password is not None:
             backend = ctx.sessions.backends.get(user.auth_backend)
             if backend is None or not backend.manages_passwords:

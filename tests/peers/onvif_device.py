@@ -371,7 +371,9 @@ class Device:
             "tt:StreamingCapabilities", E("tt:RTPMulticast", text=False), E("tt:RTP_TCP", text=True),
             E("tt:RTP_RTSP_TCP", text=True)))
         ptz = E("tt:PTZ", E("tt:XAddr", text=base + "/onvif/ptz_service")) if self.ptz else None
-        pick = lambda cat, el: el if wanted & {"All", cat} else None
+        def pick(cat, el):
+            return el if wanted & {"All", cat} else None
+
         return E("tds:GetCapabilitiesResponse", E(
             "tds:Capabilities", pick("Device", device), pick("Media", media), pick("PTZ", ptz)))
 
@@ -538,7 +540,9 @@ class Device:
 
     def tptz_Stop(self, op, request):
         self.profile(op, "tptz")
-        flag = lambda name: op.findtext(f"tptz:{name}", "true", NS).strip() in ("true", "1")
+        def flag(name):
+            return op.findtext(f"tptz:{name}", "true", NS).strip() in ("true", "1")
+
         self.ptz.stop(flag("PanTilt"), flag("Zoom"))
         return E("tptz:StopResponse")
 
@@ -560,7 +564,9 @@ class Device:
         self.profile(op, "tptz")
         head = self.ptz
         head.advance()
-        state = lambda moving: "MOVING" if moving else "IDLE"
+        def state(moving):
+            return "MOVING" if moving else "IDLE"
+
         return E("tptz:GetStatusResponse", E(
             "tptz:PTZStatus", self.position_xml("tt:Position", head.position),
             E("tt:MoveStatus", E("tt:PanTilt", text=state(head.velocity[0] or head.velocity[1])),

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from ..auth.media_tokens import camera_key, issue_media_token
-from ..cameras.base import ADDRESS_FIELD_NAMES, SECRET_FIELD_NAMES, Capability, CameraDriver, DiscoveredCamera, Preset
+from ..cameras.base import ADDRESS_FIELD_NAMES, SECRET_FIELD_NAMES, CameraDriver, Capability, DiscoveredCamera, Preset
 from ..context import get_context
 from ..db.models import Camera, Room
 from ..db.types import utcnow

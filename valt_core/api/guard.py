@@ -220,7 +220,8 @@ def responds(status: int, schema: Any = None, *, media_type: str | tuple[str, ..
     """Declare a success answer of the route (and any error statuses beyond the inferred ones).
 
     ``schema`` is a pydantic model, a type such as ``list[Model]``, or a JSON schema dict;
-    ``media_type`` is one type or a tuple of the types it may be, ``None`` for no body (204). 401/403 (guarded routes), 404 (path ids),
+    ``media_type`` is one type or a tuple of the types it may be, ``None`` for no body (204).
+    401/403 (guarded routes), 404 (path ids),
     400 (a body or query) and 503 (the database) are inferred by the OpenAPI builder.
     ``headers`` names response headers with their description.
     """
@@ -329,7 +330,8 @@ def read_query(model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ValidationFailed("invalid query parameters", fields=validation_problems(err, "unknown parameter")) from err
+        problems = validation_problems(err, "unknown parameter")
+        raise ValidationFailed("invalid query parameters", fields=problems) from err
 
 
 def caller() -> Caller:

@@ -12,10 +12,21 @@ from ..context import get_context
 from ..db.models import Clip, ClipFile, Gap, Recording, Segment, Track
 from ..errors import Conflict, NotFound
 from . import api
-from .guard import Id, QueryModel, RequestModel, body, caller, query, read_body, read_query, remote_addr, \
-    require, responds
-from .schemas import ClipOut, RecordingOut, RecordingSummary
+from .guard import (
+    Id,
+    QueryModel,
+    RequestModel,
+    body,
+    caller,
+    query,
+    read_body,
+    read_query,
+    remote_addr,
+    require,
+    responds,
+)
 from .media import opens_playback, send_local_file, send_storage_object, send_stream
+from .schemas import ClipOut, RecordingOut, RecordingSummary
 
 
 class RecordStart(RequestModel):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..cameras.base import SECRET_FIELD_NAMES
-from ..db.models import Camera, Room, User
 from ..cameras.service import CameraService
+from ..db.models import Camera, Room, User
 from ..redact import redact
 
 MASK = "********"

@@ -2,8 +2,8 @@
 
 from .base import (
     PTZ_CAPABILITIES,
-    Capability,
     CameraDriver,
+    Capability,
     DeviceInfo,
     DiscoveredCamera,
     MediaInput,

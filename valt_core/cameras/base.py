@@ -18,7 +18,6 @@ from pydantic import BaseModel
 
 from ..errors import NotSupported
 
-
 #: Config keys treated as secrets whatever the driver says (safe by default).
 SECRET_FIELD_NAMES = frozenset({"password", "passphrase", "secret", "token", "api_key", "private_key"})
 #: Settings that say where a camera is. When one changes, a stored secret is kept only if the
@@ -238,5 +237,5 @@ class CameraDriver(ABC):
         """Delete a stored position; :class:`~valt_core.errors.NotFound` for an unknown token."""
         raise NotSupported(f"camera driver {self.name!r} has no presets")
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional: a driver without connections has nothing to do
         """Release connections held by the driver."""

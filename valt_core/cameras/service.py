@@ -16,7 +16,7 @@ from ..db.models import Camera
 from ..errors import CameraUnreachable, NotSupported, ValtError
 from ..plugins import PluginHost
 from ..redact import scrub
-from .base import SECRET_FIELD_NAMES, Capability, CameraDriver
+from .base import SECRET_FIELD_NAMES, CameraDriver, Capability
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -152,7 +152,8 @@ class PlaybackCache:
         if not has_media(segments, start, end):
             raise ValidationFailed(f"the track has no media between {start:g} s and {end:g} s",
                                    fields={"start": "no media in the range"})
-        tag = hashlib.sha256(repr((track_id, start, end, [(s.key, s.duration_s) for s in segments])).encode()).hexdigest()[:24]
+        identity = repr((track_id, start, end, [(s.key, s.duration_s) for s in segments]))
+        tag = hashlib.sha256(identity.encode()).hexdigest()[:24]
         path = self.dir / f"track-{track_id}-{tag}.mp4"
         lock = self._locks.setdefault(tag, asyncio.Lock())
         async with lock:

@@ -12,13 +12,21 @@ from sqlmodel import select
 
 from ..db.models import Camera, Clip, Gap, Recording, Room, Segment, Track, User
 from ..db.types import utcnow
-from ..errors import CameraDisabled, CameraUnreachable, Conflict, DatabaseError, NotFound, StorageError, ValidationFailed, ValtError
+from ..errors import (
+    CameraDisabled,
+    CameraUnreachable,
+    Conflict,
+    DatabaseError,
+    NotFound,
+    StorageError,
+    ValidationFailed,
+    ValtError,
+)
 from .clips import ClipService, PlaybackCache
 from .fmp4 import playable_length
 from .live import BROWSER_VIDEO, IDLE_STOP_S, LiveFragmenter
 from .pipeline import CameraPipeline
-from .recorder import (RecordingSession, TrackRecorder, chain_hash, is_transient_db_error, parse_segment_key,
-                       segment_key)
+from .recorder import RecordingSession, TrackRecorder, chain_hash, is_transient_db_error, parse_segment_key, segment_key
 from .stills import jpeg_from_keyframe
 
 if TYPE_CHECKING:
@@ -486,7 +494,8 @@ class MediaEngine:
             await s.commit()
         async with self.db.session() as s:
             for clip in (await s.exec(select(Clip).where(Clip.state.in_(("queued", "running"))))).all():
-                clip.state, clip.error, clip.finished_at = "failed", "interrupted: the server stopped; ask again", utcnow()
+                clip.state, clip.finished_at = "failed", utcnow()
+                clip.error = "interrupted: the server stopped; ask again"
                 s.add(clip)
             await s.commit()
         for rid in stale_ids:
@@ -518,8 +527,10 @@ class MediaEngine:
         # for the keys the recorder would have used, between and just after the indexed ones.
         found: list[Segment] = []
         async with self.db.session() as s:
-            tracks = (await s.exec(select(Track).where(Track.recording_id.in_(recording_ids)))).all() if recording_ids else []
-            seqs = {t.id: set((await s.exec(select(Segment.seq).where(Segment.track_id == t.id))).all()) for t in tracks}
+            tracks = ((await s.exec(select(Track).where(Track.recording_id.in_(recording_ids)))).all()
+                      if recording_ids else [])
+            seqs = {t.id: set((await s.exec(select(Segment.seq).where(Segment.track_id == t.id))).all())
+                    for t in tracks}
         for track in tracks:
             seq, last = 0, max(seqs[track.id], default=0)
             while True:
@@ -599,7 +610,8 @@ class MediaEngine:
             if rec is None:
                 raise NotFound(f"no recording {recording_id}")
             tracks = (await s.exec(select(Track).where(Track.recording_id == recording_id).order_by(Track.id))).all()
-            per_track = {t.id: (await s.exec(select(Segment).where(Segment.track_id == t.id).order_by(Segment.seq))).all()
+            per_track = {t.id: (await s.exec(select(Segment).where(Segment.track_id == t.id)
+                                             .order_by(Segment.seq))).all()
                          for t in tracks}
         if not tracks:
             report.problems.append("the recording has no tracks: nothing was recorded")

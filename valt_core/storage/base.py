@@ -51,7 +51,7 @@ class StorageWriter(ABC):
     async def abort(self) -> None:
         """Drop the object being written."""
 
-    async def abandon(self, keep_bytes: int) -> None:
+    async def abandon(self, keep_bytes: int) -> None:  # noqa: B027 - optional: the default keeps everything
         """End a write that failed, keeping its flushed bytes for :meth:`StorageBackend.salvage`.
 
         ``keep_bytes`` is how much was written and flushed before the failure: a backend that

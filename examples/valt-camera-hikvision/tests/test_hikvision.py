@@ -6,12 +6,12 @@ import socket
 import threading
 
 import pytest
+import valt_camera_hikvision.plugin as hikvision_plugin
 from fake_camera import JPEG, FakeIsapiCamera
 from sqlmodel import select
-
-import valt_camera_hikvision.plugin as hikvision_plugin
 from valt_camera_hikvision.client import IsapiClient
 from valt_camera_hikvision.driver import HikvisionCamera
+
 from valt_core.app import create_app
 from valt_core.cameras import Capability
 from valt_core.db.models import Camera

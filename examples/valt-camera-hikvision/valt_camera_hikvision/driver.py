@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from valt_core.cameras import Capability, CameraDriver, DeviceInfo, StreamProfile
+from valt_core.cameras import CameraDriver, Capability, DeviceInfo, StreamProfile
 from valt_core.errors import ValidationFailed
 
 from .client import IsapiClient, rtsp_url

@@ -1,7 +1,6 @@
 """SSDP answers, device descriptions and PTZ units of the Axis driver."""
 
 import pytest
-
 from valt_camera_axis.discovery import parse_description, parse_search_reply, search_message
 from valt_camera_axis.driver import _scale, _unscale
 from valt_camera_axis.vapix import key_values

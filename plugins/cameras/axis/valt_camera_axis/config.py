@@ -14,7 +14,9 @@ class AxisCameraConfig(BaseModel):
     rtsp_port: int = Field(554, ge=1, le=65535, description="RTSP port of the camera's streams.")
     username: str = Field("root", description="VAPIX user (HTTP digest auth); also used for RTSP.")
     password: str = Field("", description="VAPIX password (stored, never shown).")
-    main_profile: str = Field("", description="Stream profile of the main stream (as set up on the camera); empty: H.264 at the camera's default resolution.")
+    main_profile: str = Field(
+        "", description="Stream profile of the main stream (as set up on the camera); empty: H.264 at the camera's "
+                        "default resolution.")
     sub_resolution: str = Field("640x360", description="Resolution of the sub stream, e.g. 640x360.")
 
     @field_validator("sub_resolution")

@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 
 from valt_core.cameras import (
     PTZ_CAPABILITIES,
-    Capability,
     CameraDriver,
+    Capability,
     DeviceInfo,
     Preset,
     PtzPosition,
@@ -140,7 +140,8 @@ class AxisCamera(CameraDriver):
         """``rpan``, ``rtilt``, ``rzoom``: a step of 1.0 is half the pan or tilt range, the whole zoom range."""
         lim = await self._ptz_limits()
         span = {axis: high - low for axis, (low, high) in lim.items()}
-        await self.vapix.ptz(rpan=pan * span["pan"] / 2, rtilt=tilt * span["tilt"] / 2, rzoom=round(zoom * span["zoom"]))
+        await self.vapix.ptz(rpan=pan * span["pan"] / 2, rtilt=tilt * span["tilt"] / 2,
+                             rzoom=round(zoom * span["zoom"]))
 
     async def presets(self) -> list[Preset]:
         """Server presets (``query=presetposall``); the token is the preset's name."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from valt_core.cameras import (
     PTZ_CAPABILITIES,
-    Capability,
     CameraDriver,
+    Capability,
     DeviceInfo,
     Preset,
     PtzPosition,
@@ -16,7 +16,6 @@ from valt_core.errors import NotFound, NotSupported, ValidationFailed
 
 from .config import OnvifCameraConfig
 from .device import MediaProfile, OnvifDevice
-
 
 
 class OnvifCamera(CameraDriver):

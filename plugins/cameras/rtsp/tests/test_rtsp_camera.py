@@ -6,10 +6,10 @@ import asyncio
 import socket
 
 import pytest
-
-from tests.peers.cameras import RtspCamera
 from valt_camera_rtsp.config import RtspCameraConfig
 from valt_camera_rtsp.driver import RtspCamera as RtspDriver
+
+from tests.peers.cameras import RtspCamera
 from valt_core.cameras import rtsp_url_with_credentials as with_credentials
 from valt_core.errors import CameraAuthFailed, CameraUnreachable
 from valt_core.media.pipeline import OFFLINE, ONLINE, CameraPipeline

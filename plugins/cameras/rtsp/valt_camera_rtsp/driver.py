@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
-from valt_core.cameras import Capability, CameraDriver, DeviceInfo, StreamProfile, rtsp_url_with_credentials
+from valt_core.cameras import CameraDriver, Capability, DeviceInfo, StreamProfile, rtsp_url_with_credentials
 from valt_core.errors import CameraAuthFailed, CameraUnreachable, ValidationFailed
 
 from .config import RtspCameraConfig

@@ -9,11 +9,11 @@ import time
 import av
 import numpy as np
 import pytest
-
 from valt_camera_sim.clock import clock_seconds, read_clock
 from valt_camera_sim.config import SimCameraConfig
 from valt_camera_sim.driver import SimulatedCamera
 from valt_camera_sim.source import local_utc_offset
+
 from valt_core.cameras import Capability, PtzPosition
 from valt_core.errors import NotFound, NotSupported
 

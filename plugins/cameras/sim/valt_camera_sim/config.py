@@ -14,7 +14,8 @@ class SimCameraConfig(BaseModel):
     bitrate_kbps: int = Field(800, ge=50, le=50000, description="Target video bit rate.")
     audio: bool = Field(False, description="Add an AAC tone track (beeps each second).")
     tone_hz: float = Field(1000.0, ge=50, le=15000, description="Pitch of the beep.")
-    ptz: bool = Field(True, description="Simulate a PTZ head: moves turn the picture; presets are kept while Valt runs.")
+    ptz: bool = Field(
+        True, description="Simulate a PTZ head: moves turn the picture; presets are kept while Valt runs.")
 
     @field_validator("width", "height")
     @classmethod

@@ -7,8 +7,8 @@ import hashlib
 
 from valt_core.cameras import (
     PTZ_CAPABILITIES,
-    Capability,
     CameraDriver,
+    Capability,
     DeviceInfo,
     Preset,
     PtzPosition,

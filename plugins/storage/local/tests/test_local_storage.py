@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from valt_core.errors import NotFound, StorageError, ValidationFailed
 from valt_storage_local.backend import LocalStorage
 from valt_storage_local.config import LocalStorageConfig
+
+from valt_core.errors import NotFound, StorageError, ValidationFailed
 
 
 def storage(tmp_path, **kw):
