@@ -21,13 +21,13 @@ from typing import Any
 
 import av
 
+from .codecs import G711, G711ToAac
 from .fmp4 import iter_boxes
 from .pipeline import CameraPipeline, Connected, MediaPacket, Subscription
 from .segments import ByteSink
 
 log = logging.getLogger(__name__)
 
-G711 = {"pcm_mulaw", "pcm_alaw"}
 BROWSER_VIDEO = {"h264"}
 IDLE_STOP_S = 10.0
 
@@ -257,7 +257,7 @@ class _Muxer:
             self.video_encoder = self.video
             video_codec = "avc1.42c01f"
         self.audio = None
-        self.audio_convert: Any = None
+        self.audio_convert: G711ToAac | None = None
         codecs = [video_codec]
         if a is not None:
             name = a.codec_context.name
@@ -266,14 +266,8 @@ class _Muxer:
                 codecs.append(audio_codec_string(name))
             elif name in G711:
                 self.transcoding.append(f"audio {name} -> aac")
-                self.audio = self.out.add_stream("aac", rate=a.codec_context.sample_rate)
-                self.audio.layout = "mono"
-                dec = av.CodecContext.create(name, "r")
-                dec.sample_rate = a.codec_context.sample_rate
-                dec.layout = "mono"
-                self.audio_convert = (dec, av.AudioResampler(format="fltp", layout="mono",
-                                                             rate=a.codec_context.sample_rate))
-                self.audio_samples = 0
+                self.audio_convert = G711ToAac(self.out, a)
+                self.audio = self.audio_convert.stream
                 codecs.append("mp4a.40.2")
         self.mime = f'video/mp4; codecs="{",".join(codecs)}"'
         self.init: tuple[str, bytes] | None = None
@@ -339,14 +333,8 @@ class _Muxer:
         if self.audio_convert is None:
             self._rebased(mp, self.audio)
             return
-        dec, resampler = self.audio_convert
-        for frame in dec.decode(mp.packet):
-            for f in resampler.resample(frame):
-                f.pts = self.audio_samples
-                f.time_base = fractions.Fraction(1, f.sample_rate)
-                self.audio_samples += f.samples
-                for packet in self.audio.encode(f):
-                    self.out.mux(packet)
+        for packet in self.audio_convert.encode(mp.packet):
+            self.out.mux(packet)
 
     def _split(self, data: bytes) -> list[tuple[bytes, bool]]:
         if not data:

@@ -9,12 +9,11 @@ G.711 audio, which MP4 players do not take, is the one thing converted (to AAC).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Callable
 
 import av
 
-G711 = {"pcm_mulaw", "pcm_alaw"}
+from .codecs import G711, G711ToAac
 
 
 @dataclass(frozen=True)
@@ -35,36 +34,6 @@ class BuildResult:
     end_s: float
     """Recording time just after the last frame included."""
     video_frames: int = 0
-
-
-class _AudioToAac:
-    """Converts G.711 packets to AAC for MP4 (the only re-encode Valt does when building files)."""
-
-    def __init__(self, out: Any, template: Any) -> None:
-        rate = template.codec_context.sample_rate
-        self.stream = out.add_stream("aac", rate=rate)
-        self.stream.layout = "mono"
-        self.decoder = av.CodecContext.create(template.codec_context.name, "r")
-        self.decoder.sample_rate = rate
-        self.decoder.layout = "mono"
-        self.resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
-        self.rate = rate
-        self.next_pts: int | None = None
-
-    def encode(self, packet: Any, out_t: float) -> list[Any]:
-        result = []
-        for frame in self.decoder.decode(packet):
-            for f in self.resampler.resample(frame):
-                if self.next_pts is None:
-                    self.next_pts = max(0, round(out_t * self.rate))
-                f.pts = self.next_pts
-                f.time_base = Fraction(1, self.rate)
-                self.next_pts += f.samples
-                result.extend(self.stream.encode(f))
-        return result
-
-    def flush(self) -> list[Any]:
-        return list(self.stream.encode(None))
 
 
 def build_mp4(
@@ -88,7 +57,7 @@ def build_mp4(
         raise ValueError("no recorded media in that range")
     out = av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"})
     out_video = out_audio = None
-    g711: _AudioToAac | None = None
+    g711: G711ToAac | None = None
     origin: float | None = None
     pending: list[tuple[Any, float, str]] = []  # packets since the last keyframe before start
     last_dts: dict[str, int] = {}
@@ -135,7 +104,7 @@ def build_mp4(
                     out_video = out.add_stream_from_template(v)
                     if a is not None:
                         if a.codec_context.name in G711:
-                            g711 = _AudioToAac(out, a)
+                            g711 = G711ToAac(out, a)
                             out_audio = g711.stream
                         else:
                             out_audio = out.add_stream_from_template(a)

@@ -12,10 +12,11 @@ from typing import Any
 
 import av
 
+from .codecs import G711
 from .pipeline import Connected, MediaPacket
 
 # The mp4 muxer refuses G.711; QuickTime (mov) takes it and fragments the same way.
-MOV_ONLY_AUDIO = {"pcm_mulaw", "pcm_alaw"}
+MOV_ONLY_AUDIO = G711
 
 
 def container_for(connected: Connected) -> tuple[str, str]:

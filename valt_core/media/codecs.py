@@ -1,0 +1,52 @@
+"""Codec facts and the one audio conversion Valt does, in one place.
+
+Valt stream-copies everything it can. G.711 (PCMU/PCMA), common on IP cameras, is the exception:
+the mp4 muxer refuses it (recordings of such cameras are QuickTime files) and browsers do not
+play it, so playback files, clips and live view convert it to AAC with :class:`G711ToAac`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import av
+
+#: FFmpeg's names of the G.711 codecs.
+G711 = frozenset({"pcm_mulaw", "pcm_alaw"})
+
+
+class G711ToAac:
+    """Decodes G.711 packets and encodes them as mono AAC into a new stream of ``out``.
+
+    The AAC timeline counts samples from the first packet's time (``at_s`` of the first call
+    to :meth:`encode`, 0 when not given), so the audio stays where the G.711 was.
+    """
+
+    def __init__(self, out: Any, template: Any) -> None:
+        rate = template.codec_context.sample_rate
+        self.rate = rate
+        self.stream = out.add_stream("aac", rate=rate)
+        self.stream.layout = "mono"
+        self.decoder = av.CodecContext.create(template.codec_context.name, "r")
+        self.decoder.sample_rate = rate
+        self.decoder.layout = "mono"
+        self.resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+        self.next_pts: int | None = None
+
+    def encode(self, packet: Any, at_s: float = 0.0) -> list[Any]:
+        """The AAC packets that ``packet`` completes (mux them into ``out``)."""
+        result = []
+        for frame in self.decoder.decode(packet):
+            for f in self.resampler.resample(frame):
+                if self.next_pts is None:
+                    self.next_pts = max(0, round(at_s * self.rate))
+                f.pts = self.next_pts
+                f.time_base = Fraction(1, self.rate)
+                self.next_pts += f.samples
+                result.extend(self.stream.encode(f))
+        return result
+
+    def flush(self) -> list[Any]:
+        """The AAC packets still held by the encoder (at the end of a file)."""
+        return list(self.stream.encode(None))
