@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import inspect
 import types
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from valt_core import hookimpl
 from valt_core.cameras import CameraDriver, DeviceInfo
 from valt_core.errors import ConfigError, PluginError, ValidationFailed
+from valt_core.events import EVENTS, ClipReady, RecordingStarted
 from valt_core.plugins import PluginHost
 
 
@@ -150,10 +153,60 @@ async def test_event_hooks_reach_sync_and_async_plugins_and_failures_are_contain
         def valt_recording_started(self):
             raise RuntimeError("observer bug")
 
-    host = PluginHost.load(extra_plugins=[SyncObserver(), Broken(), AsyncObserver()])
-    await host.notify("recording_started", recording_id=7, room_id=3)
+    class BrokenAsync:
+        @hookimpl
+        async def valt_recording_started(self):
+            raise RuntimeError("async observer bug")
+
+    # Broken ones registered on both sides of the good ones: pluggy calls the last first.
+    host = PluginHost.load(extra_plugins=[Broken(), SyncObserver(), BrokenAsync(), AsyncObserver(), Broken()])
+    await host.notify(RecordingStarted(recording_id=7, room_id=3))
     assert ("sync", 7, 3) in calls and ("async", 7) in calls
-    assert "observer bug" in caplog.text
+    assert "observer bug" in caplog.text and "async observer bug" in caplog.text
+    # A plugin registered after loading is contained too.
+    host.pm.register(Broken(), name="late")
+    calls.clear()
+    await host.notify(RecordingStarted(recording_id=8, room_id=3))
+    assert ("sync", 8, 3) in calls and ("async", 8) in calls
+
+
+async def test_event_hooks_go_through_pluggy_so_wrappers_and_monitoring_see_them():
+    seen = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def valt_clip_ready(self, clip_id):
+            seen.append(("before", clip_id))
+            result = yield
+            seen.append(("after", clip_id))
+            return result
+
+    class Observer:
+        @hookimpl
+        async def valt_clip_ready(self, clip_id):
+            seen.append(("observer", clip_id))
+
+    host = PluginHost.load(extra_plugins=[Observer(), Wrapper()])
+    monitored = []
+    undo = host.pm.add_hookcall_monitoring(lambda name, impls, kwargs: monitored.append((name, kwargs)),
+                                           lambda outcome, name, impls, kwargs: None)
+    try:
+        await host.notify(ClipReady(clip_id=5))
+    finally:
+        undo()
+    assert seen == [("before", 5), ("after", 5), ("observer", 5)]  # async ones run when awaited
+    assert monitored == [("valt_clip_ready", {"clip_id": 5})]
+
+
+def test_every_event_hook_has_a_typed_event():
+    from valt_core import hookspecs
+
+    event_hooks = {name for name in dir(hookspecs) if name.startswith("valt_")
+                   and not name.startswith(("valt_register_", "valt_discover_"))}
+    assert event_hooks == set(EVENTS)
+    for hook, event in EVENTS.items():
+        spec_args = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+        assert spec_args == [f.name for f in dataclasses.fields(event)], hook
 
 
 async def test_discovery_merges_sync_and_async_answers():

@@ -21,6 +21,7 @@ from . import hookspecs
 from .auth.base import AuthBackend
 from .cameras.base import CameraDriver, DiscoveredCamera
 from .errors import ConfigError, PluginError, ValidationFailed, validation_problems
+from .events import PluginEvent
 from .storage.base import StorageBackend
 from .transports.base import Transport
 
@@ -240,20 +241,51 @@ class PluginHost:
             found.extend(result or [])
         return found
 
-    async def notify(self, event: str, **kwargs: Any) -> None:
-        """Call the event hook ``valt_<event>`` on every plugin; a failing plugin is logged.
+    async def notify(self, event: PluginEvent) -> None:
+        """Tell every plugin about ``event`` through its pluggy hook; a failing plugin is logged.
 
-        An observer's bug must not stop a recording, so exceptions are logged, not raised.
+        The call goes through pluggy, so hook wrappers and call monitoring see it. An observer's
+        bug must not stop a recording: each implementation is contained (its exception is
+        logged, the others still run), and async implementations are awaited one by one.
         """
-        caller = getattr(self.pm.hook, f"valt_{event}")
-        # pluggy calls the last-registered (and tryfirst) implementations first; so do we.
-        for impl in reversed(caller.get_hookimpls()):
-            try:
-                result = impl.function(**{k: kwargs[k] for k in impl.argnames})
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:  # noqa: BLE001 - see docstring
-                log.exception("plugin %s failed in hook valt_%s", impl.plugin_name, event)
+        caller = getattr(self.pm.hook, event.hook)
+        for impl in caller.get_hookimpls():
+            if not (impl.hookwrapper or getattr(impl, "wrapper", False)):
+                _contain(impl, event.hook)
+        try:
+            results = caller(**event.arguments())
+        except Exception:  # noqa: BLE001 - a wrapper's own failure, see the docstring
+            log.exception("a hook wrapper failed in %s", event.hook)
+            return
+        for result in results or []:
+            if inspect.isawaitable(result):
+                await result
+
+
+def _contain(impl: Any, hook: str) -> None:
+    # Wrap the implementation once (plugins may be registered after loading) so that its
+    # exception is logged where it happens: pluggy itself would stop at the first one.
+    if getattr(impl.function, "valt_contained", False):
+        return
+    function = impl.function
+    plugin = impl.plugin_name
+
+    async def awaited(result: Any) -> None:
+        try:
+            await result
+        except Exception:  # noqa: BLE001
+            log.exception("plugin %s failed in hook %s", plugin, hook)
+
+    def contained(*args: Any) -> Any:
+        try:
+            result = function(*args)
+        except Exception:  # noqa: BLE001
+            log.exception("plugin %s failed in hook %s", plugin, hook)
+            return None
+        return awaited(result) if inspect.isawaitable(result) else None
+
+    contained.valt_contained = True  # type: ignore[attr-defined]
+    impl.function = contained
 
 
 async def _awaited(result: Any) -> Any:

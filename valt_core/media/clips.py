@@ -19,6 +19,7 @@ from sqlmodel import select
 from ..db.models import Clip, ClipFile, Recording, Segment, Track
 from ..db.types import utcnow
 from ..errors import Conflict, NotFound, ValidationFailed
+from ..events import ClipReady
 from ..files import FILE_MODE, make_private_dir
 from .playback import BuildResult, SegmentRef, build_mp4
 
@@ -333,7 +334,7 @@ class ClipService:
                     done_tracks += 1
                     await self._progress(clip_id, round(done_tracks / len(tracks), 3))
             await self._update(clip_id, state="done", progress=1.0, finished_at=utcnow())
-            await self.engine.plugins.notify("clip_ready", clip_id=clip_id)
+            await self.engine.plugins.notify(ClipReady(clip_id=clip_id))
         except Exception as err:  # noqa: BLE001 - the job's failure is its result
             log.exception("clip %s failed", clip_id)
             await self._update(clip_id, state="failed", error=str(err)[:500], finished_at=utcnow())

@@ -22,6 +22,7 @@ from ..errors import (
     ValidationFailed,
     ValtError,
 )
+from ..events import CameraStatusChanged, RecordingPaused, RecordingResumed, RecordingStarted, RecordingStopped
 from .clips import ClipService, PlaybackCache
 from .fmp4 import playable_length
 from .live import BROWSER_VIDEO, IDLE_STOP_S, LiveFragmenter
@@ -234,8 +235,7 @@ class MediaEngine:
                 cam.status_reason = message[:200]
                 s.add(cam)
                 await s.commit()
-                await self.plugins.notify("camera_status_changed", camera_id=camera_id, status="error",
-                                          previous=previous)
+                await self.plugins.notify(CameraStatusChanged(camera_id=camera_id, status="error", previous=previous))
 
     async def _camera_status(self, camera_id: int, status: str, previous: str) -> None:
         # Changes can come quicker than the database writes them: store the state in force
@@ -260,7 +260,7 @@ class MediaEngine:
         else:
             self._status_unsaved.discard(camera_id)
         if status != previous:
-            await self.plugins.notify("camera_status_changed", camera_id=camera_id, status=status, previous=previous)
+            await self.plugins.notify(CameraStatusChanged(camera_id=camera_id, status=status, previous=previous))
 
     async def _save_statuses(self) -> None:
         # Statuses that changed while the database was down are stored once it answers again,
@@ -305,7 +305,7 @@ class MediaEngine:
             for track, cam in tracks:
                 session.add_track(track, await self.pipeline(cam))
             self.sessions[recording.id] = session
-        await self.plugins.notify("recording_started", recording_id=recording.id, room_id=room_id)
+        await self.plugins.notify(RecordingStarted(recording_id=recording.id, room_id=room_id))
         return recording
 
     def session_for_room(self, room_id: int) -> RecordingSession | None:
@@ -319,7 +319,7 @@ class MediaEngine:
             raise Conflict("the recording is not running")
         session.pause()
         await self._set_state(recording_id, "paused")
-        await self.plugins.notify("recording_paused", recording_id=recording_id)
+        await self.plugins.notify(RecordingPaused(recording_id=recording_id))
 
     async def resume_recording(self, recording_id: int) -> None:
         """Resume a paused recording."""
@@ -328,7 +328,7 @@ class MediaEngine:
             raise Conflict("the recording is not paused")
         session.resume()
         await self._set_state(recording_id, "recording")
-        await self.plugins.notify("recording_resumed", recording_id=recording_id)
+        await self.plugins.notify(RecordingResumed(recording_id=recording_id))
 
     async def stop_recording(self, recording_id: int, state: str = "stopped", reason: str = "") -> Recording:
         """Stop a recording: every track's last segment is finished and indexed.
@@ -369,7 +369,7 @@ class MediaEngine:
                                         f"record it: {getattr(err, 'orig', None) or err}") from err
                 raise
             self.sessions.pop(recording_id, None)
-        await self.plugins.notify("recording_stopped", recording_id=recording_id, state=state)
+        await self.plugins.notify(RecordingStopped(recording_id=recording_id, state=state))
         return rec
 
     def track_failed(self, track: TrackRecorder, reason: str) -> None:
@@ -500,7 +500,7 @@ class MediaEngine:
             await s.commit()
         for rid in stale_ids:
             log.warning("recording %s was interrupted; its segments were recovered", rid)
-            await self.plugins.notify("recording_stopped", recording_id=rid, state="interrupted")
+            await self.plugins.notify(RecordingStopped(recording_id=rid, state="interrupted"))
         return stale_ids
 
     async def _adopt_segment(self, key: str) -> Segment | None:

@@ -25,6 +25,7 @@ from sqlmodel import select
 
 from ..db.models import Gap, Recording, Segment, Track
 from ..errors import StorageError
+from ..events import SegmentWritten
 from .pipeline import CameraPipeline, Connected, LoopInbox, MediaPacket
 from .segments import SegmentWriter, container_for
 
@@ -378,8 +379,8 @@ class TrackRecorder:
                         row.chain_hash, row.complete = chain, True
                         s.add(row)
                         await s.commit()
-                        await self.engine.plugins.notify("segment_written", recording_id=self.recording_id,
-                                                         track_id=self.track_id, segment_id=row.id, key=row.key)
+                        await self.engine.plugins.notify(SegmentWritten(
+                            recording_id=self.recording_id, track_id=self.track_id, segment_id=row.id, key=row.key))
                     elif kind == "salvage":
                         row = await self._segment_row(s, op[1])
                         if row is not None:
