@@ -33,6 +33,15 @@ async def wait_until(page, expression: str, timeout: float = 10000) -> None:
         await asyncio.sleep(0.1)
 
 
+async def sign_in(page, base: str, password: str, username: str = "admin") -> None:
+    """Sign in through the login form, as a person does, and land on the home page."""
+    await page.goto(base + "/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(base + "/")
+
+
 @pytest.fixture
 async def browser():
     async with async_playwright() as p:

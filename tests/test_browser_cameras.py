@@ -19,7 +19,7 @@ from playwright.async_api import expect
 from .peers.cameras import RtspCamera
 from .peers.netns import NetNamespace
 from .peers.onvif import OnvifDevice
-from .test_browser import ARTIFACTS, browser  # noqa: F401 - fixture
+from .test_browser import ARTIFACTS, browser, sign_in  # noqa: F401 - fixture
 from .test_cli import Server, http
 
 PASSWORD = "cameras demo pw"
@@ -55,11 +55,7 @@ async def test_add_an_onvif_camera_from_the_page_then_steer_it_live(tmp_path, br
         page_errors: list[str] = []
         page.on("pageerror", lambda err: page_errors.append(str(err)))
 
-        await page.goto(server.base + "/login")
-        await page.fill("input[name=username]", "admin")
-        await page.fill("input[name=password]", PASSWORD)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(server.base + "/")
+        await sign_in(page, server.base, PASSWORD)
         await page.click("header.bar >> text=Cameras")
         await page.wait_for_url(server.base + "/admin/cameras")
         rows = page.locator("tr.camera-row")

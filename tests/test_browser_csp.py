@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .test_browser import browser, wait_until  # noqa: F401 - fixture
+from .test_browser import browser, sign_in, wait_until  # noqa: F401 - fixture
 from .test_cli import Server
 
 # Reported by the browser for anything the policy blocks (a script, a style, a socket, media).
@@ -22,11 +22,7 @@ async def test_pages_run_under_their_content_security_policy(tmp_path, browser):
         await page.add_init_script(RECORD_VIOLATIONS)
         console: list[str] = []
         page.on("console", lambda m: console.append(m.text))
-        await page.goto(server.base + "/login")
-        await page.fill("input[name=username]", "admin")
-        await page.fill("input[name=password]", "csp demo pw")
-        await page.click("button[type=submit]")
-        await page.wait_for_url(server.base + "/")
+        await sign_in(page, server.base, "csp demo pw")
         seen = {}
         for path in ["/", "/observe", "/admin/cameras"]:
             response = await page.goto(server.base + path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .test_browser import ARTIFACTS, browser, wait_until  # noqa: F401 - fixture
+from .test_browser import ARTIFACTS, browser, sign_in, wait_until  # noqa: F401 - fixture
 from .test_cli import Server
 
 LOOK_LIKE_SAFARI = """
@@ -39,11 +39,7 @@ async def test_player_falls_back_to_hls_without_mse(tmp_path, browser):  # noqa:
                 playlists.append((response.url, response.status, body))
 
         page.on("response", lambda r: asyncio.ensure_future(on_response(r)))
-        await page.goto(server.base + "/login")
-        await page.fill("input[name=username]", "admin")
-        await page.fill("input[name=password]", "hls demo pw")
-        await page.click("button[type=submit]")
-        await page.wait_for_url(server.base + "/")
+        await sign_in(page, server.base, "hls demo pw")
         await page.goto(server.base + "/observe")
         await wait_until(
             page, "[...document.querySelectorAll('.tile video')].every(v => v.src.includes('/hls/index.m3u8?token='))",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .test_browser import ARTIFACTS, CHROMIUM_ARGS, browser, wait_until  # noqa: F401 - fixture
+from .test_browser import ARTIFACTS, CHROMIUM_ARGS, browser, sign_in, wait_until  # noqa: F401 - fixture
 from .test_cli import Server, http
 
 VIDEO_STATE = """[...document.querySelectorAll('.tile video')].map(v => ({
@@ -19,11 +19,7 @@ async def test_observe_tiles_play_and_recording_runs_from_the_page(tmp_path, bro
     server = Server(tmp_path, "demo", VALT_DEMO_PASSWORD="observe demo pw")
     try:
         page = await browser.new_page(viewport={"width": 1280, "height": 860})
-        await page.goto(server.base + "/login")
-        await page.fill("input[name=username]", "admin")
-        await page.fill("input[name=password]", "observe demo pw")
-        await page.click("button[type=submit]")
-        await page.wait_for_url(server.base + "/")
+        await sign_in(page, server.base, "observe demo pw")
         await page.click("text=Observe")
         await page.wait_for_url(server.base + "/observe")
         assert await page.locator(".tile").count() == 4

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from .redact import redact
+
 
 class ValtError(Exception):
     """Root of every error Valt raises on purpose.
@@ -22,8 +24,6 @@ class ValtError(Exception):
     def __init__(self, message: str, **details: Any) -> None:
         # Messages quote URLs and library errors, which carry credentials: redact at the source,
         # so no API answer, log line or CLI message can show one.
-        from .redact import redact
-
         message = redact(message)
         super().__init__(message)
         self.message = message
@@ -156,8 +156,6 @@ class StorageError(ValtError):
 
 
 def _redacted(value: Any) -> Any:
-    from .redact import redact
-
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):

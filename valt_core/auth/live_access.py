@@ -65,10 +65,10 @@ class LiveAccess:
         or not the camera the token was issued for) or :class:`CameraDisabled`.
         """
         claims = verify_media_token(self.secret, token, camera_id)
-        problem = await self._problem(claims)
+        problem, user = await self._check(claims)
         if problem is not None:
             raise problem
-        await self._audit_open(claims, transport, remote_addr)
+        await self._audit_open(claims, user, transport, remote_addr)
         return claims
 
     async def live_stream(self, camera_id: int) -> "LiveFragmenter":
@@ -119,8 +119,11 @@ class LiveAccess:
     # --- checks ----------------------------------------------------------------------------
 
     async def _problem(self, claims: MediaClaims) -> ValtError | None:
-        # Why these claims may not watch now, or None. (The token's own expiry is checked when
-        # a stream opens; a stream that opened in time may play on.)
+        return (await self._check(claims))[0]
+
+    async def _check(self, claims: MediaClaims) -> tuple[ValtError | None, User | None]:
+        # Why these claims may not watch now (or None), and the user they name. (The token's
+        # own expiry is checked when a stream opens; a stream that opened in time may play on.)
         async with self.db.session() as s:
             session = await s.get(ApiToken, claims.session_id) if claims.session_id else None
             user = await s.get(User, claims.user_id)
@@ -128,18 +131,18 @@ class LiveAccess:
         now = utcnow()
         if (session is None or session.user_id != claims.user_id or session.revoked_at is not None
                 or (session.expires_at is not None and session.expires_at <= now)):
-            return NotAuthenticated("the session that asked for this live token has ended; sign in again")
+            return NotAuthenticated("the session that asked for this live token has ended; sign in again"), user
         if user is None or user.disabled:
-            return NotAuthenticated("this account is disabled")
+            return NotAuthenticated("this account is disabled"), user
         if not role_allows(user.role, "live.watch"):
-            return Forbidden(f"your role ({user.role}) may not watch live")
+            return Forbidden(f"your role ({user.role}) may not watch live"), user
         if camera is None or camera_key(camera.created_at) != claims.camera_key:
-            return NotFound(f"no camera {claims.camera_id}")
+            return NotFound(f"no camera {claims.camera_id}"), user
         if not camera.enabled:
-            return CameraDisabled(f"camera {camera.name!r} is disabled")
-        return None
+            return CameraDisabled(f"camera {camera.name!r} is disabled"), user
+        return None, user
 
-    async def _audit_open(self, claims: MediaClaims, transport: str, remote_addr: str) -> None:
+    async def _audit_open(self, claims: MediaClaims, user: User | None, transport: str, remote_addr: str) -> None:
         # HLS asks again for every segment: one entry per token and transport is one opening.
         key = (claims.session_id, claims.camera_id, claims.expires_at, transport)
         now = time.time()
@@ -148,8 +151,6 @@ class LiveAccess:
         for k in [k for k, until in self._audited.items() if until <= now]:
             del self._audited[k]
         self._audited[key] = claims.expires_at
-        async with self.db.session() as s:
-            user = await s.get(User, claims.user_id)
         await self.audit.record("camera.live.open", actor=user, target_type="camera", target_id=claims.camera_id,
                                 detail={"transport": transport}, remote_addr=remote_addr)
 

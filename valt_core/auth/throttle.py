@@ -98,6 +98,13 @@ class AttemptCounter:
                 .values(locked_until=until))
         return locked.rowcount == 1
 
+    async def release(self, username: str, remote_addr: str) -> None:
+        """Give back this attempt's reservation: its password was never checked."""
+        c = _table.c
+        async with self.db.engine.begin() as conn:
+            await conn.execute(sa.update(_table).where(self._row(username, remote_addr), c.failures > 0)
+                               .values(failures=c.failures - 1))
+
     async def succeeded(self, username: str, remote_addr: str) -> None:
         """The password was right: forget this pair's failures."""
         async with self.db.engine.begin() as conn:
@@ -155,15 +162,18 @@ class AddressLimiter:
                                   retry_after_s=wait)
         if not times:
             self._failures.pop(remote_addr, None)
-            if len(self._failures) > 10_000:
-                # Forget idle addresses so a spray of addresses cannot grow this without end.
-                for addr in [a for a, t in self._failures.items() if not t][:5_000]:
-                    del self._failures[addr]
 
     def failed(self, remote_addr: str) -> None:
         """Count one failed sign-in from ``remote_addr``."""
-        if self.per_minute > 0:
-            self._window(remote_addr, time.monotonic()).append(time.monotonic())
+        if self.per_minute <= 0:
+            return
+        now = time.monotonic()
+        self._window(remote_addr, now).append(now)
+        if len(self._failures) > 10_000:
+            # Forget addresses with nothing in the last minute, so a spray of addresses cannot
+            # grow this without end.
+            for addr in [a for a, t in self._failures.items() if now - t[-1] >= 60]:
+                del self._failures[addr]
 
 
 class CheckSlots:
