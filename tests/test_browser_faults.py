@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from .peers.cameras import RtspCamera
-from .test_browser import browser  # noqa: F401 - fixture
+from .test_browser import browser, sign_in  # noqa: F401 - fixture
 from .test_cli import Server, http
 
 
@@ -21,18 +21,17 @@ async def test_observe_tile_shows_the_reason_a_camera_is_offline(tmp_path, brows
             "config": {"url": cam.url, "username": "cam", "password": "wrong one"}}, token)
         assert status == 201, made
         page = await browser.new_page(viewport={"width": 1280, "height": 860})
-        await page.goto(server.base + "/login")
-        await page.fill("input[name=username]", "admin")
-        await page.fill("input[name=password]", "tiles demo pw")
-        await page.click("button[type=submit]")
-        await page.wait_for_url(server.base + "/")
+        await sign_in(page, server.base, "tiles demo pw")
         await page.goto(server.base + "/observe")
         tile = page.locator(f'.tile[data-camera-id="{made["id"]}"] .status')
         # The page refreshes statuses every 3 s; the camera refuses the password at once.
         # (expect, not wait_for_function: the page's CSP forbids evaluating strings.)
         await expect(tile).to_have_text("offline · wrong credentials", timeout=20000)
         assert await tile.get_attribute("title") == "wrong credentials"
-        others = await page.locator(f'.tile:not([data-camera-id="{made["id"]}"]) .status').all_inner_texts()
+        other_tiles = page.locator(f'.tile:not([data-camera-id="{made["id"]}"]) .status')
+        # The simulated cameras come online on their own time on a busy machine: wait for one.
+        await expect(other_tiles.first).to_have_text("online", timeout=20000)
+        others = await other_tiles.all_inner_texts()
         # A camera that is online shows no reason.
         assert "online" in others and not any(s.startswith("online ·") for s in others), others
     finally:

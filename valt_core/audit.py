@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import os
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from .files import open_private
 log = logging.getLogger(__name__)
 
 #: Attempts at appending when other processes keep winning the race for the chain's end.
-APPEND_ATTEMPTS = 20
+APPEND_ATTEMPTS = 100
 
 
 def _body(prev_hash: str, event: AuditEvent) -> bytes:
@@ -131,7 +132,7 @@ class AuditLog:
     ) -> AuditEvent:
         """Append one event; ``detail`` must not contain secrets."""
         async with self._lock:
-            for _ in range(APPEND_ATTEMPTS):
+            for attempt in range(APPEND_ATTEMPTS):
                 async with self.db.session() as s:
                     last = (await s.exec(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))).first()
                     event = AuditEvent(
@@ -151,8 +152,10 @@ class AuditLog:
                     try:
                         await s.commit()
                     except IntegrityError:
-                        # Another process appended after our read: chain onto its event.
+                        # Another process appended after our read: chain onto its event, after a
+                        # short random pause so that the same writers do not collide again.
                         await s.rollback()
+                        await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
                         continue
                     self._write_head(event)
                     return event

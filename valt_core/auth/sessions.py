@@ -96,7 +96,7 @@ class SessionService:
             async with self.check_slots:
                 user, identity = await self._check(username, password)
         except ServiceBusy:
-            await self.attempts.succeeded(username, remote_addr)  # not checked: not a failure
+            await self.attempts.release(username, remote_addr)  # not checked: not a failure
             raise
         if identity is None or user is None:
             self.address_limiter.failed(remote_addr)
