@@ -1,0 +1,299 @@
+"""The typed, versioned messages on the bus: commands to a media server and its events.
+
+Every message is a pydantic model with a ``kind`` and a ``version``; on the wire it is JSON,
+``{"kind": "segment.closed", "v": 1, "body": {...}}``. A receiver refuses a version it does not
+know (:class:`BusProtocolError`) rather than guess; fields added within a version are ignored
+by older receivers. docs/bus.md is the reference; a test checks it names every message here.
+
+Commands go by request/reply to ``valt.media.<server>.cmd``; the answer is a message of the
+command's ``answer`` type, raw bytes for stills and object reads, or an error (the header
+``valt-error`` holds ``{"code", "status", "message"}``). Events go to the durable stream on
+``valt.index.<server>`` with the headers ``valt-server``, ``valt-epoch`` (one per start of the
+server) and ``valt-seq`` (the event's number in that epoch), so the app server can tell how far
+it has applied each server's events.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import ValtError
+
+
+class BusProtocolError(ValtError):
+    """A message that is not one of ours: unknown kind or version, or a malformed body."""
+
+    code = "bus_protocol_error"
+
+
+class BusMessage(BaseModel):
+    """Base of every message on the bus."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    kind: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+
+    def encode(self) -> bytes:
+        """The message as bytes for the bus."""
+        return json.dumps({"kind": self.kind, "v": self.version, "body": self.model_dump(mode="json")},
+                          separators=(",", ":")).encode()
+
+
+#: Every message type, by kind (filled by :func:`message`).
+MESSAGES: dict[str, type[BusMessage]] = {}
+
+
+def message(cls: type[BusMessage]) -> type[BusMessage]:
+    """Register a message type under its kind."""
+    assert cls.kind and cls.kind not in MESSAGES, cls
+    MESSAGES[cls.kind] = cls
+    return cls
+
+
+def decode(data: bytes) -> BusMessage:
+    """The message ``data`` holds; :class:`BusProtocolError` for anything else."""
+    try:
+        envelope = json.loads(data)
+        kind, version, body = envelope["kind"], envelope["v"], envelope["body"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise BusProtocolError("not a Valt bus message") from err
+    cls = MESSAGES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise BusProtocolError(f"unknown message kind {str(kind)[:60]!r}")
+    if version != cls.version:
+        raise BusProtocolError(f"{kind} version {version!r} is not the version {cls.version} this server speaks")
+    try:
+        return cls.model_validate(body)
+    except ValidationError as err:
+        raise BusProtocolError(f"malformed {kind}: {err.error_count()} bad field(s)") from err
+
+
+# --- what commands carry -------------------------------------------------------------------
+
+class CameraSpec(BaseModel):
+    """What a media server needs to ingest a camera (its driver settings include secrets)."""
+
+    model_config = ConfigDict(frozen=True)
+    id: int
+    name: str
+    driver: str
+    config: dict[str, Any] = {}
+
+
+class TrackSpec(BaseModel):
+    """One track of a recording: which camera it records."""
+
+    model_config = ConfigDict(frozen=True)
+    track_id: int
+    camera: CameraSpec
+
+
+# --- commands ------------------------------------------------------------------------------
+
+class Command(BusMessage):
+    """A command to a media server; ``answer`` is the type of its reply (``None``: raw bytes)."""
+
+    answer: ClassVar[type[BusMessage] | None]
+
+
+@message
+class Done(BusMessage):
+    """A command was carried out; ``upto`` is the number of the server's newest event by then."""
+
+    kind: ClassVar[str] = "done"
+    epoch: str
+    upto: int
+
+
+@message
+class IngestCamera(Command):
+    """Ingest this camera (again, with these settings, when it is already ingested)."""
+
+    kind: ClassVar[str] = "camera.ingest"
+    answer: ClassVar[type[BusMessage] | None] = Done
+    camera: CameraSpec
+
+
+@message
+class ReleaseCamera(Command):
+    """Stop ingesting a camera and its live stream (removed, disabled, moved or reconfigured)."""
+
+    kind: ClassVar[str] = "camera.release"
+    answer: ClassVar[type[BusMessage] | None] = Done
+    camera_id: int
+
+
+@message
+class TakeStill(Command):
+    """A JPEG of the camera's newest keyframe (the answer is the JPEG's bytes)."""
+
+    kind: ClassVar[str] = "camera.still"
+    answer: ClassVar[type[BusMessage] | None] = None
+    camera: CameraSpec
+
+
+@message
+class StartRecording(Command):
+    """Record these tracks of a recording; refused when storage is short of space."""
+
+    kind: ClassVar[str] = "recording.start"
+    answer: ClassVar[type[BusMessage] | None] = Done
+    recording_id: int
+    room_id: int
+    tracks: list[TrackSpec]
+
+
+@message
+class PauseRecording(Command):
+    """Pause a running recording (its current segments are finished)."""
+
+    kind: ClassVar[str] = "recording.pause"
+    answer: ClassVar[type[BusMessage] | None] = Done
+    recording_id: int
+
+
+@message
+class ResumeRecording(Command):
+    """Resume a paused recording at each camera's next keyframe."""
+
+    kind: ClassVar[str] = "recording.resume"
+    answer: ClassVar[type[BusMessage] | None] = Done
+    recording_id: int
+
+
+@message
+class StopRecording(Command):
+    """Stop a recording; answered once every track's last segment is written and its events queued."""
+
+    kind: ClassVar[str] = "recording.stop"
+    answer: ClassVar[type[BusMessage] | None] = Done
+    recording_id: int
+    reason: str = ""
+
+
+# --- events --------------------------------------------------------------------------------
+
+class Event(BusMessage):
+    """An event of a media server, in its durable stream."""
+
+
+@message
+class CameraStatus(Event):
+    """A camera's ingest state: ``online``, ``offline``, ``no_frames`` or ``error``, and why."""
+
+    kind: ClassVar[str] = "camera.status"
+    camera_id: int
+    status: str
+    previous: str
+    reason: str = ""
+
+
+@message
+class SegmentOpened(Event):
+    """A segment was started; its object is written under ``key`` from now on."""
+
+    kind: ClassVar[str] = "segment.opened"
+    recording_id: int
+    track_id: int
+    seq: int
+    key: str
+    start_s: float
+    video_codec: str = ""
+    width: int = 0
+    height: int = 0
+    audio_codec: str = ""
+
+
+@message
+class SegmentClosed(Event):
+    """A segment is finished: its object holds ``bytes`` bytes hashing to ``sha256``."""
+
+    kind: ClassVar[str] = "segment.closed"
+    recording_id: int
+    track_id: int
+    seq: int
+    duration_s: float
+    bytes: int
+    sha256: str
+
+
+@message
+class SegmentSalvaged(Event):
+    """An unfinished segment (a crash, a failed write) was cut to its whole fragments.
+
+    ``bytes == 0``: it held no whole fragment; its object was deleted and it leaves the index.
+    """
+
+    kind: ClassVar[str] = "segment.salvaged"
+    recording_id: int
+    track_id: int
+    seq: int
+    key: str
+    duration_s: float
+    bytes: int
+    sha256: str
+
+
+@message
+class GapOpened(Event):
+    """A track's camera was lost at ``start_s`` (recording time)."""
+
+    kind: ClassVar[str] = "gap.opened"
+    recording_id: int
+    track_id: int
+    start_s: float
+    reason: str
+
+
+@message
+class GapClosed(Event):
+    """The gap that opened at ``start_s`` closed at ``end_s``."""
+
+    kind: ClassVar[str] = "gap.closed"
+    recording_id: int
+    track_id: int
+    start_s: float
+    end_s: float
+
+
+@message
+class TrackEnded(Event):
+    """A track stopped recording; ``failed`` says why when it ended on a failure."""
+
+    kind: ClassVar[str] = "track.ended"
+    recording_id: int
+    track_id: int
+    failed: str | None = None
+    errors: int = 0
+    last_error: str | None = None
+
+
+@message
+class RecordingEnded(Event):
+    """Every track of the recording on this server ended.
+
+    ``cause``: ``command`` (asked to stop), ``failure`` (a track failed), ``disk_full`` (storage
+    below the floor) or ``shutdown`` (the server is stopping).
+    """
+
+    kind: ClassVar[str] = "recording.ended"
+    recording_id: int
+    cause: str
+    reason: str = ""
+
+
+def command_subject(server: str) -> str:
+    """Where a media server takes commands."""
+    return f"valt.media.{server}.cmd"
+
+
+def event_subject(server: str) -> str:
+    """Where a media server's events go (the durable stream)."""
+    return f"valt.index.{server}"
+
+
+#: What every media server's events match.
+ALL_EVENTS = "valt.index.>"
