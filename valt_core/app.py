@@ -14,6 +14,7 @@ from .db import redact_url
 from .errors import Conflict, DatabaseError, ValidationFailed, ValtError
 from .plugins import PluginHost
 from .settings import Settings
+from .tls import hsts_header
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,16 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
             return response, err.code
         return err
 
+    # Only with Valt's own TLS: HSTS on a plain-HTTP site would lock browsers out of it.
+    hsts = (hsts_header(settings.server.hsts_max_age_s, settings.server.hsts_include_subdomains)
+            if settings.server.tls else None)
+
     @app.after_request
     async def security_headers(response):
         if not has_request_context():
             return response
+        if hsts:
+            response.headers.setdefault("Strict-Transport-Security", hsts)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")

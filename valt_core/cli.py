@@ -303,18 +303,24 @@ async def _verify(args: argparse.Namespace, settings) -> int:
 
 
 async def _serve(settings, ctx=None, banner: str = "") -> int:
-    import hypercorn.asyncio
     from hypercorn.config import Config as HypercornConfig
 
     from .app import create_app
 
+    server = settings.server
+    config = HypercornConfig()
+    config.bind = [f"{settings.server.host}:{settings.server.port}"]
+    if server.tls:
+        from .tls import certificate_for
+
+        # First, as it needs nothing else: a bad certificate file is a one-line error, not a stack.
+        cert = certificate_for(server.tls_cert, server.tls_key, settings.data_dir, server.host)
+        config.certfile, config.keyfile = str(cert.cert_path), str(cert.key_path)
     app = create_app(settings, ctx.plugins if ctx else None)
     context = app.extensions["valt"]
     # Check before binding the port, so a wrong setting fails with its cause, not a stack.
     await context.db.check_schema()
     await context.storage.check()
-    config = HypercornConfig()
-    config.bind = [f"{settings.server.host}:{settings.server.port}"]
     listener = None
     if settings.server.send_buffer_kb:
         # Accepted sockets inherit the listening socket's buffer size, so bind it ourselves.
@@ -326,16 +332,38 @@ async def _serve(settings, ctx=None, banner: str = "") -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    url = f"http://{settings.server.host}:{settings.server.port}/"
+    listeners = [_listen(app, config, stop, server.host, server.port)]
+    url = f"{'https' if server.tls else 'http'}://{server.host}:{server.port}/"
+    if server.redirect_port is not None:
+        from .tls import RedirectToHttps
+
+        redirect = HypercornConfig()
+        redirect.bind = [f"{server.host}:{server.redirect_port}"]
+        redirect.accesslog, redirect.errorlog = None, config.errorlog
+        listeners.append(_listen(RedirectToHttps(server.port, server.host), redirect, stop,
+                                 server.host, server.redirect_port))
+        url += f" (plain HTTP on port {server.redirect_port} redirects there)"
     print(f"Valt is starting on {url}" + (f"\n{banner}" if banner else ""), flush=True)
     try:
-        await hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)
-    except OSError as err:
-        raise ConfigError(f"cannot listen on {settings.server.host}:{settings.server.port}: {err.strerror}") from err
+        # Every listener runs to its end (a failed one stops the others), then the first error is raised.
+        failures = [r for r in await asyncio.gather(*listeners, return_exceptions=True) if r is not None]
     finally:
         if listener is not None:
             listener.close()
+    if failures:
+        raise failures[0]
     return 0
+
+
+async def _listen(app, config, stop: asyncio.Event, host: str, port: int) -> None:
+    import hypercorn.asyncio
+
+    try:
+        await hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror}") from err
+    finally:
+        stop.set()  # one listener gone (stopped or failed): the others stop too
 
 
 def _listening_socket(host: str, port: int, send_buffer_kb: int):

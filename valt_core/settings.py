@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, validation_problems
 from .files import make_private_dir, open_private
@@ -40,14 +40,27 @@ class StrictModel(BaseModel):
 
 
 class ServerSettings(StrictModel):
-    """Where ``valt serve`` listens, and the key that signs tokens and cookies."""
+    """Where ``valt serve`` listens, over HTTP or HTTPS, and the key that signs tokens and cookies."""
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     secret_key: SecretStr | None = Field(
         None, description="Derives CSRF tokens (and signs media tokens); generated into DATA_DIR/secret_key when unset."
     )
-    secure_cookies: bool = Field(False, description="Mark cookies Secure (set when serving HTTPS).")
+    secure_cookies: bool = Field(
+        False, description="Mark cookies Secure (set when serving HTTPS); `tls` on turns it on whatever this says.")
+    tls: bool = Field(False, description="Serve HTTPS (and WSS for live view) on `port` instead of plain HTTP.")
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate file (the server's certificate first, then its chain), with `tls_key`; "
+                          "unset with `tls` on: a self-signed certificate is made once into DATA_DIR/tls/.")
+    tls_key: Path | None = Field(None, description="PEM private key file of `tls_cert`, unencrypted.")
+    redirect_port: int | None = Field(
+        None, ge=1, le=65535,
+        description="A plain-HTTP port that only answers redirects to the HTTPS address (needs `tls`); unset: none.")
+    hsts_max_age_s: int = Field(
+        31536000, ge=0,
+        description="Strict-Transport-Security max-age in seconds, sent with `tls` on (0: browsers forget it).")
+    hsts_include_subdomains: bool = Field(False, description="Add includeSubDomains to Strict-Transport-Security.")
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Reverse proxies (addresses or networks) whose X-Forwarded-For names the client. Sign-in "
@@ -66,6 +79,23 @@ class ServerSettings(StrictModel):
 
         parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _tls(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            raise ValueError(f"server.{given} is set but server.{missing} is not: give server.tls_cert and "
+                             "server.tls_key together (a certificate and its private key), or neither for a "
+                             "self-signed certificate")
+        if self.redirect_port is not None:
+            if not self.tls:
+                raise ValueError("server.redirect_port redirects to HTTPS, so it needs server.tls = true")
+            if self.redirect_port == self.port:
+                raise ValueError(f"server.redirect_port must differ from server.port ({self.port})")
+        if self.tls:
+            # A session cookie sent over plain HTTP would undo what TLS protects.
+            self.secure_cookies = True
+        return self
 
 
 class DatabaseSettings(StrictModel):
