@@ -23,12 +23,22 @@ from typing import Awaitable, Callable
 
 from ..errors import ValtError
 
+#: The subjects of the durable stream (``publish_durable`` refuses any other).
+DURABLE_SUBJECTS = "valt.index.>"
+
 
 class BusUnavailable(ValtError):
     """The bus cannot be reached, or nobody answered a request in time."""
 
     http_status = 503
     code = "bus_unavailable"
+
+
+class BusPermissionDenied(ValtError):
+    """The bus refused this client a subject (its credentials do not allow it); trying again will not help."""
+
+    http_status = 403
+    code = "bus_permission_denied"
 
 
 class KeyExists(ValtError):
@@ -134,7 +144,7 @@ class Bus(ABC):
     @abstractmethod
     async def publish_durable(self, subject: str, data: bytes, msg_id: str,
                               headers: dict[str, str] | None = None) -> None:
-        """Store a message in the durable stream; returns once it is stored.
+        """Store a message in the durable stream (``subject`` under :data:`DURABLE_SUBJECTS`); returns once stored.
 
         :class:`BusUnavailable` when it could not be stored (the caller keeps it and tries
         again); a second publication with the same ``msg_id`` is dropped by the stream.

@@ -16,6 +16,7 @@ import logging
 import time
 
 from .base import (
+    DURABLE_SUBJECTS,
     Bus,
     BusUnavailable,
     Entry,
@@ -37,15 +38,38 @@ DEDUPE_WINDOW = 100_000
 
 
 class _Sub(Subscription):
+    """A subscriber (``handler``) or a responder; a subscriber's messages reach it one at a time, in order."""
+
     def __init__(self, bus: "InProcessBus", subject: str, handler: Handler | None, queue: str | None,
                  responder: Responder | None = None) -> None:
         self.bus, self.subject, self.handler, self.queue, self.responder = bus, subject, handler, queue, responder
         self.closed = False
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+
+    def deliver(self, msg: Message) -> None:
+        """Queue ``msg`` for the handler (started on the first message)."""
+        self.inbox.put_nowait(msg)
+        if self.task is None:
+            self.task = asyncio.create_task(self._run(), name=f"bus-sub-{self.subject}")
+
+    async def _run(self) -> None:
+        assert self.handler is not None
+        while True:
+            msg = await self.inbox.get()
+            try:
+                await self.handler(msg)
+            except Exception:  # noqa: BLE001 - one message's failure must not end the subscription
+                log.exception("bus handler for %s failed", msg.subject)
 
     async def close(self) -> None:
+        """Stop receiving (a message being handled is cancelled)."""
         self.closed = True
         if self in self.bus._subs:
             self.bus._subs.remove(self)
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
 
 
 class _Consumer(Subscription):
@@ -53,6 +77,8 @@ class _Consumer(Subscription):
 
     def __init__(self, bus: "InProcessBus", subject: str, durable: str, handler: Handler) -> None:
         self.bus, self.subject, self.durable, self.handler = bus, subject, durable, handler
+        # Its place is held from now on, so a consumer that runs ahead cannot trim what this one has not had.
+        bus._cursors.setdefault(durable, bus._first)
         self.task = asyncio.create_task(self._run(), name=f"bus-consumer-{durable}")
 
     async def _run(self) -> None:
@@ -71,8 +97,8 @@ class _Consumer(Subscription):
                     raise
                 except Exception as err:  # noqa: BLE001 - at least once: deliver it again
                     log.warning("bus consumer %s: %s not handled (%s); again in %g s",
-                                self.durable, msg.subject, err, REDELIVER_S)
-                    await asyncio.sleep(REDELIVER_S)
+                                self.durable, msg.subject, err, bus.redeliver_s)
+                    await asyncio.sleep(bus.redeliver_s)
                     continue
             bus._cursors[self.durable] = cursor + 1
             bus._trim()
@@ -133,9 +159,13 @@ class _Bucket(KeyValue):
 
 
 class InProcessBus(Bus):
-    """A bus inside one process (see the module docstring)."""
+    """A bus inside one process (see the module docstring).
 
-    def __init__(self) -> None:
+    ``redeliver_s``: how soon a durable message whose handler raised is delivered again.
+    """
+
+    def __init__(self, redeliver_s: float = REDELIVER_S) -> None:
+        self.redeliver_s = redeliver_s
         self._subs: list[_Sub] = []
         self._consumers: list[_Consumer] = []
         # The stream from absolute position ``_first`` on; what every consumer has passed is dropped.
@@ -145,7 +175,6 @@ class InProcessBus(Bus):
         self._cursors: dict[str, int] = {}
         self._appended = asyncio.Event()
         self._buckets: dict[str, _Bucket] = {}
-        self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         """Nothing to connect to."""
@@ -154,12 +183,11 @@ class InProcessBus(Bus):
         """End every subscription and consumer."""
         for consumer in list(self._consumers):
             await consumer.close()
-        self._subs.clear()
-        for task in list(self._tasks):
-            task.cancel()
+        for sub in list(self._subs):
+            await sub.close()
 
     async def publish(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
-        """Hand the message to each current subscriber (one per queue group), without waiting for them."""
+        """Queue the message for each current subscriber (one per queue group), without waiting for them."""
         msg = Message(subject, bytes(data), dict(headers or {}))
         groups: set[str] = set()
         for sub in list(self._subs):
@@ -169,17 +197,7 @@ class InProcessBus(Bus):
                 if sub.queue in groups:
                     continue
                 groups.add(sub.queue)
-            self._spawn(sub.handler(msg))
-
-    def _spawn(self, work) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("bus handler failed", exc_info=task.exception())
+            sub.deliver(msg)
 
     def _trim(self) -> None:
         done = min(self._cursors.values(), default=self._first)
@@ -208,13 +226,20 @@ class InProcessBus(Bus):
             raise BusUnavailable(f"nobody answers {subject}")
         msg = Message(subject, bytes(data), dict(headers or {}))
         try:
-            return await asyncio.wait_for(responder(msg), timeout_s)
+            answer = await asyncio.wait_for(responder(msg), timeout_s)
         except asyncio.TimeoutError as err:
             raise BusUnavailable(f"no answer on {subject} within {timeout_s:g} s") from err
+        except Exception as err:  # noqa: BLE001 - as over NATS: the requester learns the responder failed
+            log.exception("bus: responder for %s failed", subject)
+            raise BusUnavailable(f"the responder on {subject} failed ({type(err).__name__})") from err
+        # A copy, as if it had crossed a wire: the responder keeps no handle on what the requester gets.
+        return Message(answer.subject, bytes(answer.data), dict(answer.headers))
 
     async def publish_durable(self, subject: str, data: bytes, msg_id: str,
                               headers: dict[str, str] | None = None) -> None:
         """Append to the stream (a repeated ``msg_id`` is dropped)."""
+        if not subject_matches(DURABLE_SUBJECTS, subject):
+            raise ValueError(f"{subject} is not a subject of the durable stream ({DURABLE_SUBJECTS})")
         if msg_id in self._seen_ids:
             return
         self._seen_ids[msg_id] = None
