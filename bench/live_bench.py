@@ -70,15 +70,15 @@ async def server(url: str, cameras: int, port: int, data: Path) -> None:
             print(json.dumps({"event": "tokens", "tokens": tokens}), flush=True)
         elif line == "reset":
             latencies.clear()
-            for stream in ctx.media.live_streams.values():
+            for stream in ctx.engine.live_streams.values():
                 stream.latency_log = latencies
                 for v in stream.viewers:
                     v.latency = latencies
-            online = sum(p.status == "online" for p in ctx.media.pipelines.values())
+            online = sum(p.status == "online" for p in ctx.engine.pipelines.values())
             print(json.dumps({"event": "reset", "online": online}), flush=True)
         elif line == "report":
-            viewers = sum(len(s.viewers) for s in ctx.media.live_streams.values())
-            dropped = sum(v.dropped for s in ctx.media.live_streams.values() for v in s.viewers)
+            viewers = sum(len(s.viewers) for s in ctx.engine.live_streams.values())
+            dropped = sum(v.dropped for s in ctx.engine.live_streams.values() for v in s.viewers)
             report = {"event": "report", "samples": len(latencies), "p50_ms": 1000 * percentile(latencies, 0.5),
                       "p99_ms": 1000 * percentile(latencies, 0.99), "viewers": viewers, "dropped": dropped}
             print(json.dumps(report), flush=True)

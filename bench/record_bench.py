@@ -90,7 +90,7 @@ async def valt_worker(url: str, cameras: int, seconds: float, out: Path) -> None
     print(json.dumps({"event": "baseline", "rss_mb": rss_mb(os.getpid())}), flush=True)
     rec = await ctx.media.start_recording(room_id, None, "bench")
     # Wait until every camera delivers, then let the parent measure a steady window.
-    while not all(p.status == "online" for p in ctx.media.pipelines.values()):
+    while not all(p.status == "online" for p in ctx.engine.pipelines.values()):
         await asyncio.sleep(0.1)
     await asyncio.sleep(2)
     print(json.dumps({"event": "window_start"}), flush=True)

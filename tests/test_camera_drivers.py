@@ -291,5 +291,5 @@ async def test_edit_and_remove_cameras_keep_recordings(env):
     assert len(rec["tracks"]) == 1 and rec["tracks"][0]["camera_id"] is None
 
     async def no_pipeline():
-        return cam_id not in env.ctx.media.pipelines
+        return cam_id not in env.ctx.engine.pipelines
     await wait_for(no_pipeline, 5, "the removed camera's pipeline to stop")

@@ -69,3 +69,12 @@ def test_every_api_route_is_in_the_api_doc(tmp_path):
         if rule.rule.startswith("/api/v1/"):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             assert path in text, f"{path} is not in docs/api.md"
+
+
+def test_every_bus_message_is_in_the_bus_reference():
+    from valt_core.bus.messages import MESSAGES
+
+    text = (DOCS / "bus.md").read_text()
+    assert len(MESSAGES) >= 15
+    for kind in MESSAGES:
+        assert f"| `{kind}` |" in text, f"bus message {kind} is not in docs/bus.md"

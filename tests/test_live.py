@@ -144,7 +144,7 @@ async def test_h265_camera_with_an_h264_sub_stream_is_watched_on_the_sub_stream(
         async with env.client.websocket(url) as ws:
             init, init_segment, media = await receive_stream(ws, fragments=80)
         # Recording still takes the main stream, untouched.
-        assert env.ctx.media.pipelines[cam_id].connected.video.codec_context.name == "hevc"
+        assert env.ctx.engine.pipelines[cam_id].connected.video.codec_context.name == "hevc"
     finally:
         main.stop()
         sub.stop()
@@ -163,8 +163,8 @@ async def test_live_stream_stops_when_nobody_watches(env):
     url = (await live_token(env, studio.h, cam_id))["endpoints"]["wss"]
     async with env.client.websocket(url) as ws:
         await receive_stream(ws, fragments=5)
-    assert cam_id in env.ctx.media.live_streams
+    assert cam_id in env.ctx.engine.live_streams
 
     async def gone():
-        return cam_id not in env.ctx.media.live_streams
+        return cam_id not in env.ctx.engine.live_streams
     await wait_for(gone, 20, "the idle live stream to stop")

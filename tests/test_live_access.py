@@ -131,7 +131,7 @@ async def test_disabled_camera_can_still_be_watched(env):
     assert r.status_code == 409
     assert await refused(env, url) == 4409
     assert (await env.client.get(hls)).status_code == 409
-    assert cam_id not in env.ctx.media.pipelines
+    assert cam_id not in env.ctx.engine.pipelines
     # Enabled again, it streams again.
     r = await env.client.patch(f"/api/v1/cameras/{cam_id}", json={"enabled": True}, headers=studio.h)
     assert r.status_code == 200

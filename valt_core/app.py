@@ -81,12 +81,14 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     async def start() -> None:
         await ctx.db.check_schema()
         await ctx.storage.check()
+        await ctx.bus.start()
         await ctx.media.start()
 
     @app.after_serving
     async def stop() -> None:
         await ctx.live.stop()
         await ctx.media.stop()
+        await ctx.bus.close()
         await ctx.cameras.close()
         await ctx.db.dispose()
 

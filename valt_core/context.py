@@ -19,7 +19,9 @@ from .transports.base import Transport
 
 if TYPE_CHECKING:
     from .auth.live_access import LiveAccess
+    from .bus.base import Bus
     from .media.engine import MediaEngine
+    from .media_control import MediaControl
 
 
 @dataclass
@@ -35,7 +37,12 @@ class ValtContext:
     audit: AuditLog
     secret: bytes
     cameras: CameraService = field(init=False)
-    media: "MediaEngine" = field(init=False)
+    #: The bus to the media servers (in-process for ``valt serve``).
+    bus: "Bus" = field(init=False)
+    #: The media server of this process (``None`` in an app server whose media servers are elsewhere).
+    engine: "MediaEngine | None" = field(init=False)
+    #: Recordings, cameras and live streams as the API sees them.
+    media: "MediaControl" = field(init=False)
     live: "LiveAccess" = field(init=False)
     transports: dict[str, Transport] = field(default_factory=dict)
 
@@ -60,7 +67,9 @@ class ValtContext:
         secret = settings.secret_key_bytes()
         audit = AuditLog(db, settings.audit_key_bytes(), settings.data_dir / "audit_head")
         sessions = SessionService(db, auth_backends, settings.auth, secret, audit)
+        from .bus.local import InProcessBus
         from .media.engine import MediaEngine
+        from .media_control import MediaControl
 
         ctx = cls(settings, plugins, db, storage, auth_backends, sessions, audit, secret)
         ctx.transports = {
@@ -68,7 +77,10 @@ class ValtContext:
             for name in sorted(plugins.transports)
         }
         ctx.cameras = CameraService(plugins, settings.cameras.control_timeout_s)
-        ctx.media = MediaEngine(ctx)
+        ctx.bus = InProcessBus()
+        # The media engine gets what it uses by name: no app context, no database.
+        ctx.engine = MediaEngine(settings, storage, ctx.cameras, ctx.bus)
+        ctx.media = MediaControl(settings, db, storage, plugins, audit, ctx.bus, ctx.engine)
         from .auth.live_access import LiveAccess
 
         ctx.live = LiveAccess(db, secret, audit, ctx.media, settings.live.recheck_s)

@@ -166,7 +166,7 @@ async def _restart_ingest(camera: Camera) -> None:
     await ctx.media.remove_camera(camera.id)
     await ctx.cameras.forget(camera.id)
     if ctx.media.started and camera.enabled and ctx.settings.media.always_on:
-        await ctx.media.pipeline(camera)
+        await ctx.media.ingest(camera)
 
 
 async def _identity(driver: CameraDriver) -> dict[str, Any]:
@@ -244,7 +244,7 @@ async def create_camera():
         except IntegrityError as err:
             raise Conflict(f"a camera named {data.name!r} already exists") from err
     if ctx.media.started and camera.enabled and ctx.settings.media.always_on:
-        await ctx.media.pipeline(camera)
+        await ctx.media.ingest(camera)
     await _audit("camera.create", camera, driver=camera.driver)
     return jsonify(camera_json(camera, ctx.cameras)), 201
 

@@ -26,8 +26,8 @@ from .access import role_allows
 from .media_tokens import MediaClaims, camera_key, verify_media_token
 
 if TYPE_CHECKING:
-    from ..media.engine import MediaEngine
     from ..media.live import LiveFragmenter, Viewer
+    from ..media_control import MediaControl
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ class Watch:
 class LiveAccess:
     """The transports' host: authorizes live viewers and closes them when access ends."""
 
-    def __init__(self, db: Database, secret: bytes, audit: AuditLog, engine: "MediaEngine",
+    def __init__(self, db: Database, secret: bytes, audit: AuditLog, media: "MediaControl",
                  recheck_s: float = 5.0) -> None:
         self.db = db
         self.secret = secret
         self.audit = audit
-        self.engine = engine
+        self.media = media
         self.recheck_s = recheck_s
         self.watches: set[Watch] = set()
         self._audited: dict[tuple, float] = {}
@@ -73,7 +73,7 @@ class LiveAccess:
 
     async def live_stream(self, camera_id: int) -> "LiveFragmenter":
         """The camera's shared live stream (started on first use)."""
-        return await self.engine.live_stream(camera_id)
+        return await self.media.live_stream(camera_id)
 
     def watch(self, claims: MediaClaims, stream: "LiveFragmenter", maxsize: int, transport: str) -> "Viewer":
         """A new viewer of ``stream``, registered so that it can be closed when access ends."""

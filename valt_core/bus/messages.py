@@ -283,6 +283,41 @@ class RecordingEnded(Event):
     recording_id: int
     cause: str
     reason: str = ""
+    #: Troubles worth keeping with the recording (a track's recording errors).
+    notes: list[str] = []
+
+
+#: The header of an answer that carries an error instead of a result.
+ERROR_HEADER = "valt-error"
+
+
+def error_headers(err: ValtError) -> dict[str, str]:
+    """The headers of an answer that says ``err`` (its message is already free of secrets)."""
+    return {ERROR_HEADER: json.dumps({"code": err.code, "status": err.http_status, "message": err.message})}
+
+
+def answer_error(headers: dict[str, str]) -> ValtError | None:
+    """The error an answer carries, as the Valt error of its code; ``None`` for a result."""
+    raw = headers.get(ERROR_HEADER)
+    if raw is None:
+        return None
+    try:
+        said = json.loads(raw)
+        code, message = str(said["code"]), str(said["message"])
+    except (ValueError, KeyError, TypeError):
+        return BusProtocolError("a media server answered with an unreadable error")
+    cls = _error_classes().get(code, ValtError)
+    return cls(message)
+
+
+def _error_classes() -> dict[str, type[ValtError]]:
+    found: dict[str, type[ValtError]] = {}
+    todo = [ValtError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.code, cls)
+        todo.extend(cls.__subclasses__())
+    return found
 
 
 def command_subject(server: str) -> str:

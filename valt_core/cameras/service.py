@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
-from ..db.models import Camera
 from ..errors import CameraUnreachable, NotSupported, ValtError
-from ..plugins import PluginHost
 from ..redact import scrub
 from .base import SECRET_FIELD_NAMES, CameraDriver, Capability
+
+if TYPE_CHECKING:
+    # A camera row or a media server's camera spec: both have id, name, driver and config.
+    from ..db.models import Camera
+    from ..plugins import PluginHost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -25,7 +28,7 @@ T = TypeVar("T")
 class CameraService:
     """The live driver of each camera, built on first use and dropped when the camera changes."""
 
-    def __init__(self, plugins: PluginHost, control_timeout_s: float) -> None:
+    def __init__(self, plugins: "PluginHost", control_timeout_s: float) -> None:
         self.plugins = plugins
         self.control_timeout_s = control_timeout_s
         self._drivers: dict[int, tuple[str, dict[str, Any], CameraDriver]] = {}

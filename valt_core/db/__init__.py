@@ -129,3 +129,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the web UI read while the recorder writes.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.close()
+
+
+def is_transient_db_error(err: BaseException) -> bool:
+    """True for a database that is down or full (worth retrying), not for a bad statement."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(err, (DatabaseError, OSError, TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return True
+    return isinstance(err, sa_exc.DBAPIError) and bool(err.connection_invalidated)

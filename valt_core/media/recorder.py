@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import logging
 import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import select
-
-from ..db.models import Gap, Recording, Segment, Track
+from ..bus.messages import Event, GapClosed, GapOpened, SegmentClosed, SegmentOpened, TrackSpec
 from ..errors import StorageError
-from ..events import SegmentWritten
 from .pipeline import CameraPipeline, Connected, LoopInbox, MediaPacket
 from .segments import SegmentWriter, container_for
 
@@ -33,13 +29,6 @@ if TYPE_CHECKING:
     from .engine import MediaEngine
 
 log = logging.getLogger(__name__)
-#: How soon an index write that failed (database down) is tried again.
-INDEX_RETRY_S = 1.0
-
-
-def chain_hash(previous: str, sha256: str) -> str:
-    """The chain value of a segment: SHA-256 over the previous chain value and its own hash."""
-    return hashlib.sha256(f"{previous}:{sha256}".encode()).hexdigest()
 
 
 def segment_key(recording_id: int, track_id: int, seq: int, ext: str) -> str:
@@ -93,12 +82,12 @@ class TrackRecorder:
     change the segment state only under ``self.lock``.
     """
 
-    def __init__(self, engine: "MediaEngine", recording_id: int, track: Track, pipeline: CameraPipeline,
+    def __init__(self, engine: "MediaEngine", recording_id: int, track: TrackSpec, pipeline: CameraPipeline,
                  clock: RecordingClock) -> None:
         self.engine = engine
         self.recording_id = recording_id
-        self.track_id: int = track.id  # type: ignore[assignment]
-        self.camera_name = track.camera_name
+        self.track_id = track.track_id
+        self.camera_name = track.camera.name
         self.pipeline = pipeline
         self.clock = clock
         self.media = engine.settings.media
@@ -107,6 +96,7 @@ class TrackRecorder:
         self.stopped = False
         self.lost = False
         self.gap_open = False
+        self.gap_start = 0.0
         self.seq = 0
         # Recording time where the current segment starts, and the earliest the next may start.
         self.segment_start = 0.0
@@ -119,17 +109,12 @@ class TrackRecorder:
         self.errors = 0
         #: Why the track ended early (a storage write failed); ``None`` while it is fine.
         self.failed: str | None = None
-        #: The last index write that failed (database trouble), cleared when one succeeds.
-        self.index_error: str | None = None
         self._events: collections.deque = collections.deque()
         self._wake = asyncio.Event()
         self._wake_pending = False
-        self._ops: collections.deque = collections.deque()
-        self._ops_ready = asyncio.Event()
         self._loop_thread = threading.get_ident()
         self._inbox = LoopInbox.for_loop(asyncio.get_running_loop())
         self.task = asyncio.create_task(self._write(), name=f"track-{self.track_id}")
-        self.index_task = asyncio.create_task(self._index(), name=f"track-{self.track_id}-index")
         pipeline.add_sink(self)
 
     # --- ingest thread ---------------------------------------------------------------------
@@ -191,7 +176,7 @@ class TrackRecorder:
         self.segment_start = start
         if self.gap_open:
             self.gap_open = False
-            self._emit(("gap_close", start))
+            self._emit(("gap_close", self.gap_start, start))
         self.lost = False
         self.seq += 1
         _fmt, ext = container_for(self.connected)
@@ -245,15 +230,11 @@ class TrackRecorder:
             self._close_segment()
             start = self.clock.rec_time(self.last_video_s) if self.last_video_s is not None else 0.0
             self.last_video_s = None  # the open gap covers the hole: do not count it twice
-            self.gap_open = True
+            self.gap_open, self.gap_start = True, start
             self._emit(("gap_open", start, self.pipeline.last_error or self.pipeline.status))
 
-    async def stop(self, index_timeout_s: float | None = None) -> bool:
-        """Finish the last segment, close any open gap, and wait until all is indexed.
-
-        Returns False when the index did not catch up within ``index_timeout_s`` (the database
-        is down): it goes on trying in the background, and a later call waits again.
-        """
+    async def stop(self) -> None:
+        """Finish the last segment, close any open gap, and wait until all is written and told."""
         self.pipeline.remove_sink(self)
         with self.lock:
             if not self.task.done():
@@ -261,22 +242,20 @@ class TrackRecorder:
                 self._close_segment()
                 if self.gap_open:
                     self.gap_open = False
-                    self._emit(("gap_close", self.clock.now()))
+                    self._emit(("gap_close", self.gap_start, self.clock.now()))
                 self._emit(("done",))
         await asyncio.gather(self.task, return_exceptions=True)
-        done, _ = await asyncio.wait([self.index_task], timeout=index_timeout_s)
-        return bool(done)
 
     # --- event loop: the media writer and the indexer ---------------------------------------
 
     async def _write(self) -> None:
-        # Writes and flushes media in order. It never waits for the database: a database that
-        # is down (or a full disk under SQLite) must not stop media reaching the storage.
+        # Writes and flushes media in order, and tells the index what it wrote, through the
+        # engine's events: it never waits for the app server or its database.
         writer: Any = None
         seq = 0
-        open_seq = 0  # the segment asked for in the index and not finished
+        open_seq = 0  # the segment announced and not finished
+        open_key = ""
         kept = 0  # bytes of the open segment written *and* flushed
-        chain = ""
         while True:
             await self._wake.wait()
             with self.lock:
@@ -286,7 +265,6 @@ class TrackRecorder:
             for event in events:
                 kind = event[0]
                 if kind == "done":
-                    self._index_op(("done",))
                     return
                 if self.failed is not None and kind in ("data", "open", "close"):
                     continue  # the track ended on a storage failure: no more media (gaps still close)
@@ -298,12 +276,12 @@ class TrackRecorder:
                             await writer.flush()
                             kept += len(event[1])
                     elif kind == "open":
-                        _k, seq, key, start, codecs = event
-                        # The index row is asked for before any byte is written, so recovery
-                        # after a crash finds every object the recorder started (while the
-                        # database answers).
-                        self._index_op(("open", seq, key, start, codecs))
-                        open_seq, kept = seq, 0
+                        _k, seq, key, start, (vcodec, width, height, acodec) = event
+                        # Announced before any byte is written, so the index knows every object
+                        # the recorder started (recovery after a crash finds them by it).
+                        self._tell(SegmentOpened(seq=seq, key=key, start_s=start, video_codec=vcodec, width=width,
+                                                 height=height, audio_codec=acodec, **self._ids))
+                        open_seq, open_key, kept = seq, key, 0
                         writer = await self.engine.storage.open_writer(key)
                     elif kind == "close":
                         _k, duration, digest = event
@@ -311,10 +289,14 @@ class TrackRecorder:
                             continue
                         size = await writer.close()
                         writer, open_seq = None, 0
-                        chain = chain_hash(chain, digest)
-                        self._index_op(("close", seq, duration, size, digest, chain))
-                    else:  # gaps: index only
-                        self._index_op(event)
+                        self._tell(SegmentClosed(seq=seq, duration_s=duration, bytes=size, sha256=digest, **self._ids))
+                    elif kind == "gap_open":
+                        self._tell(GapOpened(start_s=event[1], reason=event[2], **self._ids))
+                    elif kind == "gap_close":
+                        self._tell(GapClosed(start_s=event[1], end_s=max(event[2], event[1]), **self._ids))
+                    elif kind == "gap":
+                        self._tell(GapOpened(start_s=event[1], reason=event[3], **self._ids))
+                        self._tell(GapClosed(start_s=event[1], end_s=event[2], **self._ids))
                 except (StorageError, OSError) as err:
                     # Keep what is flushed, end the track, and let the engine stop the recording.
                     reason = f"storage write failed: {err.message if isinstance(err, StorageError) else err}"
@@ -329,9 +311,16 @@ class TrackRecorder:
                     else:
                         if open_seq:
                             # Finished as what was flushed (or dropped from the index if nothing was).
-                            self._index_op(("salvage", open_seq))
+                            await self.engine.salvage(self.recording_id, self.track_id, open_seq, open_key)
                     writer, open_seq = None, 0
                     self.engine.track_failed(self, reason)
+
+    @property
+    def _ids(self) -> dict[str, int]:
+        return {"recording_id": self.recording_id, "track_id": self.track_id}
+
+    def _tell(self, event: Event) -> None:
+        self.engine.events.emit(event)
 
     def _fail(self, reason: str) -> None:
         with self.lock:
@@ -342,98 +331,14 @@ class TrackRecorder:
         if segment is not None:
             segment.abort()
 
-    def _index_op(self, op: tuple) -> None:
-        self._ops.append(op)
-        self._ops_ready.set()
-
-    async def _index(self) -> None:
-        # Index rows in order; a database that fails is retried each second, so the index
-        # catches up when it returns while the media went on being written.
-        db = self.engine.db
-        gap_id: int | None = None
-        while True:
-            if not self._ops:
-                self._ops_ready.clear()
-                await self._ops_ready.wait()
-                continue
-            op = self._ops[0]
-            kind = op[0]
-            if kind == "done":
-                return
-            try:
-                async with db.session() as s:
-                    if kind == "open":
-                        _k, seq, key, start, (vcodec, width, height, acodec) = op
-                        if await self._segment_row(s, seq) is None:  # not if a retry already made it
-                            s.add(Segment(track_id=self.track_id, seq=seq, key=key, start_s=start, complete=False))
-                        if seq == 1:
-                            track = await s.get(Track, self.track_id)
-                            track.video_codec, track.width, track.height = vcodec, width, height
-                            track.audio_codec = acodec
-                            s.add(track)
-                        await s.commit()
-                    elif kind == "close":
-                        _k, seq, duration, size, digest, chain = op
-                        row = await self._segment_row(s, seq)
-                        row.duration_s, row.bytes, row.sha256 = duration, size, digest
-                        row.chain_hash, row.complete = chain, True
-                        s.add(row)
-                        await s.commit()
-                        await self.engine.plugins.notify(SegmentWritten(
-                            recording_id=self.recording_id, track_id=self.track_id, segment_id=row.id, key=row.key))
-                    elif kind == "salvage":
-                        row = await self._segment_row(s, op[1])
-                        if row is not None:
-                            await self.engine.salvage_segment(row)
-                    elif kind == "gap_open":
-                        gap = Gap(track_id=self.track_id, start_s=op[1], end_s=None, reason=op[2])
-                        s.add(gap)
-                        await s.commit()
-                        gap_id = gap.id
-                    elif kind == "gap_close" and gap_id is not None:
-                        gap = await s.get(Gap, gap_id)
-                        gap.end_s = max(op[1], gap.start_s)
-                        s.add(gap)
-                        await s.commit()
-                        gap_id = None
-                    elif kind == "gap":
-                        s.add(Gap(track_id=self.track_id, start_s=op[1], end_s=op[2], reason=op[3]))
-                        await s.commit()
-            except Exception as err:  # noqa: BLE001 - database trouble, or a bug: say so, go on
-                transient = is_transient_db_error(err)
-                log.warning("track %s: indexing %s failed%s: %s", self.track_id, kind,
-                            ", retrying" if transient else "", err)
-                with self.lock:
-                    self.index_error = f"{type(err).__name__}: {err}"
-                if transient:
-                    await asyncio.sleep(INDEX_RETRY_S)
-                    continue
-            else:
-                self.index_error = None
-            self._ops.popleft()
-
-    async def _segment_row(self, s: Any, seq: int) -> Segment | None:
-        return (await s.exec(select(Segment).where(Segment.track_id == self.track_id, Segment.seq == seq))).first()
-
-
-def is_transient_db_error(err: BaseException) -> bool:
-    """True for a database that is down or full (worth retrying), not for a bad statement."""
-    from sqlalchemy import exc as sa_exc
-
-    from ..errors import DatabaseError
-
-    if isinstance(err, (DatabaseError, OSError, TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError)):
-        return True
-    return isinstance(err, sa_exc.DBAPIError) and bool(err.connection_invalidated)
-
 
 class RecordingSession:
     """A running (or paused) recording of a room."""
 
-    def __init__(self, engine: "MediaEngine", recording: Recording) -> None:
+    def __init__(self, engine: "MediaEngine", recording_id: int, room_id: int) -> None:
         self.engine = engine
-        self.recording_id: int = recording.id  # type: ignore[assignment]
-        self.room_id = recording.room_id
+        self.recording_id = recording_id
+        self.room_id = room_id
         self.clock = RecordingClock()
         self.tracks: list[TrackRecorder] = []
         self.state = "recording"
@@ -442,7 +347,7 @@ class RecordingSession:
         self.stop_lock = asyncio.Lock()
         self._watchdog = asyncio.create_task(self._watch())
 
-    def add_track(self, track: Track, pipeline: CameraPipeline) -> None:
+    def add_track(self, track: TrackSpec, pipeline: CameraPipeline) -> None:
         """Start recording ``pipeline`` into ``track``."""
         self.tracks.append(TrackRecorder(self.engine, self.recording_id, track, pipeline, self.clock))
 
@@ -472,11 +377,8 @@ class RecordingSession:
         for t in self.tracks:
             t.resume()
 
-    async def stop(self, index_timeout_s: float | None = None) -> bool:
-        """Finish every track's last segment and wait until everything is indexed.
-
-        False when some index writes were still pending after ``index_timeout_s``.
-        """
+    async def stop(self) -> None:
+        """Finish every track's last segment and wait until everything is written and told."""
         self._watchdog.cancel()
         self.state = "stopping"
-        return all(await asyncio.gather(*(t.stop(index_timeout_s) for t in self.tracks)))
+        await asyncio.gather(*(t.stop() for t in self.tracks))
