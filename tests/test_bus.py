@@ -517,3 +517,29 @@ async def test_nats_over_tls_with_the_servers_ca(tmp_path: Path) -> None:
             await nats_bus(server.url, connect_timeout_s=1.5).start()
     finally:
         server.stop()
+
+
+async def test_durable_pending_counts_what_the_consumer_has_not_acknowledged(bus) -> None:
+    release = asyncio.Event()
+    seen: list[bytes] = []
+
+    async def slow(msg: Message) -> None:
+        await release.wait()
+        seen.append(msg.data)
+
+    for i in range(3):
+        await bus.publish_durable("valt.index.pending", b"%d" % i, f"pending-{i}")
+    consumer = await bus.consume_durable("valt.index.pending", "pending-test", slow)
+    try:
+        await asyncio.sleep(0.3)
+        assert await bus.durable_pending("pending-test") == 3
+        release.set()
+        for _ in range(100):
+            if len(seen) == 3:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert seen == [b"0", b"1", b"2"]
+        assert await bus.durable_pending("pending-test") == 0
+    finally:
+        await consumer.close()

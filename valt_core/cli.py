@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .errors import ConfigError, PluginError, ValtError
@@ -74,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--until", type=_aware_time, help="ISO 8601 time")
     listing.add_argument("--limit", type=int, default=50, help="at most this many events (default 50)")
     listing.add_argument("--json", action="store_true", help="print JSON lines")
+
+    media = sub.add_parser("media-server", help="run a media server (--name NAME), or enrol and list them")
+    media.add_argument("--name", help="run as this enrolled media server: joins [bus] url and records its cameras")
+    media.add_argument("--pool", default="", help="its pool (cameras of a lost server move within the pool)")
+    media_sub = media.add_subparsers(dest="media_command", metavar="ACTION")
+    enrol = media_sub.add_parser("add", help="enrol a media server: its row and NATS nkey (the seed written once)")
+    enrol.add_argument("server_name", metavar="NAME")
+    enrol.add_argument("--seed-file", required=True, type=Path, help="new file for its nkey seed (0600)")
+    enrol.add_argument("--live-mode", choices=("relayed", "direct"), default="relayed")
+    media_sub.add_parser("list", help="list media servers: state, last seen, version, pool")
+    nats = sub.add_parser("nats-config", help="print the NATS authorization block (app server and media servers)")
+    nats.add_argument("--app-seed-file", required=True, type=Path,
+                      help="the app server's nkey seed file ([bus] nkey_seed_file); made when absent")
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -164,7 +178,68 @@ async def _async_command(args: argparse.Namespace, settings) -> int:
         return await _audit(args, settings)
     if args.command == "demo":
         return await _demo(settings)
+    if args.command == "media-server":
+        return await _media_server(args, settings)
+    if args.command == "nats-config":
+        return await _nats_config(args, settings)
     return await _serve(settings)
+
+
+async def _media_server(args: argparse.Namespace, settings) -> int:
+    from . import mediaserver
+
+    if args.media_command is None:
+        if not args.name:
+            raise ConfigError("give --name NAME (an enrolled media server) or an action: add, list")
+        return await mediaserver.run_media_server(settings, args.name, args.pool)
+    from .context import ValtContext
+
+    ctx = ValtContext.build(settings)
+    try:
+        await ctx.db.check_schema()
+        if args.media_command == "add":
+            if args.seed_file.exists():
+                raise ConfigError(f"{args.seed_file} exists: give another file, or remove it first")
+            row, seed = await mediaserver.enrol(ctx, args.server_name, args.pool, args.live_mode)
+            mediaserver.write_seed(args.seed_file, seed)
+            print(f"media server {args.server_name} enrolled; nkey {row.nkey}\n"
+                  f"its seed is in {args.seed_file} (keep it secret: give it to that server's [bus] nkey_seed_file)\n"
+                  "then add it to NATS: valt nats-config --app-seed-file ... (and reload nats-server)")
+            return 0
+        from sqlmodel import select
+
+        from .db.models import MediaServer
+
+        async with ctx.db.session() as s:
+            rows = (await s.exec(select(MediaServer).order_by(MediaServer.name))).all()
+        for row in rows:
+            seen = row.last_seen_at.isoformat(timespec="seconds") if row.last_seen_at else "never"
+            print(f"{row.name}\t{row.status}\tlast seen {seen}\tversion {row.version or '?'}\t"
+                  f"pool {row.pool or 'default'}\t{row.live_mode}")
+        return 0
+    finally:
+        await ctx.db.dispose()
+
+
+async def _nats_config(args: argparse.Namespace, settings) -> int:
+    from . import mediaserver
+    from .context import ValtContext
+
+    if args.app_seed_file.exists():
+        import nkeys
+
+        app_public = nkeys.from_seed(args.app_seed_file.read_bytes().strip()).public_key.decode()
+    else:
+        seed, app_public = mediaserver.new_nkey_seed()
+        mediaserver.write_seed(args.app_seed_file, seed)
+    ctx = ValtContext.build(settings)
+    try:
+        await ctx.db.check_schema()
+        block = await mediaserver.nats_authorization(ctx, app_public)
+    finally:
+        await ctx.db.dispose()
+    print(json.dumps({"authorization": block}, indent=2))
+    return 0
 
 
 def _read_password(from_stdin: bool) -> str:

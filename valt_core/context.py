@@ -67,7 +67,7 @@ class ValtContext:
         secret = settings.secret_key_bytes()
         audit = AuditLog(db, settings.audit_key_bytes(), settings.data_dir / "audit_head")
         sessions = SessionService(db, auth_backends, settings.auth, secret, audit)
-        from .bus.local import InProcessBus
+        from .bus.connect import bus_from_settings
         from .media.engine import MediaEngine
         from .media_control import MediaControl
 
@@ -77,9 +77,10 @@ class ValtContext:
             for name in sorted(plugins.transports)
         }
         ctx.cameras = CameraService(plugins, settings.cameras.control_timeout_s)
-        ctx.bus = InProcessBus()
+        ctx.bus = bus_from_settings(settings, "valt-app")
         # The media engine gets what it uses by name: no app context, no database.
-        ctx.engine = MediaEngine(settings, storage, ctx.cameras, ctx.bus)
+        ctx.engine = (MediaEngine(settings, storage, ctx.cameras, ctx.bus, lease_s=settings.bus.lease_s)
+                      if settings.media.embedded else None)
         ctx.media = MediaControl(settings, db, storage, plugins, audit, ctx.bus, ctx.engine)
         from .auth.live_access import LiveAccess
 

@@ -98,7 +98,15 @@ class IndexWriter:
     async def _handle(self, msg: Message) -> None:
         try:
             event = decode(msg.data)
-            await self.apply(event, msg.headers.get("valt-server", ""))
+            server = msg.headers.get("valt-server", "")
+            owner = self.control.track_owner(getattr(event, "recording_id", None), getattr(event, "track_id", None))
+            if owner is not None and owner != server:
+                # A media server that lost the camera to another and did not know it yet (it was
+                # cut off from the bus): the track goes on at the new owner, not here.
+                log.warning("index: %s of track %s from %s dropped: the track is %s's now",
+                            event.kind, getattr(event, "track_id", "?"), server, owner)
+            else:
+                await self.apply(event, server)
         except Exception as err:
             if is_transient_db_error(err):
                 self.error = f"{type(err).__name__}: {getattr(err, 'orig', None) or err}"
@@ -232,6 +240,8 @@ class IndexWriter:
             await s.commit()
 
     async def _recording_ended(self, e: RecordingEnded, server: str = "") -> None:
+        if not await self.control.part_ended(e.recording_id, server, e.cause):
+            return  # its tracks on other media servers are still being stopped
         async with self.db.session() as s:
             rec = await s.get(Recording, e.recording_id)
             if rec is None:
@@ -248,7 +258,7 @@ class IndexWriter:
         if e.cause == "disk_full" and ended_now:
             await self.audit.record("recording.stopped_disk_full", target_type="recording",
                                     target_id=e.recording_id, detail={"reason": e.reason})
-        await self.control.recording_ended(e.recording_id, server)
+        self.control.finished(e.recording_id)
         if ended_now:
             await self.plugins.notify(RecordingStopped(recording_id=e.recording_id, state="stopped"))
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import select
 
 from .audit import AuditLog
-from .bus.base import Bus
+from .bus.base import Bus, BusUnavailable
 from .bus.messages import (
     CameraSpec,
     Command,
@@ -35,14 +35,15 @@ from .bus.messages import (
     command_subject,
     decode,
 )
+from .cluster import ClusterWatch
 from .db import Database, is_transient_db_error
-from .db.models import Camera, Clip, Gap, Recording, Room, Segment, Track, User
+from .db.models import Camera, Clip, Gap, MediaServer, Recording, Room, Segment, Track, User
 from .db.types import utcnow
 from .errors import CameraDisabled, Conflict, DatabaseError, NotFound, NotSupported, ValidationFailed, ValtError
 from .events import CameraStatusChanged, RecordingPaused, RecordingResumed, RecordingStarted, RecordingStopped
-from .index import IndexWriter, chain_hash
+from .index import CONSUMER, IndexWriter, chain_hash
 from .media.clips import ClipService, PlaybackCache
-from .media.recorder import RecordingClock, segment_key
+from .media.recorder import RecordingClock, parse_segment_key, segment_key
 from .media.salvage import salvage_object
 from .plugins import PluginHost
 from .settings import Settings
@@ -82,6 +83,9 @@ class RunningRecording:
 
     recording_id: int
     room_id: int
+    #: The media server recording each track.
+    track_servers: dict[int, str]
+    #: The media servers whose part has not ended yet.
     servers: set[str]
     clock: RecordingClock = field(default_factory=RecordingClock)
     state: str = "recording"
@@ -108,6 +112,7 @@ class MediaControl:
         self.engine = engine
         self.server = server
         self.index = IndexWriter(db, plugins, audit, self)
+        self.cluster = ClusterWatch(self, bus, settings.bus.lease_s)
         self.sessions: dict[int, RunningRecording] = {}
         self.playback = PlaybackCache(self)
         self.clips = ClipService(self)
@@ -127,9 +132,11 @@ class MediaControl:
             await self.index.wait_applied(self.engine.name, self.engine.events.epoch, self.engine.events.last,
                                           RECOVERY_WAIT_S)
         await self._close_stale(stale)
-        if self.settings.media.always_on:
+        if self.settings.media.always_on and self.engine is not None:
+            # The cameras of other media servers are ingested when those servers are present.
             async with self.db.session() as s:
-                cameras = (await s.exec(select(Camera).where(Camera.enabled == True))).all()  # noqa: E712
+                cameras = (await s.exec(select(Camera).where(Camera.enabled == True,  # noqa: E712
+                                                             Camera.media_server_id == None))).all()  # noqa: E711
             for cam in cameras:
                 try:
                     await self.ingest(cam)
@@ -137,10 +144,12 @@ class MediaControl:
                     # One misconfigured camera (driver removed or disabled, settings no longer
                     # valid) must not keep the others, or the server, from starting.
                     log.error("camera %s (%s) cannot start: %s", cam.name, cam.driver, err.message)
+        await self.cluster.start()
         self.started = True
 
     async def stop(self) -> None:
         """Stop the recordings (their index written while the database answers), then the media server."""
+        await self.cluster.stop()
         for recording_id in list(self.sessions):
             try:
                 await self.stop_recording(recording_id, reason="server shutdown")
@@ -154,7 +163,11 @@ class MediaControl:
     async def command(self, command: Command, server: str | None = None,
                       timeout_s: float = COMMAND_TIMEOUT_S) -> Done | bytes:
         """Send ``command`` to a media server; its answer, or the error it answered as a Valt error."""
-        answer = await self.bus.request(command_subject(server or self.server), command.encode(), timeout_s)
+        try:
+            answer = await self.bus.request(command_subject(server or self.server), command.encode(), timeout_s)
+        except BusUnavailable as err:
+            # A media server that is away is the site's state, not a fault of this server (409).
+            raise Conflict(f"media server {server or self.server} does not answer: {err.message}") from err
         err = answer_error(answer.headers)
         if err is not None:
             raise err
@@ -164,10 +177,37 @@ class MediaControl:
 
     # --- cameras ---------------------------------------------------------------------------
 
+    async def server_for(self, camera: Camera) -> str:
+        """The name of the media server that records ``camera``.
+
+        A camera assigned to none is this process's own media server's or, when there is none
+        (``[media] embedded`` off), assigned now to the least loaded present server.
+        """
+        if camera.media_server_id is None:
+            if self.engine is not None:
+                return self.engine.name
+            name = self.cluster.least_loaded("")
+            if name is None:
+                raise BusUnavailable("no media server is present to take the camera")
+            async with self.db.session() as s:
+                row = (await s.exec(select(MediaServer).where(MediaServer.name == name))).first()
+                cam = await s.get(Camera, camera.id)
+                if row is None or cam is None:
+                    raise BusUnavailable(f"media server {name} is not enrolled")
+                cam.media_server_id = camera.media_server_id = row.id
+                s.add(cam)
+                await s.commit()
+            return name
+        async with self.db.session() as s:
+            row = await s.get(MediaServer, camera.media_server_id)
+        if row is None:
+            raise NotFound(f"camera {camera.name!r} names a media server that does not exist")
+        return row.name
+
     async def ingest(self, camera: Camera) -> None:
         """Have the camera's media server ingest it; a camera that cannot start is stored as ``error``."""
         try:
-            await self.command(IngestCamera(camera=camera_spec(camera)))
+            await self.command(IngestCamera(camera=camera_spec(camera)), await self.server_for(camera))
         except ValtError as err:
             if err.code not in ("bus_unavailable", "conflict"):
                 await self._set_camera_error(camera.id, err.message)
@@ -175,11 +215,20 @@ class MediaControl:
 
     async def remove_camera(self, camera_id: int) -> None:
         """Stop ingesting a camera (removed, disabled or reconfigured), and its live stream."""
-        await self.command(ReleaseCamera(camera_id=camera_id))
+        async with self.db.session() as s:
+            camera = await s.get(Camera, camera_id)
+        if camera is None or (camera.media_server_id is None and self.engine is None):
+            return
+        try:
+            await self.command(ReleaseCamera(camera_id=camera_id), await self.server_for(camera))
+        except (BusUnavailable, Conflict) as err:
+            # A media server that is away holds no camera anyway once its lease expires.
+            log.warning("camera %s: not released on its media server: %s", camera.name, err.message)
 
     async def still(self, camera: Camera) -> bytes:
         """A JPEG of the camera's newest keyframe, from its media server."""
-        return await self.command(TakeStill(camera=camera_spec(camera)))  # type: ignore[return-value]
+        return await self.command(TakeStill(camera=camera_spec(camera)), await self.server_for(camera),
+                                  timeout_s=self.settings.bus.command_timeout_s)  # type: ignore[return-value]
 
     async def live_stream(self, camera_id: int) -> "LiveFragmenter":
         """The camera's shared live stream, started on first use."""
@@ -189,8 +238,8 @@ class MediaControl:
             raise NotFound(f"no camera {camera_id}")
         if not camera.enabled:
             raise CameraDisabled(f"camera {camera.name!r} is disabled")
-        if self.engine is None:
-            raise NotSupported("live view from another media server is not available on this server")
+        if self.engine is None or await self.server_for(camera) != self.engine.name:
+            raise NotSupported("live view of a camera on another media server is not available yet")
         return await self.engine.live_stream(camera_spec(camera))
 
     async def _set_camera_error(self, camera_id: int, message: str) -> None:
@@ -232,13 +281,27 @@ class MediaControl:
                 await s.commit()
                 for track, _cam in tracks:
                     await s.refresh(track)
-            specs = [TrackSpec(track_id=track.id, camera=camera_spec(cam)) for track, cam in tracks]
+            by_server: dict[str, list[TrackSpec]] = {}
             try:
-                await self.command(StartRecording(recording_id=recording.id, room_id=room_id, tracks=specs))
+                for track, cam in tracks:
+                    by_server.setdefault(await self.server_for(cam), []).append(
+                        TrackSpec(track_id=track.id, camera=camera_spec(cam)))
+                started: list[str] = []
+                try:
+                    for server, specs in by_server.items():
+                        await self.command(StartRecording(recording_id=recording.id, room_id=room_id, tracks=specs),
+                                           server)
+                        started.append(server)
+                except BaseException:
+                    for server in started:  # all tracks or none
+                        await self.command(StopRecording(recording_id=recording.id, reason="start failed"), server)
+                    raise
             except BaseException:
                 await self._forget_recording(recording.id)  # nothing was recorded: leave no trace
                 raise
-            self.sessions[recording.id] = RunningRecording(recording.id, room_id, {self.server})
+            self.sessions[recording.id] = RunningRecording(
+                recording.id, room_id, {spec.track_id: server for server, specs in by_server.items() for spec in specs},
+                set(by_server))
         await self.plugins.notify(RecordingStarted(recording_id=recording.id, room_id=room_id))
         return recording
 
@@ -322,21 +385,70 @@ class MediaControl:
                                     f"{getattr(err, 'orig', None) or err}") from err
             raise
 
-    async def recording_ended(self, recording_id: int, server: str) -> None:
-        """Called by the index once a media server's part of a recording has ended and is indexed."""
+    def track_owner(self, recording_id: int | None, track_id: int | None) -> str | None:
+        """The media server recording a track of a running recording (``None``: not known here)."""
+        session = self.sessions.get(recording_id) if recording_id is not None else None
+        return session.track_servers.get(track_id) if session is not None and track_id is not None else None
+
+    async def part_ended(self, recording_id: int, server: str, cause: str) -> bool:
+        """A media server's part of a recording ended (and is indexed); True once every part has.
+
+        A part that ended on its own (a failure, a full disk) ends the recording: the other
+        servers are told to stop theirs.
+        """
         session = self.sessions.get(recording_id)
         if session is None:
-            return
-        # Every server ends its own part; a recording that ended on one server for a failure
-        # ends on the others too.
+            return True
         session.servers.discard(server)
-        for server in list(session.servers):
-            try:
-                await self.command(StopRecording(recording_id=recording_id, reason="another track ended"), server)
-            except ValtError as err:
-                log.warning("recording %s: could not stop it on %s: %s", recording_id, server, err.message)
-        self.sessions.pop(recording_id, None)
-        session.ended.set()
+        if cause != "command":
+            for other in list(session.servers):
+                try:
+                    await self.command(StopRecording(recording_id=recording_id, reason=f"stopped on {server}"), other)
+                except ValtError as err:
+                    log.warning("recording %s: could not stop it on %s: %s", recording_id, other, err.message)
+                    session.servers.discard(other)
+        return not session.servers
+
+    def finished(self, recording_id: int) -> None:
+        """The recording's end is indexed: it no longer runs."""
+        session = self.sessions.pop(recording_id, None)
+        if session is not None:
+            session.ended.set()
+
+    async def take_over(self, camera: Camera, lost: str, target: str) -> None:
+        """``target`` takes ``camera`` from the lost server; a running track goes on there."""
+        session = self.session_for_room(camera.room_id) if camera.room_id is not None else None
+        track = await self.cluster.track_of(session.recording_id, camera.id) if session is not None else None
+        if session is None or track is None or session.track_servers.get(track.id) != lost:
+            await self.ingest(camera)
+            return
+        # What the lost server told is indexed first, then what it left unfinished (read from
+        # the shared store), so the track goes on after its last segment.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while loop.time() < deadline and await self.bus.durable_pending(CONSUMER) > 0:
+            await asyncio.sleep(0.1)
+        for key in await self.storage.unfinished(f"recordings/{track.recording_id}/track-{track.id}"):
+            parsed = parse_segment_key(key)
+            if parsed is not None and parsed[:2] == (track.recording_id, track.id):
+                await self._salvage_key(track, parsed[2], key)
+        first_seq, gap_from = await self.cluster.next_segment(track.id)
+        spec = TrackSpec(track_id=track.id, camera=camera_spec(camera), first_seq=first_seq, gap_from_s=gap_from,
+                         gap_reason=f"media server {lost} lost")
+        session.track_servers[track.id] = target
+        if lost not in session.track_servers.values():
+            session.servers.discard(lost)
+        session.servers.add(target)
+        await self.command(StartRecording(recording_id=session.recording_id, room_id=session.room_id, tracks=[spec],
+                                          elapsed_s=session.clock.now(), paused=session.state == "paused"), target)
+
+    async def _salvage_key(self, track: Track, seq: int, key: str) -> None:
+        row = await self._adopt_segment(track, seq, key)
+        if row is None:
+            async with self.db.session() as s:
+                row = (await s.exec(select(Segment).where(Segment.track_id == track.id, Segment.seq == seq))).first()
+        if row is not None and not row.complete:
+            await self.salvage_segment(row, place_after_previous=row.start_s == 0.0 and seq > 1)
 
     # --- recovery ----------------------------------------------------------------------------
 

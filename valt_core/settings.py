@@ -137,6 +137,9 @@ class AuthSettings(StrictModel):
 class MediaSettings(StrictModel):
     """The media engine: ingest, recording segments, safety limits."""
 
+    embedded: bool = Field(
+        True, description="`valt serve` runs its own media server (named `local`); off: cameras are recorded only "
+                          "by `valt media-server` processes.")
     always_on: bool = Field(True, description="Ingest every enabled camera from start-up (status always known).")
     profile: str = Field("main", description="Camera stream profile that is ingested and recorded.")
     segment_seconds: float = Field(
@@ -198,6 +201,34 @@ class AuditSettings(StrictModel):
                           "off the database server: whoever has it and the database can rewrite history.")
 
 
+class BusSettings(StrictModel):
+    """``[bus]``: how the app server and media servers reach each other (docs/bus.md, docs/deployment.md)."""
+
+    url: str = Field(
+        "", description="NATS server(s), comma-separated (`nats://host:4222`, `tls://host:4222`); empty: the "
+                        "in-process bus of one machine, nothing to install.")
+    user: str = Field("", description="NATS user name (with `password`).")
+    password: SecretStr | None = Field(None, description="NATS password of `user`.")
+    token: SecretStr | None = Field(None, description="NATS token, instead of a user and password.")
+    nkey_seed_file: Path | None = Field(
+        None, description="File with this process's NATS nkey seed (what `valt media-server add` makes).")
+    creds_file: Path | None = Field(None, description="NATS `.creds` file (JWT and seed), instead of the above.")
+    tls_ca: Path | None = Field(None, description="CA file that signed the NATS server's certificate (turns TLS on).")
+    tls_cert: Path | None = Field(None, description="Client certificate for NATS, when the server asks for one.")
+    tls_key: Path | None = Field(None, description="Key of `tls_cert`.")
+    prefix: str = Field("VALT", pattern=r"^[A-Za-z0-9_-]{1,32}$",
+                        description="Names the JetStream stream and key-value buckets of this installation.")
+    lease_s: float = Field(
+        4.0, ge=1, le=60, description="How long a media server's presence and camera leases last unrenewed: a "
+                                      "server that dies loses its cameras to another of its pool after about this.")
+    command_timeout_s: float = Field(30.0, gt=0, le=600, description="How long a command to a media server may take.")
+
+    @property
+    def servers(self) -> list[str]:
+        """The NATS URLs."""
+        return [u.strip() for u in self.url.split(",") if u.strip()]
+
+
 class PluginSettings(StrictModel):
     """Plugins to leave unloaded, as ``"group:name"`` (e.g. ``"cameras:onvif"``) or ``"name"``."""
 
@@ -217,6 +248,7 @@ class Settings(StrictModel):
     cameras: CameraSettings = Field(default_factory=CameraSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
 
     @property
     def database_url(self) -> str:

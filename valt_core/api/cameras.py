@@ -19,7 +19,7 @@ from sqlmodel import select
 from ..auth.media_tokens import camera_key, issue_media_token
 from ..cameras.base import ADDRESS_FIELD_NAMES, SECRET_FIELD_NAMES, CameraDriver, Capability, DiscoveredCamera, Preset
 from ..context import get_context
-from ..db.models import Camera, Room
+from ..db.models import Camera, MediaServer, Room
 from ..db.types import utcnow
 from ..errors import CameraDisabled, Conflict, NotFound, ValidationFailed
 from ..redact import redact
@@ -38,6 +38,8 @@ class CameraCreate(RequestModel):
     room_id: int | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    media_server_id: int | None = Field(None, description="The media server that records it (none: the app "
+                                                        "server's own, or the least loaded one).")
 
 
 class CameraUpdate(RequestModel):
@@ -52,6 +54,8 @@ class CameraUpdate(RequestModel):
     room_id: int | None = None
     config: dict[str, Any] | None = None
     enabled: bool | None = None
+    media_server_id: int | None = Field(None, description="Move it to this media server (null: the app "
+                                                        "server's own, or the least loaded one).")
 
 
 class CameraProbe(RequestModel):
@@ -236,7 +240,9 @@ async def create_camera():
     async with ctx.db.session() as s:
         if data.room_id is not None and await s.get(Room, data.room_id) is None:
             raise ValidationFailed(f"no room {data.room_id}", fields={"room_id": "unknown room"})
-        camera = Camera(name=data.name, driver=data.driver, room_id=data.room_id,
+        if data.media_server_id is not None and await s.get(MediaServer, data.media_server_id) is None:
+            raise ValidationFailed(f"no media server {data.media_server_id}", fields={"media_server_id": "unknown"})
+        camera = Camera(name=data.name, driver=data.driver, room_id=data.room_id, media_server_id=data.media_server_id,
                         config=config, enabled=data.enabled, status="unknown" if data.enabled else "disabled")
         s.add(camera)
         try:
@@ -274,8 +280,15 @@ async def update_camera(camera_id: int):
         camera = await s.get(Camera, camera_id)
         if camera is None:
             raise NotFound(f"no camera {camera_id}")
-        if changed & {"config", "enabled"}:
+        if changed & {"config", "enabled", "media_server_id"}:
             _not_recording(camera, "change its settings")
+        moving = "media_server_id" in changed and data.media_server_id != camera.media_server_id
+        if moving and data.media_server_id is not None and await s.get(MediaServer, data.media_server_id) is None:
+            raise ValidationFailed(f"no media server {data.media_server_id}", fields={"media_server_id": "unknown"})
+        if moving:
+            # Released where it is before it is assigned elsewhere (its lease given back).
+            await ctx.media.remove_camera(camera.id)
+            camera.media_server_id = data.media_server_id
         # Look the room up before changing anything: the lookup would flush a new name early,
         # and a taken name would then fail there instead of as the 409 below.
         if "room_id" in changed and data.room_id is not None and await s.get(Room, data.room_id) is None:
@@ -298,7 +311,7 @@ async def update_camera(camera_id: int):
             await s.commit()
         except IntegrityError as err:
             raise Conflict(f"a camera named {data.name!r} already exists") from err
-    if changed & {"config", "enabled"}:
+    if changed & {"config", "enabled"} or moving:
         if not camera.enabled:
             ctx.live.camera_closed(camera.id, f"camera {camera.name!r} was disabled")
         await _restart_ingest(camera)

@@ -84,6 +84,7 @@ class CameraOut(Answer):
     enabled: bool
     status: str
     capabilities: list[str]
+    media_server_id: int | None = None
 
 
 class RoomRecording(Answer):
@@ -92,6 +93,31 @@ class RoomRecording(Answer):
     id: int
     state: str
     elapsed_s: float
+
+
+class MediaServerOut(Answer):
+    """A media server: its row, its cameras, and its load from its presence (``null`` when away)."""
+
+    id: int
+    name: str
+    pool: str
+    live_mode: str
+    status: str
+    version: str
+    last_seen_at: str | None
+    cameras: list[int]
+    ingesting: list[int]
+    recordings: list[int]
+    cpu_percent: float | None
+    ingest_kbps: float | None
+    free_bytes: int | None
+
+
+class MediaServerEnrolled(MediaServerOut):
+    """A media server just enrolled, with the NATS nkey seed it signs in with (shown this once)."""
+
+    nkey: str
+    nkey_seed: str
 
 
 class RoomOut(Answer):

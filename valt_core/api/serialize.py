@@ -67,6 +67,7 @@ def camera_json(camera: Camera, service: CameraService | None = None) -> dict[st
         "driver": camera.driver,
         "config": config,
         "enabled": camera.enabled,
+        "media_server_id": camera.media_server_id,
         "status": camera.status,
         # Why it is not online, in plain words ("wrong credentials", "unreachable", ...).
         "status_reason": camera.status_reason,

@@ -18,6 +18,7 @@ ADMIN_PERMISSIONS = OPERATOR_PERMISSIONS | {
     "rooms.manage",
     "cameras.manage",
     "users.manage",
+    "servers.manage",
     "system.view",
     "audit.view",
 }

@@ -159,6 +159,10 @@ class Bus(ABC):
         """
 
     @abstractmethod
+    async def durable_pending(self, durable: str) -> int:
+        """How many stored messages the consumer ``durable`` has not acknowledged yet."""
+
+    @abstractmethod
     async def key_value(self, bucket: str, ttl_s: float | None = None) -> KeyValue:
         """The bucket, made on first use (entries expire after ``ttl_s`` when given)."""
 

@@ -254,6 +254,10 @@ class InProcessBus(Bus):
         self._consumers.append(consumer)
         return consumer
 
+    async def durable_pending(self, durable: str) -> int:
+        """Messages after the consumer's place (the one being handled included)."""
+        return self._first + len(self._stream) - max(self._cursors.get(durable, 0), self._first)
+
     async def key_value(self, bucket: str, ttl_s: float | None = None) -> KeyValue:
         """The bucket, made on first use."""
         if bucket not in self._buckets:

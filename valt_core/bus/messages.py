@@ -84,11 +84,18 @@ class CameraSpec(BaseModel):
 
 
 class TrackSpec(BaseModel):
-    """One track of a recording: which camera it records."""
+    """One track of a recording: which camera it records, and from where it goes on.
+
+    A track taken over from a media server that was lost starts at ``first_seq`` (after the
+    segments the other server wrote) with a gap open from ``gap_from_s`` until its first segment.
+    """
 
     model_config = ConfigDict(frozen=True)
     track_id: int
     camera: CameraSpec
+    first_seq: int = 1
+    gap_from_s: float | None = None
+    gap_reason: str = ""
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -144,6 +151,9 @@ class StartRecording(Command):
     recording_id: int
     room_id: int
     tracks: list[TrackSpec]
+    #: Recording time so far (a recording taken over from another media server), and its state.
+    elapsed_s: float = 0.0
+    paused: bool = False
 
 
 @message

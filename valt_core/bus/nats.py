@@ -661,6 +661,15 @@ class NatsBus(Bus):
         self._consumers.add(consumer)
         return consumer
 
+    async def durable_pending(self, durable: str) -> int:
+        """Messages of the stream the consumer has not had, and those it holds unacknowledged."""
+
+        async def ask() -> int:
+            info = await self._js.consumer_info(self.stream_name, durable)
+            return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+        return await self._js_call(f"asking about the durable consumer {durable}", (_JS_API,), ask())
+
     # --- key-value ---------------------------------------------------------------------------
 
     async def key_value(self, bucket: str, ttl_s: float | None = None) -> KeyValue:

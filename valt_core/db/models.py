@@ -91,6 +91,10 @@ class MediaServer(SQLModel, table=True):
     url: str = Field(default="", max_length=500)
     status: str = Field(default="unknown", max_length=20)
     last_seen_at: Optional[datetime] = _ts()
+    pool: str = Field(default="", max_length=150, description="Cameras of a lost server move within its pool.")
+    nkey: str = Field(default="", max_length=60, description="The public NATS nkey it signs in with.")
+    version: str = Field(default="", max_length=40)
+    live_mode: str = Field(default="relayed", max_length=10, description="`direct` or `relayed` live view.")
     created_at: datetime = _created()
 
 

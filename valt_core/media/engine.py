@@ -39,9 +39,11 @@ from ..cameras.service import CameraService
 from ..errors import CameraUnreachable, Conflict, StorageError, ValtError
 from ..settings import Settings
 from ..storage.base import StorageBackend
+from .leases import CameraLeases
 from .live import BROWSER_VIDEO, IDLE_STOP_S, LiveFragmenter
 from .outbox import EventOutbox
 from .pipeline import CameraPipeline
+from .presence import Presence
 from .recorder import RecordingSession, TrackRecorder, parse_segment_key
 from .salvage import salvage_object
 from .stills import jpeg_from_keyframe
@@ -50,19 +52,25 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: How long a new live stream waits for the camera's first connection to learn its video codec.
 LIVE_PROBE_S = 5.0
+#: How long ingesting a camera waits for another media server's lease on it to expire.
+LEASE_WAIT_S = 10.0
 
 
 class MediaEngine:
     """Owns every camera pipeline, running recording and live stream of one media server."""
 
     def __init__(self, settings: Settings, storage: StorageBackend, cameras: CameraService, bus: Bus,
-                 name: str = "local") -> None:
+                 name: str = "local", lease_s: float = 4.0, pool: str = "", live_url: str = "") -> None:
         self.settings = settings
         self.storage = storage
         self.cameras = cameras
         self.bus = bus
         self.name = name
         self.events = EventOutbox(bus, name)
+        self.leases = CameraLeases(bus, name, lease_s, self._lost_camera)
+        self.presence = Presence(self, lease_s, pool, live_url)
+        #: Free bytes of the storage at the last check (``None``: unknown or unlimited).
+        self.free_bytes: int | None = None
         self.specs: dict[int, CameraSpec] = {}
         self.pipelines: dict[int, CameraPipeline] = {}
         self.sessions: dict[int, RecordingSession] = {}
@@ -80,7 +88,9 @@ class MediaEngine:
         """Salvage what an unclean stop left unfinished, then take commands."""
         self.events.start()
         await self._salvage_unfinished()
+        await self.leases.start()
         self._commands = await self.bus.serve(command_subject(self.name), self._answer)
+        await self.presence.start()
         self._tasks = [asyncio.create_task(self._watch_disk(), name="media-disk"),
                        asyncio.create_task(self._reap_live(), name="media-live-reaper")]
         self.started = True
@@ -89,6 +99,7 @@ class MediaEngine:
         """Stop recordings cleanly (what they have stays playable), then ingest; flush the events."""
         if self._commands is not None:
             await self._commands.close()
+        await self.presence.stop()
         for task in self._tasks:
             task.cancel()
         for camera_id in list(self.live_streams):
@@ -101,6 +112,7 @@ class MediaEngine:
         for pipe in self.pipelines.values():
             await pipe.stop()
         self.pipelines.clear()
+        await self.leases.stop()
         if not await self.events.flush(flush_s):
             log.warning("media server %s: %d events not delivered at shutdown", self.name, self.events.pending)
         await self.events.close()
@@ -171,6 +183,7 @@ class MediaEngine:
             await self.release(spec.id)
             pipe = None
         if pipe is None:
+            await self.leases.acquire(spec.id, LEASE_WAIT_S)
             driver = self.cameras.driver(spec)  # type: ignore[arg-type] - a spec has what a camera row has
             camera_id = spec.id
 
@@ -196,6 +209,25 @@ class MediaEngine:
 
     async def release(self, camera_id: int) -> None:
         """Stop ingesting a camera (removed, disabled or reconfigured), and its live stream."""
+        await self._stop_live(camera_id)
+        self.specs.pop(camera_id, None)
+        pipe = self.pipelines.pop(camera_id, None)
+        if pipe is not None:
+            await pipe.stop()
+        await self.leases.release(camera_id)
+
+    async def _lost_camera(self, camera_id: int, holder: str) -> None:
+        # Another media server holds the camera now: stop recording and ingesting it here at
+        # once (its tracks go on there), without giving back a lease that is not ours.
+        pipe = self.pipelines.get(camera_id)
+        for session in list(self.sessions.values()):
+            for track in [t for t in session.tracks if t.pipeline is pipe]:
+                log.warning("recording %s track %s: camera moved to %s; stopped here", session.recording_id,
+                            track.track_id, holder)
+                await session.drop_track(track.track_id)
+            if not session.tracks:
+                session.stop_watchdog()
+                self.sessions.pop(session.recording_id, None)
         await self._stop_live(camera_id)
         self.specs.pop(camera_id, None)
         pipe = self.pipelines.pop(camera_id, None)
@@ -274,11 +306,15 @@ class MediaEngine:
     async def start_recording(self, command: StartRecording) -> RecordingSession:
         """Start recording the tracks of a recording."""
         async with self._lock:
-            if command.recording_id in self.sessions:
+            session = self.sessions.get(command.recording_id)
+            known = {t.track_id for t in session.tracks} if session is not None else set()
+            if known & {t.track_id for t in command.tracks}:
                 raise Conflict(f"recording {command.recording_id} is already running here")
             await self._check_free_space()
             pipes = [(track, await self.ingest(track.camera)) for track in command.tracks]
-            session = RecordingSession(self, command.recording_id, command.room_id)
+            if session is None:
+                session = RecordingSession(self, command.recording_id, command.room_id, command.elapsed_s,
+                                           command.paused)
             for track, pipe in pipes:
                 session.add_track(track, pipe)
             self.sessions[command.recording_id] = session
@@ -344,14 +380,15 @@ class MediaEngine:
     async def _watch_disk(self) -> None:
         while True:
             await asyncio.sleep(self.settings.media.disk_check_s)
-            if not self.sessions:
-                continue
             try:
                 free = await self.storage.free_bytes()
             except StorageError as err:
                 free, why = 0, err.message
             else:
                 why = f"storage nearly full: {0 if free is None else free / 2**20:.0f} MiB free"
+            self.free_bytes = free
+            if not self.sessions:
+                continue
             if free is not None and free < self._floor():
                 for recording_id in list(self.sessions):
                     log.warning("stopping recording %s: %s", recording_id, why)

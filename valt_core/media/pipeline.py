@@ -220,6 +220,8 @@ class CameraPipeline:
         self.subscriptions: list[Subscription] = []
         self.sinks: tuple[ThreadSink, ...] = ()
         self.packets_received = 0
+        #: Bytes of media received (its ingest bit rate is reported in the media server's presence).
+        self.bytes_received = 0
         self.last_video_at = 0.0
         self._connected_at = 0.0
         self._lock = threading.Lock()
@@ -460,6 +462,7 @@ class CameraPipeline:
             now = monotonic()
             mp = MediaPacket(generation, kind, packet, dts_s, pts * tbf, keyframe, now)
             self.packets_received += 1
+            self.bytes_received += packet.size
             if kind == "video":
                 self.last_video_at = now
                 if self.status != ONLINE:

@@ -31,12 +31,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def segment_key(recording_id: int, track_id: int, seq: int, ext: str) -> str:
-    """Storage key of a segment."""
-    return f"recordings/{recording_id}/track-{track_id}/{seq:06d}.{ext}"
+def segment_key(recording_id: int, track_id: int, seq: int, ext: str, server: str = "local") -> str:
+    """Storage key of a segment; a media server other than ``local`` puts its name in it.
+
+    With the name in the key, two media servers can never write the same object, even the one
+    that lost a camera to another and did not know it yet (it was cut off from the bus).
+    """
+    suffix = "" if server == "local" else f"-{server}"
+    return f"recordings/{recording_id}/track-{track_id}/{seq:06d}{suffix}.{ext}"
 
 
-_SEGMENT_KEY = re.compile(r"recordings/(\d+)/track-(\d+)/(\d+)\.(mp4|mov)")
+_SEGMENT_KEY = re.compile(r"recordings/(\d+)/track-(\d+)/(\d+)(?:-[A-Za-z0-9_-]+)?\.(mp4|mov)")
 
 
 def parse_segment_key(key: str) -> tuple[int, int, int] | None:
@@ -48,8 +53,9 @@ def parse_segment_key(key: str) -> tuple[int, int, int] | None:
 class RecordingClock:
     """Maps pipeline time (monotonic seconds) to recording time, with paused time removed."""
 
-    def __init__(self) -> None:
-        self.started_at = time.monotonic()
+    def __init__(self, elapsed_s: float = 0.0) -> None:
+        # ``elapsed_s``: the recording ran that long already (on another media server).
+        self.started_at = time.monotonic() - elapsed_s
         self.paused_total = 0.0
         self.paused_since: float | None = None
 
@@ -97,7 +103,8 @@ class TrackRecorder:
         self.lost = False
         self.gap_open = False
         self.gap_start = 0.0
-        self.seq = 0
+        self.server = engine.name
+        self.seq = track.first_seq - 1
         # Recording time where the current segment starts, and the earliest the next may start.
         self.segment_start = 0.0
         self.next_start_min = 0.0
@@ -114,6 +121,12 @@ class TrackRecorder:
         self._wake_pending = False
         self._loop_thread = threading.get_ident()
         self._inbox = LoopInbox.for_loop(asyncio.get_running_loop())
+        if track.gap_from_s is not None:
+            # Taken over from a media server that was lost: the outage is a gap until the first
+            # segment here, and nothing may start before what the other server recorded.
+            self.gap_open, self.gap_start = True, track.gap_from_s
+            self.next_start_min = track.gap_from_s
+            self._emit(("gap_open", track.gap_from_s, track.gap_reason or "media server lost"))
         self.task = asyncio.create_task(self._write(), name=f"track-{self.track_id}")
         pipeline.add_sink(self)
 
@@ -184,7 +197,8 @@ class TrackRecorder:
         codecs = (v.codec_context.name, v.codec_context.width, v.codec_context.height,
                   a.codec_context.name if a is not None else "")
         self.segment = SegmentWriter(self.connected, first, self.media.fragment_seconds)
-        self._emit(("open", self.seq, segment_key(self.recording_id, self.track_id, self.seq, ext), start, codecs))
+        self._emit(("open", self.seq, segment_key(self.recording_id, self.track_id, self.seq, ext, self.server),
+                    start, codecs))
         return self.segment
 
     def _close_segment(self) -> None:
@@ -335,21 +349,34 @@ class TrackRecorder:
 class RecordingSession:
     """A running (or paused) recording of a room."""
 
-    def __init__(self, engine: "MediaEngine", recording_id: int, room_id: int) -> None:
+    def __init__(self, engine: "MediaEngine", recording_id: int, room_id: int, elapsed_s: float = 0.0,
+                 paused: bool = False) -> None:
         self.engine = engine
         self.recording_id = recording_id
         self.room_id = room_id
-        self.clock = RecordingClock()
+        self.clock = RecordingClock(elapsed_s)
         self.tracks: list[TrackRecorder] = []
         self.state = "recording"
         #: Why the engine ended the recording on its own (a track failed); noted when it stops.
         self.stop_reason = ""
         self.stop_lock = asyncio.Lock()
         self._watchdog = asyncio.create_task(self._watch())
+        if paused:
+            self.clock.pause()
+            self.state = "paused"
 
     def add_track(self, track: TrackSpec, pipeline: CameraPipeline) -> None:
-        """Start recording ``pipeline`` into ``track``."""
-        self.tracks.append(TrackRecorder(self.engine, self.recording_id, track, pipeline, self.clock))
+        """Start recording ``pipeline`` into ``track`` (paused if the recording is)."""
+        recorder = TrackRecorder(self.engine, self.recording_id, track, pipeline, self.clock)
+        if self.state == "paused":
+            recorder.pause()
+        self.tracks.append(recorder)
+
+    async def drop_track(self, track_id: int) -> None:
+        """Stop recording one track here (its camera moved to another media server)."""
+        for recorder in [t for t in self.tracks if t.track_id == track_id]:
+            await recorder.stop()
+            self.tracks.remove(recorder)
 
     async def _watch(self) -> None:
         # Marks a track's camera as lost when nothing arrived for gap_after_s.
@@ -376,6 +403,10 @@ class RecordingSession:
         self.state = "recording"
         for t in self.tracks:
             t.resume()
+
+    def stop_watchdog(self) -> None:
+        """Stop watching for lost cameras (the session ends here without a stop)."""
+        self._watchdog.cancel()
 
     async def stop(self) -> None:
         """Finish every track's last segment and wait until everything is written and told."""
