@@ -130,6 +130,8 @@ class _DurableConsumer(Subscription):
         self.task: asyncio.Task | None = None
         #: The message being handled, given back by close() if it is cut short.
         self.current: Msg | None = None
+        #: The ack of a handled message, which close() lets finish rather than cut short.
+        self.acking: asyncio.Task | None = None
 
     async def open(self) -> None:
         """Create (or find) the consumer and start delivering."""
@@ -150,7 +152,11 @@ class _DurableConsumer(Subscription):
             self.current = msg = await self.arrived.get()
             if await self._deliver(msg):
                 self.current = None  # handled: never given back, whatever happens to the ack
-                await self._ack(msg)
+                # Shielded: a close() right after the handler returned must not lose the ack, or
+                # the next consumer would wait ack_wait for a message that was handled already.
+                self.acking = asyncio.create_task(self._ack(msg))
+                await asyncio.shield(self.acking)
+                self.acking = None
             self.current = None
 
     async def _deliver(self, msg: Msg) -> bool:
@@ -204,6 +210,12 @@ class _DurableConsumer(Subscription):
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+        acking, self.acking = self.acking, None
+        if acking is not None:
+            try:
+                await asyncio.wait_for(acking, self.bus.op_timeout_s)
+            except asyncio.TimeoutError:
+                pass  # the connection is down: the message comes again after ack_wait, handled twice at worst
         sub, self.sub = self.sub, None
         if sub is not None and not self.bus._nc.is_closed:
             with contextlib.suppress(nats.errors.Error):
