@@ -223,6 +223,14 @@ class BusSettings(StrictModel):
                                       "server that dies loses its cameras to another of its pool after about this.")
     command_timeout_s: float = Field(30.0, gt=0, le=600, description="How long a command to a media server may take.")
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> BusSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            raise ValueError(f"bus.{given} is set but bus.{missing} is not: a NATS client certificate needs "
+                             "its private key (give bus.tls_cert and bus.tls_key together, or neither)")
+        return self
+
     @property
     def servers(self) -> list[str]:
         """The NATS URLs."""

@@ -23,6 +23,11 @@ would land after its caller was told it failed). A permissions violation the ser
 for a subject a call uses fails that call with :class:`BusPermissionDenied` at once (nats-py
 only passes it to the error callback and lets the request time out). Passwords and tokens never
 reach a log line or an error message.
+
+TLS is wanted with a ``tls://`` URL, a CA file or a client certificate, and then required: a
+server that offers no TLS gets nothing (nats-py alone would send the credentials in the clear).
+A TLS refusal while starting (a certificate that does not verify, a client certificate the
+server wants or rejects) fails ``start`` at once, since trying again cannot mend it.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import api
 
+from ..errors import ConfigError
 from ..redact import scrub
 from .base import (
     DURABLE_SUBJECTS,
@@ -101,6 +107,42 @@ class _Denials:
             if want == kind and not future.done() and any(subject_matches(p, subject) for p in patterns):
                 future.set_result(f"{kind} to {subject!r} is not permitted for this NATS user")
         return True
+
+
+class _TlsClient(Client):
+    """nats-py's client, which goes on only over TLS once TLS is wanted (a ``tls`` context given).
+
+    nats-py 2.16 upgrades to TLS only when the server's INFO says ``tls_required``: a ``tls://``
+    URL to a server without TLS, or an INFO altered on the way, would carry our CONNECT (and its
+    credentials) in plain text.
+    """
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        if initial_connection and "tls" in self.options:
+            if not (info.get("tls_required") or info.get("tls_available")):
+                raise nats.errors.SecureConnWantedError()
+            # nats-py reads this very dict next to decide on the upgrade: TLS it is.
+            info["tls_required"] = True
+        await super()._process_info(info, initial_connection)
+
+
+def _tls_refusal(err: Exception) -> str | None:
+    """What a TLS failure that trying again cannot mend says, with a hint at the setting; else ``None``."""
+    if isinstance(err, nats.errors.SecureConnWantedError):
+        return "the server offers no TLS, and TLS is asked for (a tls:// URL, [bus] tls_ca); nothing was sent"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return (f"TLS: certificate verify failed: {err.verify_message} (is [bus] tls_ca the CA that signed "
+                "the NATS server's certificate, for the host name in [bus] url?)")
+    reason = getattr(err, "reason", None) if isinstance(err, ssl.SSLError) else None
+    if not reason or "ALERT" not in reason:
+        return None
+    # An alert is the server's refusal of the handshake, mostly of our client certificate.
+    said = reason.lower().replace("_", " ")
+    if "CERTIFICATE_REQUIRED" in reason:
+        return f"TLS: the server refused the handshake ({said}): give [bus] tls_cert and tls_key"
+    if "UNKNOWN_CA" in reason or "CERTIFICATE" in reason:
+        return f"TLS: the server refused the handshake ({said}): it does not accept [bus] tls_cert"
+    return f"TLS: the server refused the handshake ({said})"
 
 
 class _CoreSub(Subscription):
@@ -319,7 +361,7 @@ class NatsBus(Bus):
         self.dedupe_window_s, self.stream_max_age_s = dedupe_window_s, stream_max_age_s
         #: The durable stream's name.
         self.stream_name = f"{prefix}_INDEX"
-        self._nc = Client()
+        self._nc: Client = _TlsClient()
         self._js: Any = None
         self._denials = _Denials()
         self._subs: set[_CoreSub] = set()
@@ -334,6 +376,9 @@ class NatsBus(Bus):
         # What went wrong while start() tried (distinct texts, in order): the refusal that explains
         # it (a wrong password, an untrusted certificate) is often followed by plain resets.
         self._start_errors: list[str] | None = None
+        # The TLS refusals seen while start() tries; once every server refused, start() gives up.
+        self._tls_refusals: list[str] = []
+        self._refused: asyncio.Future[str] | None = None
 
     # --- the connection ----------------------------------------------------------------------
 
@@ -350,11 +395,35 @@ class NatsBus(Bus):
         wants_tls = any(url.lower().startswith("tls://") for url in self.servers)
         if not (wants_tls or self.tls_ca_file or self.tls_cert_file):
             return None
-        context = ssl.create_default_context(cafile=str(self.tls_ca_file) if self.tls_ca_file else None)
+        try:
+            context = ssl.create_default_context(cafile=str(self.tls_ca_file) if self.tls_ca_file else None)
+        except (OSError, ssl.SSLError) as err:
+            raise ConfigError(f"bus.tls_ca {self.tls_ca_file}: not a readable PEM CA file "
+                              f"({err.strerror or err})") from None
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.tls_cert_file is not None:
-            context.load_cert_chain(str(self.tls_cert_file), str(self.tls_key_file))
+            try:
+                context.load_cert_chain(str(self.tls_cert_file), str(self.tls_key_file))
+            except (OSError, ssl.SSLError) as err:
+                raise ConfigError(f"bus.tls_cert {self.tls_cert_file} with bus.tls_key {self.tls_key_file}: not a "
+                                  f"readable PEM certificate and its key ({err.strerror or err})") from None
         return context
+
+    async def _unless_refused(self, connect: Awaitable[None]) -> None:
+        """Await ``connect``; :class:`BusUnavailable` as soon as every server refused TLS."""
+        self._tls_refusals = []
+        refused = self._refused = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(connect)
+        try:
+            await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._refused = None
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if refused.done():
+            raise BusUnavailable(refused.result())
+        task.result()
 
     async def start(self) -> None:
         """Connect; :class:`BusUnavailable` when no server accepts within ``connect_timeout_s``.
@@ -369,17 +438,19 @@ class NatsBus(Bus):
         where = ", ".join(self._clean(url) for url in self.servers)
         self._start_errors = []
         try:
-            await asyncio.wait_for(self._nc.connect(
+            await asyncio.wait_for(self._unless_refused(self._nc.connect(
                 servers=self.servers, name=self.name, error_cb=self._on_error,
                 disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect, closed_cb=self._on_closed,
                 allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                 reconnect_to_server_handler=self._next_server, connect_timeout=min(2.0, self.connect_timeout_s),
-                ping_interval=self.ping_interval_s, max_outstanding_pings=3, **options),
+                ping_interval=self.ping_interval_s, max_outstanding_pings=3, **options)),
                 self.connect_timeout_s)
-        except (asyncio.TimeoutError, nats.errors.Error, OSError, ssl.SSLError) as err:
+        except (asyncio.TimeoutError, nats.errors.Error, OSError, ssl.SSLError, BusUnavailable) as err:
             with contextlib.suppress(Exception):
                 await self._nc.close()
-            self._nc = Client()
+            self._nc = _TlsClient()
+            if isinstance(err, BusUnavailable):
+                raise BusUnavailable(f"cannot connect to NATS at {where}: {err.message}") from None
             errors = "; ".join(self._start_errors[:3]) or self._clean(str(err) or type(err).__name__)
             raise BusUnavailable(f"cannot connect to NATS at {where} within {self.connect_timeout_s:g} s "
                                  f"({errors})") from None
@@ -399,6 +470,11 @@ class NatsBus(Bus):
 
     async def _on_error(self, err: Exception) -> None:
         text = self._clean(str(err) or type(err).__name__)
+        refusal = _tls_refusal(err) if self._refused is not None else None
+        if refusal is not None and self._refused is not None:
+            self._tls_refusals.append(refusal)
+            if len(self._tls_refusals) >= len(self.servers) and not self._refused.done():
+                self._refused.set_result(self._tls_refusals[0])
         if self._denials.report(text):
             # A forbidden live subject would be refused 30 times a second: each subject once is enough.
             level = logging.DEBUG if text in self._refusals_logged else logging.ERROR
