@@ -7,6 +7,7 @@ that lacks a capability answers 501 without touching the device.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -15,8 +16,10 @@ from pydantic import ConfigDict, Field, model_validator
 from quart import Response, jsonify
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..auth.media_tokens import camera_key, issue_media_token
+from ..bus.base import BusUnavailable
 from ..cameras.base import ADDRESS_FIELD_NAMES, SECRET_FIELD_NAMES, CameraDriver, Capability, DiscoveredCamera, Preset
 from ..context import get_context
 from ..db.models import Camera, MediaServer, Room
@@ -27,6 +30,8 @@ from . import api
 from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
 from .schemas import CameraOut
 from .serialize import MASK, camera_json
+
+log = logging.getLogger(__name__)
 
 
 class CameraCreate(RequestModel):
@@ -165,12 +170,44 @@ def _not_recording(camera: Camera, doing: str) -> None:
         raise Conflict(f"camera {camera.name!r} is recording; stop the recording before you {doing}")
 
 
-async def _restart_ingest(camera: Camera) -> None:
+async def assign_media_server(session: AsyncSession, camera: Camera, media_server_id: int | None) -> bool:
+    """Release ``camera`` where it is recorded and assign it to ``media_server_id``, in ``session``.
+
+    ``None`` is the app server's own media server (or, without one, the least loaded present
+    one). False, and nothing done, when it is assigned there already. The caller commits, then
+    calls :func:`restart_ingest`; the camera PATCH and the room move both come through here.
+    """
+    if media_server_id == camera.media_server_id:
+        return False
+    if media_server_id is not None and await session.get(MediaServer, media_server_id) is None:
+        raise ValidationFailed(f"no media server {media_server_id}", fields={"media_server_id": "unknown"})
+    # Released where it is before it is assigned elsewhere (its lease given back).
+    await get_context().media.remove_camera(camera.id)
+    camera.media_server_id = media_server_id
+    return True
+
+
+async def restart_ingest(camera: Camera) -> None:
+    """Stop ``camera``'s ingest and start it again, with its stored settings, where it is assigned."""
     ctx = get_context()
     await ctx.media.remove_camera(camera.id)
     await ctx.cameras.forget(camera.id)
-    if ctx.media.started and camera.enabled and ctx.settings.media.always_on:
+    await _start_ingest(camera)
+
+
+async def _start_ingest(camera: Camera) -> None:
+    ctx = get_context()
+    if not (ctx.media.started and camera.enabled and ctx.settings.media.always_on):
+        return
+    try:
         await ctx.media.ingest(camera)
+    except Conflict as err:
+        # A media server that is away when it is given a camera takes it when it comes: the
+        # app server tells each arriving server to ingest its cameras. The change is stored,
+        # so answering an error for it would say it failed when it did not.
+        if camera.media_server_id is None or not isinstance(err.__cause__, BusUnavailable):
+            raise
+        log.warning("camera %s waits for its media server: %s", camera.name, err.message)
 
 
 async def _identity(driver: CameraDriver) -> dict[str, Any]:
@@ -249,8 +286,7 @@ async def create_camera():
             await s.commit()
         except IntegrityError as err:
             raise Conflict(f"a camera named {data.name!r} already exists") from err
-    if ctx.media.started and camera.enabled and ctx.settings.media.always_on:
-        await ctx.media.ingest(camera)
+    await _start_ingest(camera)
     await _audit("camera.create", camera, driver=camera.driver)
     return jsonify(camera_json(camera, ctx.cameras)), 201
 
@@ -282,13 +318,7 @@ async def update_camera(camera_id: int):
             raise NotFound(f"no camera {camera_id}")
         if changed & {"config", "enabled", "media_server_id"}:
             _not_recording(camera, "change its settings")
-        moving = "media_server_id" in changed and data.media_server_id != camera.media_server_id
-        if moving and data.media_server_id is not None and await s.get(MediaServer, data.media_server_id) is None:
-            raise ValidationFailed(f"no media server {data.media_server_id}", fields={"media_server_id": "unknown"})
-        if moving:
-            # Released where it is before it is assigned elsewhere (its lease given back).
-            await ctx.media.remove_camera(camera.id)
-            camera.media_server_id = data.media_server_id
+        moving = "media_server_id" in changed and await assign_media_server(s, camera, data.media_server_id)
         # Look the room up before changing anything: the lookup would flush a new name early,
         # and a taken name would then fail there instead of as the 409 below.
         if "room_id" in changed and data.room_id is not None and await s.get(Room, data.room_id) is None:
@@ -314,7 +344,7 @@ async def update_camera(camera_id: int):
     if changed & {"config", "enabled"} or moving:
         if not camera.enabled:
             ctx.live.camera_closed(camera.id, f"camera {camera.name!r} was disabled")
-        await _restart_ingest(camera)
+        await restart_ingest(camera)
     await _audit("camera.update", camera, fields=sorted(changed))
     return jsonify(camera_json(camera, ctx.cameras))
 
