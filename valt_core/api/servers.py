@@ -8,12 +8,22 @@ from pydantic import Field
 from quart import jsonify
 from sqlmodel import select
 
+from .. import __version__
 from ..context import get_context
 from ..db.models import Camera, MediaServer
+from ..db.types import utcnow
 from ..errors import NotFound
 from . import api
 from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
 from .schemas import MediaServerEnrolled, MediaServerOut
+
+
+class MediaServerListed(MediaServerOut):
+    """A media server in the list: an enrolled one, or the app server's own (``id`` null, ``embedded``)."""
+
+    id: int | None  # type: ignore[assignment]  # the embedded media server has no row
+    embedded: bool = False
+    events_waiting: int | None = None
 
 
 class MediaServerCreate(RequestModel):
@@ -35,7 +45,7 @@ def server_json(row: MediaServer, cameras: list[int], present: dict[str, Any] | 
     """A media server as the API shows it: its row, its cameras, and what its presence says now."""
     load = present or {}
     return {
-        "id": row.id, "name": row.name, "pool": row.pool, "live_mode": row.live_mode,
+        "id": row.id, "name": row.name, "embedded": False, "pool": row.pool, "live_mode": row.live_mode,
         "status": "online" if present is not None else row.status, "version": load.get("version", row.version),
         "last_seen_at": row.last_seen_at.isoformat() if row.last_seen_at else None, "cameras": cameras,
         "ingesting": load.get("cameras", []), "recordings": load.get("recordings", []),
@@ -44,10 +54,23 @@ def server_json(row: MediaServer, cameras: list[int], present: dict[str, Any] | 
     }
 
 
-async def _assigned() -> dict[int, list[int]]:
+def embedded_json(name: str, cameras: list[int], present: dict[str, Any] | None) -> dict[str, Any]:
+    """The app server's own media server (``valt serve``), which has no row: it records the
+    cameras assigned to no other server, and its live view is served by this process."""
+    load = present or {}
+    return {
+        **server_json(MediaServer(name=name, live_mode="direct"), cameras, present),
+        "id": None, "embedded": True, "version": load.get("version", __version__),
+        "status": "online" if present is not None else "starting",
+        "last_seen_at": utcnow().isoformat() if present is not None else None,
+    }
+
+
+async def _assigned() -> dict[int | None, list[int]]:
+    # Camera ids by media server id; None holds the cameras assigned to no enrolled server.
     async with get_context().db.session() as s:
-        rows = (await s.exec(select(Camera.id, Camera.media_server_id).where(Camera.media_server_id != None))).all()  # noqa: E711
-    out: dict[int, list[int]] = {}
+        rows = (await s.exec(select(Camera.id, Camera.media_server_id))).all()
+    out: dict[int | None, list[int]] = {}
     for camera_id, server_id in rows:
         out.setdefault(server_id, []).append(camera_id)
     return out
@@ -55,15 +78,24 @@ async def _assigned() -> dict[int, list[int]]:
 
 @api.get("/media-servers")
 @require("system.view")
-@responds(200, list[MediaServerOut], description="Every enrolled media server, with its state and load.")
+@responds(200, list[MediaServerListed], description="The app server's own media server, when it runs one, "
+                                                   "then every enrolled one, with its state and load.")
 async def list_media_servers():
-    """The media servers: state, last seen, version, cameras, load and free storage."""
+    """The media servers: state, last seen, version, cameras, load and free storage.
+
+    With ``[media] embedded`` (``valt serve`` on one machine) the first is the app server's own,
+    ``embedded`` and without an id, holding the cameras assigned to no enrolled server.
+    """
     ctx = get_context()
     async with ctx.db.session() as s:
         rows = (await s.exec(select(MediaServer).order_by(MediaServer.name))).all()
     assigned = await _assigned()
     present = ctx.media.cluster.present
-    return jsonify([server_json(r, sorted(assigned.get(r.id, [])), present.get(r.name)) for r in rows])
+    listed = [server_json(r, sorted(assigned.get(r.id, [])), present.get(r.name)) for r in rows]
+    if ctx.media.engine is not None:
+        name = ctx.media.engine.name
+        listed.insert(0, embedded_json(name, sorted(assigned.get(None, [])), present.get(name)))
+    return jsonify(listed)
 
 
 @api.post("/media-servers")
