@@ -260,16 +260,40 @@ class _DurableConsumer(Subscription):
                 pass  # the connection is down: the message comes again after ack_wait, handled twice at worst
         sub, self.sub = self.sub, None
         if sub is not None and not self.bus._nc.is_closed:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
-        # Unsubscribed first: a message given back while we still listened would come straight back
-        # to us and be lost with the subscription until ack_wait. Now it goes to the next consumer.
+            await self._stop_listening(sub)
+        # Stopped listening first: a message given back while we still listened would come straight
+        # back to us and be lost with the subscription until ack_wait. Now it goes to the next consumer.
         held = [self.current] if self.current is not None else []
         while not self.arrived.empty():
             held.append(self.arrived.get_nowait())
         for msg in held:
             await self._nak(msg, None)
         self.current = None
+
+
+    async def _stop_listening(self, sub: NatsSubscription) -> None:
+        # Drained, not only unsubscribed: the server may send us a message before it sees the
+        # unsubscribe, and nats-py drops what comes for a removed subscription, which would leave
+        # that message unacknowledged (the stream, one message out at a time, stuck) until
+        # ack_wait. nats-py's own drain() cannot be trusted with it: its flush writes the PING
+        # ahead of the UNSUB still in its buffer (see NatsBus._sync). So: the UNSUB, then our
+        # double flush (the server has seen the UNSUB and sent all it sent before it, which the
+        # read loop has queued for our callback by the time the PONG is read), then the
+        # subscription's queue handled, then the subscription removed. This uses two private
+        # names of nats-py's; without them, it falls back to a plain unsubscribe.
+        nc = self.bus._nc
+        send_unsubscribe = getattr(nc, "_send_unsubscribe", None)
+        pending = getattr(sub, "_pending_queue", None)
+        if nc.is_connected and send_unsubscribe is not None and hasattr(sub, "_id"):
+            try:
+                await send_unsubscribe(sub._id)
+                await self.bus._sync(f"stopping the durable consumer {self.durable}")
+                if pending is not None:
+                    await asyncio.wait_for(pending.join(), self.bus.op_timeout_s)
+            except (BusUnavailable, asyncio.TimeoutError, nats.errors.Error) as err:
+                log.debug("bus consumer %s: not drained (%s)", self.durable, type(err).__name__)
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
 
 
 class _Bucket(KeyValue):
