@@ -14,6 +14,7 @@ from ..auth.access import role_allows
 from ..context import get_context
 from ..db.models import Camera, Room, User
 from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
+from ..redact import redact
 
 web = Blueprint("web", __name__)
 
@@ -104,7 +105,8 @@ async def _rooms_page(template: str, room_id: int | None = None, enabled_only: b
         return redirect(url_for("web.login_page"))
     user, token = signed_in
     frame = {"user": user, "csrf": ctx.sessions.csrf_token(token), "version": __version__,
-             "can_manage_cameras": role_allows(user.role, "cameras.manage")}
+             "can_manage_cameras": role_allows(user.role, "cameras.manage"),
+             "can_view_servers": role_allows(user.role, "system.view")}
     if permission is not None and not role_allows(user.role, permission):
         html = await render_template_string(FORBIDDEN, message=f"Your role ({user.role}) cannot open this page.",
                                             **frame)
@@ -157,3 +159,21 @@ async def admin_cameras():
     field_order = {name: list(klass.Config.model_fields)
                    for name, klass in get_context().plugins.camera_drivers.items()}
     return await _rooms_page("admin_cameras.html", permission="cameras.manage", field_order=field_order)
+
+
+@web.get("/admin/media-servers")
+async def admin_media_servers():
+    """The media servers' state and load, enrolment, and moving cameras and rooms (admins).
+
+    The page's script does it all through the API; the page itself tells the script what this
+    user may change and which NATS server a new media server joins.
+    """
+    ctx = get_context()
+    signed_in = await signed_in_user()
+    role = signed_in[0].role if signed_in else ""
+    page = {"can_manage_servers": role_allows(role, "servers.manage"),
+            "can_move_cameras": role_allows(role, "servers.manage") and role_allows(role, "cameras.manage"),
+            # Shown in the command a site runs on the new server's host; a password in it is masked.
+            "bus_url": redact(ctx.settings.bus.url), "embedded": ctx.media.engine is not None,
+            "app_seed_file": str(ctx.settings.bus.nkey_seed_file or "")}
+    return await _rooms_page("admin_media_servers.html", permission="system.view", page=page)
