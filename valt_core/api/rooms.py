@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from quart import jsonify
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -28,11 +29,22 @@ class RoomCreate(RequestModel):
     description: str = Field("", max_length=500)
 
 
+def _integral(value: Any) -> Any:
+    # JSON has one kind of number: to a JSON schema, and so to the OpenAPI document's clients,
+    # 2.0 is the integer 2. It is here too; 2.5 and "2" are still refused by the strict check.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: A media server's id in a body.
+ServerId = Annotated[Id, BeforeValidator(_integral)]
+
+
 class RoomUpdate(RequestModel):
     """Body of ``PATCH /api/v1/rooms/{id}``: only the fields given change."""
 
-    media_server_id: Id | None = Field(None, description="Move every camera of the room to this media server "
-                                                         "(null: the app server's own, or the least loaded one).")
+    media_server_id: ServerId | None = Field(
+        None, description="Move every camera of the room to this media server (null: the app server's own, "
+                          "or the least loaded one).")
 
 
 @api.get("/rooms")
