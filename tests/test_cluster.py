@@ -43,11 +43,14 @@ def wait_until(check, timeout_s: float, what: str, every_s: float = 0.2):
 class MediaServerProcess:
     """A ``valt media-server --name NAME`` process with its own data directory."""
 
-    def __init__(self, tmp_path, name: str, seed_file, common: dict[str, str]) -> None:
+    def __init__(self, tmp_path, name: str, seed_file, common: dict[str, str], live_port: int = 0) -> None:
         self.name = name
         self.data = tmp_path / f"ms-{name}"
         self.log = tmp_path / f"ms-{name}-{uuid.uuid4().hex[:6]}.log"
-        env = {**_env(tmp_path, **common), "VALT_DATA_DIR": str(self.data), "VALT_BUS__NKEY_SEED_FILE": str(seed_file)}
+        self.live_port = live_port
+        # Several on one machine: each its own live port, or none (0: relayed only).
+        env = {**_env(tmp_path, **common), "VALT_DATA_DIR": str(self.data), "VALT_BUS__NKEY_SEED_FILE": str(seed_file),
+               "VALT_MEDIA__LIVE_PORT": str(live_port)}
         self.proc = subprocess.Popen(VALT + ["media-server", "--name", name], stdout=open(self.log, "w"),
                                      stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
 

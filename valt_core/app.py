@@ -23,6 +23,22 @@ log = logging.getLogger(__name__)
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
             "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
+
+
+def page_csp(live_urls: list[str]) -> str:
+    """The pages' policy, letting them also connect to media servers that serve live view directly."""
+    extra = []
+    for url in sorted(set(live_urls)):
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or any(c in rest for c in " ;,'\""):
+            continue
+        origin = rest.split("/", 1)[0]
+        extra += [f"{scheme}://{origin}", f"{'wss' if scheme == 'https' else 'ws'}://{origin}"]
+    if not extra:
+        return PAGE_CSP
+    return PAGE_CSP.replace("connect-src 'self'", "connect-src 'self' " + " ".join(extra))
+
+
 #: JSON and media answers are never documents to render.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
@@ -136,7 +152,9 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
             response.headers.setdefault("Cache-Control", "no-store")
             response.headers.setdefault("Content-Security-Policy", API_CSP)
         else:
-            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+            present = ctx.media.cluster.present
+            live_urls = [str(p["live_url"]) for p in present.values() if p.get("live_url")]
+            response.headers.setdefault("Content-Security-Policy", page_csp(live_urls))
         return response
 
     return app

@@ -48,6 +48,7 @@ class ClusterWatch:
         self._task: asyncio.Task | None = None
         self._reachable_since: float | None = None
         self._moving: set[str] = set()
+        self._keyed: set[tuple[str, Any]] = set()
 
     async def start(self) -> None:
         """Start watching."""
@@ -88,6 +89,7 @@ class ClusterWatch:
             if old is None or old.get("started_at") != state.get("started_at"):
                 log.info("media server %s is here (version %s)", name, state.get("version", "?"))
                 await self._arrived(name, state)
+        await self._give_live_keys(now)
         await self._store(now)
         settled = time.monotonic() - self._reachable_since > 2 * self.lease_s
         for name in set(before) - set(now):
@@ -122,6 +124,20 @@ class ClusterWatch:
             rows = (await s.exec(select(MediaServer.name).join(Camera, Camera.media_server_id == MediaServer.id)
                                  .where(Camera.enabled == True).distinct())).all()  # noqa: E712
         return [name for name in rows if name not in now]
+
+    async def _give_live_keys(self, now: dict[str, dict[str, Any]]) -> None:
+        # Each start of a media server gets its direct live key, tried again each look until it took it.
+        local = self.control.engine.name if self.control.engine is not None else None
+        for name, state in now.items():
+            start = (name, state.get("started_at"))
+            if name == local or start in self._keyed:
+                continue
+            try:
+                await self.control.send_live_key(name)
+            except ValtError as err:
+                log.warning("media server %s: live key not given yet (direct live view waits): %s", name, err.message)
+                continue
+            self._keyed = {k for k in self._keyed if k[0] != name} | {start}
 
     async def _arrived(self, name: str, state: dict[str, Any]) -> None:
         if not self.control.settings.media.always_on:

@@ -81,7 +81,7 @@ class ValtContext:
         # The media engine gets what it uses by name: no app context, no database.
         ctx.engine = (MediaEngine(settings, storage, ctx.cameras, ctx.bus, lease_s=settings.bus.lease_s)
                       if settings.media.embedded else None)
-        ctx.media = MediaControl(settings, db, storage, plugins, audit, ctx.bus, ctx.engine)
+        ctx.media = MediaControl(settings, db, storage, plugins, audit, ctx.bus, ctx.engine, secret=secret)
         from .auth.live_access import LiveAccess
 
         ctx.live = LiveAccess(db, secret, audit, ctx.media, settings.live.recheck_s)

@@ -22,6 +22,7 @@ from .bus.messages import (
     CameraStatus,
     GapClosed,
     GapOpened,
+    LiveViewOpened,
     RecordingEnded,
     SegmentClosed,
     SegmentOpened,
@@ -30,7 +31,7 @@ from .bus.messages import (
     decode,
 )
 from .db import Database, is_transient_db_error
-from .db.models import Camera, Gap, Recording, Segment, Track
+from .db.models import Camera, Gap, Recording, Segment, Track, User
 from .db.types import utcnow
 from .events import CameraStatusChanged, RecordingStopped, SegmentWritten
 from .plugins import PluginHost
@@ -127,17 +128,25 @@ class IndexWriter:
             CameraStatus: self._camera_status, SegmentOpened: self._segment_opened,
             SegmentClosed: self._segment_closed, SegmentSalvaged: self._segment_salvaged,
             GapOpened: self._gap_opened, GapClosed: self._gap_closed, TrackEnded: self._track_ended,
-            RecordingEnded: self._recording_ended,
+            RecordingEnded: self._recording_ended, LiveViewOpened: self._live_view_opened,
         }.get(type(event))
         if handler is None:
             log.warning("index: no use for %s events", event.kind)
             return
-        if isinstance(event, RecordingEnded):
-            await self._recording_ended(event, server)
+        if isinstance(event, (RecordingEnded, LiveViewOpened)):
+            await handler(event, server)
         else:
             await handler(event)
 
     # --- cameras -----------------------------------------------------------------------------
+
+    async def _live_view_opened(self, e: LiveViewOpened, server: str) -> None:
+        # A direct opening on a media server is audited like one on this server.
+        async with self.db.session() as s:
+            user = await s.get(User, e.user_id)
+        await self.audit.record("camera.live.open", actor=user, target_type="camera", target_id=e.camera_id,
+                                detail={"transport": e.transport, "media_server": server},
+                                remote_addr=e.remote_addr)
 
     async def _camera_status(self, e: CameraStatus) -> None:
         async with self.db.session() as s:

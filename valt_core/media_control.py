@@ -10,20 +10,27 @@ recordings, reading the store itself (shared storage, or the one machine of ``va
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlmodel import select
 
 from .audit import AuditLog
+from .auth.media_tokens import camera_key, server_live_secret
 from .bus.base import Bus, BusUnavailable
 from .bus.messages import (
     CameraSpec,
     Command,
     Done,
     IngestCamera,
+    LiveKey,
+    LiveOpened,
+    LiveRevoke,
+    OpenLive,
     PauseRecording,
     ReleaseCamera,
     ResumeRecording,
@@ -39,9 +46,10 @@ from .cluster import ClusterWatch
 from .db import Database, is_transient_db_error
 from .db.models import Camera, Clip, Gap, MediaServer, Recording, Room, Segment, Track, User
 from .db.types import utcnow
-from .errors import CameraDisabled, Conflict, DatabaseError, NotFound, NotSupported, ValidationFailed, ValtError
+from .errors import CameraDisabled, Conflict, DatabaseError, NotFound, ValidationFailed, ValtError
 from .events import CameraStatusChanged, RecordingPaused, RecordingResumed, RecordingStarted, RecordingStopped
 from .index import CONSUMER, IndexWriter, chain_hash
+from .live_relay import LiveRelays
 from .media.clips import ClipService, PlaybackCache
 from .media.recorder import RecordingClock, parse_segment_key, segment_key
 from .media.salvage import salvage_object
@@ -51,7 +59,7 @@ from .storage.base import StorageBackend
 
 if TYPE_CHECKING:
     from .media.engine import MediaEngine
-    from .media.live import LiveFragmenter
+    from .transports.stream import LiveStream
 
 log = logging.getLogger(__name__)
 RUNNING_STATES = ("recording", "paused")
@@ -95,14 +103,16 @@ class RunningRecording:
 
 def camera_spec(camera: Camera) -> CameraSpec:
     """What a media server needs of a camera row."""
-    return CameraSpec(id=camera.id, name=camera.name, driver=camera.driver, config=dict(camera.config or {}))
+    return CameraSpec(id=camera.id, name=camera.name, driver=camera.driver, config=dict(camera.config or {}),
+                      key=camera_key(camera.created_at))
 
 
 class MediaControl:
     """Recordings, cameras and live streams as the API sees them (see the module docstring)."""
 
     def __init__(self, settings: Settings, db: Database, storage: StorageBackend, plugins: PluginHost,
-                 audit: AuditLog, bus: Bus, engine: "MediaEngine | None" = None, server: str = "local") -> None:
+                 audit: AuditLog, bus: Bus, engine: "MediaEngine | None" = None, server: str = "local",
+                 secret: bytes = b"") -> None:
         self.settings = settings
         self.db = db
         self.storage = storage
@@ -113,6 +123,10 @@ class MediaControl:
         self.server = server
         self.index = IndexWriter(db, plugins, audit, self)
         self.cluster = ClusterWatch(self, bus, settings.bus.lease_s)
+        self.relays = LiveRelays(bus, self._open_live, self._owner_of)
+        #: The app server's secret, from which each media server's direct live key is derived.
+        self.secret = secret
+        self._background: set[asyncio.Task] = set()
         self.sessions: dict[int, RunningRecording] = {}
         self.playback = PlaybackCache(self)
         self.clips = ClipService(self)
@@ -150,6 +164,7 @@ class MediaControl:
     async def stop(self) -> None:
         """Stop the recordings (their index written while the database answers), then the media server."""
         await self.cluster.stop()
+        await self.relays.close()
         for recording_id in list(self.sessions):
             try:
                 await self.stop_recording(recording_id, reason="server shutdown")
@@ -217,6 +232,7 @@ class MediaControl:
         """Stop ingesting a camera (removed, disabled or reconfigured), and its live stream."""
         async with self.db.session() as s:
             camera = await s.get(Camera, camera_id)
+        await self.relays.release(camera_id)
         if camera is None or (camera.media_server_id is None and self.engine is None):
             return
         try:
@@ -230,17 +246,65 @@ class MediaControl:
         return await self.command(TakeStill(camera=camera_spec(camera)), await self.server_for(camera),
                                   timeout_s=self.settings.bus.command_timeout_s)  # type: ignore[return-value]
 
-    async def live_stream(self, camera_id: int) -> "LiveFragmenter":
-        """The camera's shared live stream, started on first use."""
+    async def live_stream(self, camera_id: int) -> "LiveStream":
+        """The camera's shared live stream, started on first use.
+
+        A camera of this process's media engine is read directly; one of another media server
+        is relayed over the bus (:mod:`valt_core.live_relay`).
+        """
         async with self.db.session() as s:
             camera = await s.get(Camera, camera_id)
         if camera is None:
             raise NotFound(f"no camera {camera_id}")
         if not camera.enabled:
             raise CameraDisabled(f"camera {camera.name!r} is disabled")
-        if self.engine is None or await self.server_for(camera) != self.engine.name:
-            raise NotSupported("live view of a camera on another media server is not available yet")
-        return await self.engine.live_stream(camera_spec(camera))
+        try:
+            server = await self.server_for(camera)
+        except BusUnavailable as err:
+            raise Conflict(err.message) from err
+        if self.engine is not None and server == self.engine.name:
+            return await self.engine.live_stream(camera_spec(camera))
+        return await self.relays.stream(camera_spec(camera), server)
+
+    def live_key(self, server: str) -> bytes:
+        """The key direct live tokens for media server ``server`` are signed with."""
+        return server_live_secret(self.secret, server)
+
+    async def send_live_key(self, server: str) -> None:
+        """Give media server ``server`` its direct live key (when it joins)."""
+        key = base64.b64encode(self.live_key(server)).decode()
+        await self.command(LiveKey(key=key, token_ttl_s=self.settings.live.token_ttl_s), server, timeout_s=10.0)
+
+    def revoke_direct_live(self, reason: str, *, session_id: int = 0, user_id: int = 0, camera_id: int = 0) -> None:
+        """Tell every present media server to close and refuse direct viewers of what is named.
+
+        Tokens issued until now expire by now plus their lifetime, so that is how long the media
+        servers refuse them. Sent in the background: signing out must not wait for the servers.
+        """
+        servers = [name for name in self.cluster.present if self.engine is None or name != self.engine.name]
+        if not servers:
+            return
+        revoke = LiveRevoke(session_id=session_id, user_id=user_id, camera_id=camera_id, reason=reason,
+                            until=time.time() + self.settings.live.token_ttl_s + 1)
+
+        async def send(server: str) -> None:
+            try:
+                await self.command(revoke, server, timeout_s=10.0)
+            except ValtError as err:
+                log.warning("media server %s not told to close live viewers (%s): %s", server, reason, err.message)
+
+        for server in servers:
+            task = asyncio.create_task(send(server), name=f"live-revoke-{server}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _open_live(self, command: OpenLive, server: str) -> LiveOpened:
+        return await self.command(command, server, timeout_s=10.0)  # type: ignore[return-value]
+
+    async def _owner_of(self, camera_id: int) -> str | None:
+        async with self.db.session() as s:
+            camera = await s.get(Camera, camera_id)
+        return None if camera is None else await self.server_for(camera)
 
     async def _set_camera_error(self, camera_id: int, message: str) -> None:
         async with self.db.session() as s:

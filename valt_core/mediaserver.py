@@ -44,23 +44,84 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
     storage = plugins.build_storage_backend(settings.storage.driver, storage_options)
     cameras = CameraService(plugins, settings.cameras.control_timeout_s)
     bus = bus_from_settings(settings, f"valt-media-{name}")
+    live = LiveListener(settings) if settings.media.live_port else None
     engine = MediaEngine(settings, storage, cameras, bus, name=name, lease_s=settings.bus.lease_s, pool=pool,
-                         live_url=live_url)
+                         live_url=live_url or (live.url if live else ""))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await storage.check()
     await bus.start()
+    serving: asyncio.Task | None = None
     try:
         await engine.start()
-        print(f"media server {name} joined {settings.bus.url} (pool {pool or 'default'!r})", flush=True)
+        if live is not None:
+            serving = asyncio.create_task(live.serve(engine, plugins, stop), name="media-live-port")
+        said = f"; direct live view on {live.url}" if live else ""
+        print(f"media server {name} joined {settings.bus.url} (pool {pool or 'default'!r}){said}", flush=True)
         await stop.wait()
         await engine.stop()
     finally:
+        if serving is not None:
+            stop.set()
+            await asyncio.gather(serving, return_exceptions=True)
         await bus.close()
         await cameras.close()
+    if serving is not None and not serving.cancelled() and serving.exception() is not None:
+        raise serving.exception()  # the live port could not open: the media server stops saying why
     return 0
+
+
+class LiveListener:
+    """The media server's live port: the transports' routes, for browsers that connect directly.
+
+    It serves only ``/live/...`` (no pages, no API), with :class:`~valt_core.media.direct.DirectLiveAccess`
+    as the transports' host, over HTTPS/WSS when ``[server] tls`` is on (the same certificate
+    settings as the app server's, or a self-signed certificate in the data directory).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host = settings.media.live_host or settings.server.host
+        self.port = settings.media.live_port
+        self.tls = settings.server.tls
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        self.url = (settings.media.live_url.rstrip("/")
+                    or f"{'https' if self.tls else 'http'}://{shown}:{self.port}")
+
+    def app(self, engine: Any, plugins: Any) -> Any:
+        """The Quart app of the live port."""
+        from quart import Quart
+
+        app = Quart("valt-media-live")
+        for transport_name in sorted(plugins.transports):
+            options = self.settings.live.transport_options.get(transport_name, {})
+            transport = plugins.build_transport(transport_name, options)
+            app.register_blueprint(transport.blueprint(engine.direct))
+        return app
+
+    async def serve(self, engine: Any, plugins: Any, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set; :class:`ConfigError` when the port cannot open."""
+        import hypercorn.asyncio
+        from hypercorn.config import Config as HypercornConfig
+
+        config = HypercornConfig()
+        config.bind = [f"{self.host}:{self.port}"]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")
+        if self.tls:
+            from .tls import certificate_for
+
+            server = self.settings.server
+            cert = certificate_for(server.tls_cert, server.tls_key, self.settings.data_dir, self.host)
+            config.certfile, config.keyfile = str(cert.cert_path), str(cert.key_path)
+        try:
+            await hypercorn.asyncio.serve(self.app(engine, plugins), config, shutdown_trigger=stop.wait)
+        except OSError as err:
+            raise ConfigError(f"cannot open the live port {self.host}:{self.port}: {err.strerror}") from err
+        finally:
+            stop.set()
 
 
 def new_nkey_seed() -> tuple[bytes, str]:
@@ -111,7 +172,7 @@ async def enrol(ctx: Any, name: str, pool: str = "", live_mode: str = "relayed")
 def media_server_permissions(name: str, prefix: str) -> dict[str, Any]:
     """What media server ``name`` may publish and subscribe to on NATS."""
     return {
-        "publish": {"allow": [f"valt.index.{name}", "_INBOX.>", f"$KV.{prefix}_leases.>",
+        "publish": {"allow": [f"valt.index.{name}", f"valt.live.{name}.>", "_INBOX.>", f"$KV.{prefix}_leases.>",
                               f"$KV.{prefix}_presence.{name}", "$JS.API.>", "$JS.ACK.>"],
                     "deny": DENIED_JS_API},
         "subscribe": {"allow": [f"valt.media.{name}.>", "_INBOX.>"]},

@@ -141,6 +141,14 @@ class MediaSettings(StrictModel):
         True, description="`valt serve` runs its own media server (named `local`); off: cameras are recorded only "
                           "by `valt media-server` processes.")
     always_on: bool = Field(True, description="Ingest every enabled camera from start-up (status always known).")
+    live_port: int = Field(
+        8081, ge=0, le=65535, description="`valt media-server` only: the port browsers open direct live view on "
+                                          "(HTTPS/WSS when `[server] tls` is on); 0 listens on none (relayed only).")
+    live_host: str = Field("", description="`valt media-server` only: the address the live port listens on "
+                                           "(empty: `[server] host`).")
+    live_url: str = Field(
+        "", description="`valt media-server` only: the address browsers reach the live port at, e.g. "
+                        "`https://media1.site.example:8081` (empty: made from the listen address).")
     profile: str = Field("main", description="Camera stream profile that is ingested and recorded.")
     segment_seconds: float = Field(
         60.0, ge=2, le=3600, description="Cut recordings into files of about this length (at keyframes).")

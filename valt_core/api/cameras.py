@@ -436,10 +436,16 @@ async def camera_snapshot(camera_id: int):
 @require("live.watch")
 @responds(200, description="A live token and where each transport serves the camera.", errors=(409,))
 async def camera_live(camera_id: int):
-    """A short-lived token to watch the camera live, and where each transport serves it (audited)."""
+    """A short-lived token to watch the camera live, and where each transport serves it (audited).
+
+    A camera on a media server whose live mode is ``direct`` is watched on that server: the
+    endpoints are absolute addresses of its live port, and the token is one only it accepts.
+    Otherwise the endpoints are on this server, which relays the camera when it is elsewhere.
+    """
     ctx = get_context()
     camera = await _enabled_camera(camera_id)
-    token, expires = issue_media_token(ctx.secret, camera_id, caller().user.id, ctx.settings.live.token_ttl_s,
+    server, base, key = await _live_route(camera)
+    token, expires = issue_media_token(key, camera_id, caller().user.id, ctx.settings.live.token_ttl_s,
                                        camera_created=camera_key(camera.created_at), session_id=caller().token.id)
     # Watching a room is an access like playing a recording: who, which camera, when. Opening
     # the stream with the token is audited again (camera.live.open) by the transport's host.
@@ -448,10 +454,26 @@ async def camera_live(camera_id: int):
     for name, transport in ctx.transports.items():
         url = transport.viewer_url(camera_id, token)
         if url:
-            endpoints[name] = url
+            endpoints[name] = base + url
     return jsonify({"camera_id": camera_id, "status": camera.status, "token": token,
                     "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat(),
-                    "endpoints": endpoints})
+                    "endpoints": endpoints, "media_server": server, "live_mode": "direct" if base else "relayed"})
+
+
+async def _live_route(camera: Camera) -> tuple[str | None, str, bytes]:
+    """(media server, address prefix of the endpoints, key the token is signed with) for live view."""
+    ctx = get_context()
+    if camera.media_server_id is None:
+        return (ctx.engine.name if ctx.engine else None), "", ctx.secret
+    async with ctx.db.session() as s:
+        row = await s.get(MediaServer, camera.media_server_id)
+    if row is None:
+        return None, "", ctx.secret
+    live_url = str((ctx.media.cluster.present.get(row.name) or {}).get("live_url") or "")
+    if row.live_mode != "direct" or not live_url:
+        # Relayed, or a direct server that has no live port (or is away): through this server.
+        return row.name, "", ctx.secret
+    return row.name, live_url.rstrip("/"), ctx.media.live_key(row.name)
 
 
 @api.get("/cameras/<int:camera_id>/ptz")

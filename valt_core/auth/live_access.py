@@ -26,8 +26,8 @@ from .access import role_allows
 from .media_tokens import MediaClaims, camera_key, verify_media_token
 
 if TYPE_CHECKING:
-    from ..media.live import LiveFragmenter, Viewer
     from ..media_control import MediaControl
+    from ..transports.stream import LiveStream, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,11 @@ class LiveAccess:
         await self._audit_open(claims, user, transport, remote_addr)
         return claims
 
-    async def live_stream(self, camera_id: int) -> "LiveFragmenter":
+    async def live_stream(self, camera_id: int) -> "LiveStream":
         """The camera's shared live stream (started on first use)."""
         return await self.media.live_stream(camera_id)
 
-    def watch(self, claims: MediaClaims, stream: "LiveFragmenter", maxsize: int, transport: str) -> "Viewer":
+    def watch(self, claims: MediaClaims, stream: "LiveStream", maxsize: int, transport: str) -> "Viewer":
         """A new viewer of ``stream``, registered so that it can be closed when access ends."""
         viewer = stream.add_viewer(maxsize)
         self.watches.add(Watch(claims, viewer, transport))
@@ -83,7 +83,7 @@ class LiveAccess:
             self._task = asyncio.create_task(self._recheck(), name="live-access-recheck")
         return viewer
 
-    def unwatch(self, stream: "LiveFragmenter", viewer: "Viewer") -> None:
+    def unwatch(self, stream: "LiveStream", viewer: "Viewer") -> None:
         """Forget a viewer that went away."""
         stream.remove_viewer(viewer)
         self.watches = {w for w in self.watches if w.viewer is not viewer}
@@ -99,15 +99,19 @@ class LiveAccess:
         return len(closing)
 
     def signed_out(self, session_id: int) -> int:
-        """A sign-in session ended: close what it was watching."""
+        """A sign-in session ended: close what it was watching (here and on the media servers)."""
+        self.media.revoke_direct_live("signed out", session_id=session_id)
         return self.close_where(lambda c: c.session_id == session_id, "signed out")
 
     def user_changed(self, user_id: int) -> int:
         """A user was disabled or changed role: close their viewers now (re-opening re-checks)."""
-        return self.close_where(lambda c: c.user_id == user_id, "your access changed; sign in again")
+        reason = "your access changed; sign in again"
+        self.media.revoke_direct_live(reason, user_id=user_id)
+        return self.close_where(lambda c: c.user_id == user_id, reason)
 
     def camera_closed(self, camera_id: int, reason: str) -> int:
         """A camera was disabled or removed: close its viewers."""
+        self.media.revoke_direct_live(reason, camera_id=camera_id)
         return self.close_where(lambda c: c.camera_id == camera_id, reason)
 
     async def stop(self) -> None:

@@ -27,6 +27,15 @@ def _key(secret: bytes) -> bytes:
     return hmac.new(secret, b"valt media token v1", hashlib.sha256).digest()
 
 
+def server_live_secret(secret: bytes, server: str) -> bytes:
+    """The secret media server ``server`` checks its direct live tokens with.
+
+    Derived for that server alone: it can check tokens for its own cameras, and a token signed
+    for it opens nothing on the app server or on another media server.
+    """
+    return hmac.new(secret, b"valt direct live v1:" + server.encode(), hashlib.sha256).digest()
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

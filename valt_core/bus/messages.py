@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ValtError
 
@@ -81,6 +81,8 @@ class CameraSpec(BaseModel):
     name: str
     driver: str
     config: dict[str, Any] = {}
+    #: The camera's creation identity, which live tokens name (so one for a deleted camera never opens its successor).
+    key: int = 0
 
 
 class TrackSpec(BaseModel):
@@ -182,6 +184,59 @@ class StopRecording(Command):
     answer: ClassVar[type[BusMessage] | None] = Done
     recording_id: int
     reason: str = ""
+
+
+@message
+class LiveOpened(BusMessage):
+    """The answer to :class:`OpenLive`: where the fragments go and what the stream is."""
+
+    kind: ClassVar[str] = "live.opened"
+    subject: str
+    profile: str = "main"
+    transcoding: list[str] = []
+
+
+@message
+class OpenLive(Command):
+    """Start the camera's live stream and relay its fragments on ``valt.live.<server>.<camera>``.
+
+    Sent again every few seconds while the app server has viewers (the relay stops when it is
+    not); ``replay`` asks for the init segment and the current GOP again, for a new subscriber.
+    """
+
+    kind: ClassVar[str] = "live.open"
+    answer: ClassVar[type[BusMessage] | None] = LiveOpened
+    camera: CameraSpec
+    replay: bool = True
+
+
+@message
+class LiveKey(Command):
+    """The key this media server checks direct live tokens with (sent by the app server when it joins).
+
+    It is derived from the app server's secret for this media server alone, so a media server can
+    check tokens for its own cameras without being able to sign any for another's.
+    """
+
+    kind: ClassVar[str] = "live.key"
+    answer: ClassVar[type[BusMessage] | None] = Done
+    key: str = Field(repr=False)
+    #: Longest lifetime of a live token, so revocations are kept as long as a token may live.
+    token_ttl_s: float = 300.0
+
+
+@message
+class LiveRevoke(Command):
+    """Close direct viewers whose token names this session, user or camera, and refuse such tokens
+    that expire by ``until`` (every one issued before now); 0 matches nothing."""
+
+    kind: ClassVar[str] = "live.revoke"
+    answer: ClassVar[type[BusMessage] | None] = Done
+    session_id: int = 0
+    user_id: int = 0
+    camera_id: int = 0
+    until: float
+    reason: str
 
 
 # --- events --------------------------------------------------------------------------------
@@ -297,6 +352,18 @@ class RecordingEnded(Event):
     notes: list[str] = []
 
 
+@message
+class LiveViewOpened(Event):
+    """A browser opened a camera's live stream directly on this media server (the app server audits it)."""
+
+    kind: ClassVar[str] = "live.view_opened"
+    camera_id: int
+    user_id: int
+    session_id: int = 0
+    transport: str = ""
+    remote_addr: str = ""
+
+
 #: The header of an answer that carries an error instead of a result.
 ERROR_HEADER = "valt-error"
 
@@ -333,6 +400,11 @@ def _error_classes() -> dict[str, type[ValtError]]:
 def command_subject(server: str) -> str:
     """Where a media server takes commands."""
     return f"valt.media.{server}.cmd"
+
+
+def live_subject(server: str, camera_id: int) -> str:
+    """Where a media server relays a camera's live fragments (core NATS: at most once)."""
+    return f"valt.live.{server}.{camera_id}"
 
 
 def event_subject(server: str) -> str:

@@ -22,6 +22,10 @@ from ..bus.messages import (
     Command,
     Done,
     IngestCamera,
+    LiveKey,
+    LiveOpened,
+    LiveRevoke,
+    OpenLive,
     PauseRecording,
     RecordingEnded,
     ReleaseCamera,
@@ -34,17 +38,20 @@ from ..bus.messages import (
     command_subject,
     decode,
     error_headers,
+    live_subject,
 )
 from ..cameras.service import CameraService
 from ..errors import CameraUnreachable, Conflict, StorageError, ValtError
 from ..settings import Settings
 from ..storage.base import StorageBackend
+from .direct import DirectLiveAccess
 from .leases import CameraLeases
 from .live import BROWSER_VIDEO, IDLE_STOP_S, LiveFragmenter
 from .outbox import EventOutbox
 from .pipeline import CameraPipeline
 from .presence import Presence
 from .recorder import RecordingSession, TrackRecorder, parse_segment_key
+from .relay import RELAY_IDLE_S, RelayedCamera
 from .salvage import salvage_object
 from .stills import jpeg_from_keyframe
 
@@ -76,6 +83,10 @@ class MediaEngine:
         self.sessions: dict[int, RecordingSession] = {}
         self.live_streams: dict[int, LiveFragmenter] = {}
         self.live_pipelines: dict[int, CameraPipeline] = {}
+        #: Cameras whose live stream is relayed over the bus to app servers, by camera id.
+        self.relays: dict[int, RelayedCamera] = {}
+        #: The host of direct live viewers (``valt media-server`` serves them on its live port).
+        self.direct = DirectLiveAccess(self)
         self._live_lock = asyncio.Lock()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -168,6 +179,12 @@ class MediaEngine:
             self._session(command.recording_id).resume()
         elif isinstance(command, StopRecording):
             await self.end_recording(command.recording_id, "command", command.reason)
+        elif isinstance(command, OpenLive):
+            return await self.open_relay(command)
+        elif isinstance(command, LiveKey):
+            self.direct.set_key(command)
+        elif isinstance(command, LiveRevoke):
+            self.direct.revoke(command)
         else:
             raise Conflict(f"{command.kind} is not a command of media servers")
         return Done(epoch=self.events.epoch, upto=self.events.last)
@@ -256,6 +273,18 @@ class MediaEngine:
                 self.live_streams[spec.id] = stream
             return stream
 
+    async def open_relay(self, command: OpenLive) -> LiveOpened:
+        """Relay the camera's live stream over the bus (started, or renewed when it runs)."""
+        stream = await self.live_stream(command.camera)
+        relay = self.relays.get(command.camera.id)
+        if relay is None or relay.stream is not stream:
+            if relay is not None:
+                await relay.close()
+            relay = self.relays[command.camera.id] = RelayedCamera(
+                self.bus, live_subject(self.name, command.camera.id), stream)
+        relay.renew(command.replay)
+        return LiveOpened(subject=relay.subject, profile=stream.profile, transcoding=stream.transcoding)
+
     async def _live_source(self, camera: CameraSpec) -> CameraPipeline:
         """The pipeline live view reads: the recorded one, unless a browser cannot play it.
 
@@ -286,6 +315,9 @@ class MediaEngine:
         return sub
 
     async def _stop_live(self, camera_id: int) -> None:
+        relay = self.relays.pop(camera_id, None)
+        if relay is not None:
+            await relay.close()
         stream = self.live_streams.pop(camera_id, None)
         if stream is not None:
             await stream.stop()
@@ -297,6 +329,11 @@ class MediaEngine:
         # A live stream nobody watched for a while stops (and with it any transcoding).
         while True:
             await asyncio.sleep(2)
+            for camera_id, relay in list(self.relays.items()):
+                if relay.idle_for > RELAY_IDLE_S:
+                    # No app server renewed it: nobody watches through the bus any more.
+                    self.relays.pop(camera_id, None)
+                    await relay.close()
             for camera_id, stream in list(self.live_streams.items()):
                 if stream.idle_for > IDLE_STOP_S:
                     await self._stop_live(camera_id)

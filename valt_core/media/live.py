@@ -15,12 +15,11 @@ import collections
 import fractions
 import logging
 import struct
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import av
 
+from ..transports.stream import LiveStream
 from .codecs import G711, G711ToAac
 from .fmp4 import iter_boxes
 from .pipeline import CameraPipeline, Connected, MediaPacket, Subscription
@@ -68,85 +67,16 @@ def samples_by_track(moof: memoryview) -> list[tuple[int, int]]:
     return found
 
 
-@dataclass(eq=False)
-class Viewer:
-    """One viewer's queue of fMP4 pieces (bounded; overflow skips to the next keyframe)."""
-
-    maxsize: int = 150
-    items: collections.deque = field(default_factory=collections.deque)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    skipping: bool = False
-    dropped: int = 0
-    closed: bool = False
-    latency: list | None = None
-    """When a list, send delays (seconds from packet arrival to send) are appended to it."""
-    close_reason: str = ""
-    """Why the viewer was closed on purpose (signed out, camera disabled); empty otherwise."""
-
-    def close(self, reason: str) -> None:
-        """End this viewer now: nothing queued is sent, :meth:`next` raises ``ConnectionError``."""
-        self.close_reason = reason
-        self.closed = True
-        self.items.clear()
-        self.ready.set()
-
-    def offer(self, item: tuple[str, Any], keyframe: bool = False, arrival: float = 0.0) -> None:
-        """Queue ``("init", (mime, bytes))`` or ``("media", bytes)``.
-
-        ``arrival`` is when the newest packet in the fragment reached the server; the transport
-        reports send time minus arrival to :attr:`latency` (a server-side delay figure).
-        """
-        if self.closed:
-            return
-        if item[0] == "media":
-            if self.skipping:
-                if not keyframe:
-                    self.dropped += 1
-                    return
-                self.skipping = False
-            elif len(self.items) >= self.maxsize:
-                self.dropped += len(self.items)
-                self.items = collections.deque(i for i in self.items if i[0] == "init")
-                self.skipping = True
-                if not keyframe:
-                    self.dropped += 1
-                    self.ready.set()
-                    return
-                self.skipping = False
-        self.items.append((item[0], item[1], arrival, keyframe))
-        self.ready.set()
-
-    def sent(self, arrival: float) -> None:
-        """Note that a fragment whose newest packet arrived at ``arrival`` was just sent."""
-        if arrival and self.latency is not None:
-            self.latency.append(time.monotonic() - arrival)
-
-    async def next(self) -> tuple[str, Any, float, bool]:
-        """The next ``(kind, payload, arrival, starts a GOP)`` to send, waiting for one."""
-        while not self.items:
-            if self.closed:
-                raise ConnectionError("viewer closed")
-            self.ready.clear()
-            await self.ready.wait()
-        return self.items.popleft()
-
-
-class LiveFragmenter:
-    """The live fMP4 stream of one camera, shared by every viewer and transport."""
+class LiveFragmenter(LiveStream):
+    """The live fMP4 stream of one camera of this media server, fed by its pipeline."""
 
     def __init__(self, pipeline: CameraPipeline, on_idle: Any = None) -> None:
+        super().__init__()
         self.pipeline = pipeline
-        self.viewers: set[Viewer] = set()
-        self.init: tuple[str, bytes] | None = None
-        self.gop: list[bytes] = []
-        self.transcoding: list[str] = []
-        self.fragments = 0
+        self.profile = pipeline.profile
         self.on_idle = on_idle
-        self.latency_log: list | None = None
-        """Set to a list to collect every viewer's send delays (benchmarks do)."""
         self._sub: Subscription | None = None
         self._task: asyncio.Task | None = None
-        self._idle_since = time.monotonic()
 
     def start(self) -> None:
         """Subscribe to the pipeline (from its GOP cache) and start fragmenting."""
@@ -160,31 +90,7 @@ class LiveFragmenter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for v in self.viewers:
-            v.closed = True
-            v.ready.set()
-
-    def add_viewer(self, maxsize: int = 150) -> Viewer:
-        """A new viewer, primed with the init segment and the current GOP."""
-        viewer = Viewer(maxsize=maxsize, latency=self.latency_log)
-        if self.init is not None:
-            viewer.offer(("init", self.init))
-            for i, frag in enumerate(self.gop):
-                viewer.offer(("media", frag), keyframe=(i == 0))
-        self.viewers.add(viewer)
-        return viewer
-
-    def remove_viewer(self, viewer: Viewer) -> None:
-        """Forget a viewer (disconnected)."""
-        viewer.closed = True
-        self.viewers.discard(viewer)
-        if not self.viewers:
-            self._idle_since = time.monotonic()
-
-    @property
-    def idle_for(self) -> float:
-        """Seconds without any viewer (0 while someone watches)."""
-        return 0.0 if self.viewers else time.monotonic() - self._idle_since
+        self.end()
 
     async def _run(self) -> None:
         muxer: _Muxer | None = None
@@ -203,17 +109,8 @@ class LiveFragmenter:
                     continue
                 for data, keyframe in muxer.feed(event):
                     if muxer.init is not None and self.init is not muxer.init:
-                        self.init = muxer.init
-                        for v in self.viewers:
-                            v.offer(("init", self.init))
-                    if keyframe:
-                        self.gop = [data]
-                    elif self.gop:
-                        self.gop.append(data)
-                    self.fragments += 1
-                    arrival = muxer.newest_arrival
-                    for v in list(self.viewers):
-                        v.offer(("media", data), keyframe, arrival)
+                        self.offer_init(muxer.init)
+                    self.offer_media(data, keyframe, muxer.newest_arrival)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001

@@ -1,7 +1,9 @@
 """The transport contract (``valt.transports``): live delivery to viewers, or ingest.
 
 A transport contributes routes (HTTP or WebSocket, under ``/live/``) built around the
-:class:`LiveHost` the core hands it: token checks and the cameras' live fMP4 streams.
+:class:`LiveHost` the core hands it: token checks and the cameras' live fMP4 streams
+(:class:`~valt_core.transports.stream.LiveStream`, the same whether the camera is on this
+process's media engine or relayed from another media server).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from ..auth.media_tokens import MediaClaims
-    from ..media.live import LiveFragmenter, Viewer
+    from .stream import LiveStream, Viewer
 
 
 class LiveHost(Protocol):
@@ -27,13 +29,13 @@ class LiveHost(Protocol):
         ``CameraDisabled``.
         """
 
-    async def live_stream(self, camera_id: int) -> "LiveFragmenter":
+    async def live_stream(self, camera_id: int) -> "LiveStream":
         """The camera's shared live fMP4 stream (started on first use); ``NotFound`` if no camera."""
 
-    def watch(self, claims: "MediaClaims", stream: "LiveFragmenter", maxsize: int, transport: str) -> "Viewer":
+    def watch(self, claims: "MediaClaims", stream: "LiveStream", maxsize: int, transport: str) -> "Viewer":
         """A viewer of ``stream`` that the core closes when the claims' access ends."""
 
-    def unwatch(self, stream: "LiveFragmenter", viewer: "Viewer") -> None:
+    def unwatch(self, stream: "LiveStream", viewer: "Viewer") -> None:
         """Forget a viewer that went away."""
 
 

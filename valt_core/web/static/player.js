@@ -42,7 +42,8 @@ export class LivePlayer {
       return;
     }
     const url = new URL(live.endpoints.wss, location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    // Relative (this server) or absolute (a media server serving live view directly).
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(url);
     ws.binaryType = "arraybuffer";
     this.ws = ws;

@@ -93,7 +93,7 @@ class WssTransport(Transport):
                         mime, data = payload
                         await websocket.send(json.dumps({"type": "init", "mime": mime,
                                                          "transcoding": stream.transcoding,
-                                                         "profile": stream.pipeline.profile}))
+                                                         "profile": stream.profile}))
                         await websocket.send(data)
                     else:
                         await websocket.send(payload)

@@ -1,0 +1,198 @@
+"""Live view of cameras on other media servers, direct and relayed, with real processes.
+
+One app server (no media server of its own, SQLite), a private NATS with the permissions
+``valt nats-config`` writes, and two ``valt media-server`` processes: ``lan`` serves live view
+directly on its own live port, ``cloud`` takes no inbound connection (live port 0) and is
+relayed through the app server over NATS. Chromium plays both cameras on the Observe page; the
+WebSocket answers are checked byte by byte: moving video from each, the direct token good only
+on its own server, one relay subscription for many viewers, signing out closing a direct viewer
+at once, and each direct opening audited by the app server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+import urllib.request
+
+import av
+import pytest
+import websockets
+
+from .peers.nats import NatsUser, PrivateNats
+from .test_browser import ARTIFACTS, browser, sign_in, wait_until  # noqa: F401 - fixture
+from .test_cli import Server, free_port, http, run
+from .test_cluster import MediaServerProcess
+from .test_cluster import wait_until as wait_for
+
+SMALL = {"width": 320, "height": 240, "keyframe_interval": 25}
+PASSWORD = "boss password"
+
+
+def nats_users(config_stdout: str) -> list[NatsUser]:
+    """The users of ``valt nats-config``'s authorization block, as the private NATS takes them."""
+    users = []
+    for i, user in enumerate(json.loads(config_stdout)["authorization"]["users"]):
+        perms = user.get("permissions")
+        users.append(NatsUser(f"u{i}", nkey=user["nkey"],
+                              publish=perms["publish"]["allow"] if perms else None,
+                              deny_publish=perms["publish"]["deny"] if perms else [],
+                              subscribe=perms["subscribe"]["allow"] if perms else None))
+    return users
+
+
+async def watch(url: str, fragments: int) -> tuple[dict, list[float]]:
+    """Open a live WebSocket and read ``fragments`` media fragments: (the init message, video frame times)."""
+    async with websockets.connect(url, open_timeout=10, max_size=None) as ws:
+        init = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        segment = await asyncio.wait_for(ws.recv(), 10)
+        media = [await asyncio.wait_for(ws.recv(), 10) for _ in range(fragments)]
+    with av.open(io.BytesIO(segment + b"".join(media))) as f:
+        video = f.streams.video[0]
+        times = [float(p.pts * p.time_base) for p in f.demux(video) if p.pts is not None]
+    return init, times
+
+
+async def close_code(url: str) -> tuple[int, str]:
+    """How a live WebSocket that is refused closes: (code, reason)."""
+    async with websockets.connect(url, open_timeout=10) as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        return ws.close_code, ws.close_reason
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """The app server, NATS and the two media servers, with a room of one camera on each."""
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin", input=PASSWORD + "\n").returncode == 0
+    for name, mode in (("lan", "direct"), ("cloud", "relayed")):
+        enrolled = run(tmp_path, "media-server", "add", name, "--seed-file", str(tmp_path / f"{name}.seed"),
+                       "--live-mode", mode)
+        assert enrolled.returncode == 0, enrolled.stderr
+    config = run(tmp_path, "nats-config", "--app-seed-file", str(tmp_path / "app.seed"))
+    assert config.returncode == 0, config.stderr
+    nats = PrivateNats(tmp_path / "nats", users=nats_users(config.stdout))
+    common = {"VALT_BUS__URL": nats.url, "VALT_STORAGE__OPTIONS__PATH": str(tmp_path / "shared-media")}
+    servers: list[MediaServerProcess] = []
+    app = None
+    try:
+        app = Server(tmp_path, "serve", **common, VALT_MEDIA__EMBEDDED="false",
+                     VALT_BUS__NKEY_SEED_FILE=str(tmp_path / "app.seed"))
+        token = http("POST", app.base + "/api/v1/auth/login", {"username": "boss", "password": PASSWORD})[1]["token"]
+        servers.append(MediaServerProcess(tmp_path, "lan", tmp_path / "lan.seed", common, live_port=free_port()))
+        servers.append(MediaServerProcess(tmp_path, "cloud", tmp_path / "cloud.seed", common, live_port=0))
+
+        def listing():
+            return {s["name"]: s for s in http("GET", app.base + "/api/v1/media-servers", token=token)[1]}
+
+        wait_for(lambda: all(listing()[n]["status"] == "online" for n in ("lan", "cloud")), 30, "both servers online")
+        ids = {n: s["id"] for n, s in listing().items()}
+        room = http("POST", app.base + "/api/v1/rooms", {"name": "Interview 1"}, token)[1]
+        cams = {}
+        for name in ("lan", "cloud"):
+            status, body = http("POST", app.base + "/api/v1/cameras",
+                                {"name": f"{name} cam", "driver": "sim", "room_id": room["id"], "config": SMALL,
+                                 "media_server_id": ids[name]}, token)
+            assert status == 201, body
+            cams[name] = body["id"]
+        wait_for(lambda: all(http("GET", app.base + f"/api/v1/cameras/{c}", token=token)[1]["status"] == "online"
+                             for c in cams.values()), 30, "both cameras online")
+        yield app, token, cams, servers, nats
+    finally:
+        for server in servers:
+            server.stop()
+        if app is not None:
+            app.stop()
+        nats.stop()
+        if servers:
+            print("\n".join(f"--- {s.name}\n{s.output()[-1500:]}" for s in servers))
+
+
+def ws_url(base: str, endpoint: str) -> str:
+    """The WebSocket address of a live endpoint (relative ones are on ``base``)."""
+    url = endpoint if "://" in endpoint else base + endpoint
+    return "ws" + url[len("http"):]
+
+
+async def test_direct_and_relayed_live_view_across_media_servers(cluster, browser):  # noqa: F811
+    app, token, cams, (lan, cloud), nats = cluster
+    live = {name: http("GET", app.base + f"/api/v1/cameras/{cid}/live", token=token)[1] for name, cid in cams.items()}
+    # Direct: the endpoints are on the lan server's live port; relayed: on the app server.
+    assert live["lan"]["live_mode"] == "direct" and live["lan"]["media_server"] == "lan", live["lan"]
+    assert live["lan"]["endpoints"]["wss"].startswith(f"http://127.0.0.1:{lan.live_port}/live/{cams['lan']}/ws?"), live
+    assert live["cloud"]["live_mode"] == "relayed" and live["cloud"]["endpoints"]["wss"].startswith("/live/"), live
+
+    # Each plays moving video (25 fps: 40 fragments span about 1.6 s), the direct one from the media server.
+    direct_url = ws_url(app.base, live["lan"]["endpoints"]["wss"])
+    relayed_url = ws_url(app.base, live["cloud"]["endpoints"]["wss"])
+    for url in (direct_url, relayed_url):
+        init, times = await watch(url, 40)
+        assert init["type"] == "init" and "avc1" in init["mime"], init
+        assert len(times) >= 40 and 1.2 <= max(times) - min(times) <= 2.5, (url, times[:3], times[-3:])
+
+    # The direct token opens nothing but its camera on its server: not the app server, not the other camera.
+    lan_token = live["lan"]["token"]
+    code, _ = await close_code(app.base.replace("http", "ws") + f"/live/{cams['lan']}/ws?token={lan_token}")
+    assert code == 4401
+    code, _ = await close_code(f"ws://127.0.0.1:{lan.live_port}/live/{cams['cloud']}/ws?token={lan_token}")
+    assert code == 4403
+    # ... and the app server's own tokens do not open the media server.
+    code, _ = await close_code(f"ws://127.0.0.1:{lan.live_port}/live/{cams['lan']}/ws?token={live['cloud']['token']}")
+    assert code in (4401, 4403)
+
+    # Five viewers of the relayed camera at once all get video, through one subscription of the app server.
+    subject = f"valt.live.cloud.{cams['cloud']}"
+
+    def relay_subscriptions() -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{nats.monitor_port}/connz?subs=1", timeout=5) as r:
+            conns = json.loads(r.read())["connections"]
+        return sum(c.get("subscriptions_list", []).count(subject) for c in conns)
+
+    viewing = [asyncio.create_task(watch(relayed_url, 60)) for _ in range(5)]
+    await asyncio.sleep(1.5)
+    assert relay_subscriptions() == 1
+    results = await asyncio.gather(*viewing)
+    assert all(len(times) >= 60 for _, times in results)
+
+    # Chromium plays both on the Observe page (the direct one from another origin the page's CSP allows).
+    page = await browser.new_page(viewport={"width": 1280, "height": 720})
+    await sign_in(page, app.base, PASSWORD, username="boss")
+    await page.goto(app.base + "/observe")
+    assert await page.locator(".tile video").count() == 2
+    await wait_until(page, "[...document.querySelectorAll('.tile video')].every(v => v.currentTime > 1)",
+                     timeout=25000)
+    before = await page.evaluate("[...document.querySelectorAll('.tile video')].map(v => v.currentTime)")
+    await asyncio.sleep(2)
+    after = await page.evaluate("[...document.querySelectorAll('.tile video')].map(v => v.currentTime)")
+    assert all(b - a > 1.2 for a, b in zip(before, after)), (before, after)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "observe-two-media-servers.png"))
+    await page.close()
+
+    # Signing out closes a direct viewer on the media server at once, saying why, and its token stops working.
+    signed_in = http("POST", app.base + "/api/v1/auth/login", {"username": "boss", "password": PASSWORD})[1]["token"]
+    fresh = http("GET", app.base + f"/api/v1/cameras/{cams['lan']}/live", token=signed_in)[1]
+    url = ws_url(app.base, fresh["endpoints"]["wss"])
+    async with websockets.connect(url, open_timeout=10, max_size=None) as ws:
+        await asyncio.wait_for(ws.recv(), 15)
+        assert http("POST", app.base + "/api/v1/auth/logout", None, signed_in)[0] in (200, 204)
+        started = time.monotonic()
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert time.monotonic() - started < 3, "the direct viewer outlived its sign-out"
+        assert ws.close_code == 4401 and "signed out" in ws.close_reason, (ws.close_code, ws.close_reason)
+    code, reason = await close_code(url)
+    assert code == 4401 and "signed out" in reason, (code, reason)
+
+    # Every direct opening reached the audit log through the bus, naming the media server.
+    def direct_openings():
+        events = http("GET", app.base + "/api/v1/audit?action=camera.live.open&limit=200", token=token)[1]["events"]
+        return [e for e in events if (e.get("detail") or {}).get("media_server") == "lan"]
+
+    opened = wait_for(direct_openings, 15, "direct openings audited")
+    assert all(e["target_id"] in (str(cams["lan"]), cams["lan"]) for e in opened), opened
