@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: How often presence is read.
 WATCH_S = 1.0
+#: How often the rows of present media servers are written when nothing else changed (their last seen).
+STORE_S = 10.0
 
 
 class ClusterWatch:
@@ -49,6 +51,8 @@ class ClusterWatch:
         self._reachable_since: float | None = None
         self._moving: set[str] = set()
         self._keyed: set[tuple[str, Any]] = set()
+        self._stored: dict[str, tuple[Any, Any]] = {}
+        self._stored_at = 0.0
 
     async def start(self) -> None:
         """Start watching."""
@@ -104,6 +108,12 @@ class ClusterWatch:
                         self._moving.discard(name)
 
     async def _store(self, now: dict[str, dict[str, Any]]) -> None:
+        # The rows change when a state or version does, and last seen every STORE_S while present:
+        # the API shows the live figures from presence, so a write a second would only load the database.
+        if now.keys() == self._stored.keys() and all(
+                (now[n].get("version"), now[n].get("started_at")) == self._stored[n] for n in now) \
+                and time.monotonic() - self._stored_at < STORE_S:
+            return
         async with self.db.session() as s:
             rows = (await s.exec(select(MediaServer))).all()
             for row in rows:
@@ -117,6 +127,8 @@ class ClusterWatch:
                     row.status = status
                     s.add(row)
             await s.commit()
+        self._stored = {n: (st.get("version"), st.get("started_at")) for n, st in now.items()}
+        self._stored_at = time.monotonic()
 
     async def _lost_servers(self, now: dict[str, dict[str, Any]]) -> list[str]:
         # Servers absent now that still have enabled cameras assigned: theirs must move.

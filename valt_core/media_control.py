@@ -391,27 +391,27 @@ class MediaControl:
 
     async def pause_recording(self, recording_id: int) -> None:
         """Pause a running recording."""
-        session = self._session(recording_id)
-        if session.state != "recording":
-            raise Conflict("the recording is not running")
-        for server in session.servers:
-            await self.command(PauseRecording(recording_id=recording_id), server)
-        session.clock.pause()
-        session.state = "paused"
-        await self._set_state(recording_id, "paused")
-        await self.plugins.notify(RecordingPaused(recording_id=recording_id))
+        await self._switch(recording_id, "recording", "paused")
 
     async def resume_recording(self, recording_id: int) -> None:
         """Resume a paused recording."""
+        await self._switch(recording_id, "paused", "recording")
+
+    async def _switch(self, recording_id: int, current: str, to: str) -> None:
+        # Pause and resume: every media server of the recording first, then the clock and the row.
         session = self._session(recording_id)
-        if session.state != "paused":
-            raise Conflict("the recording is not paused")
+        if session.state != current:
+            raise Conflict("the recording is not running" if to == "paused" else "the recording is not paused")
+        command = PauseRecording if to == "paused" else ResumeRecording
         for server in session.servers:
-            await self.command(ResumeRecording(recording_id=recording_id), server)
-        session.clock.resume()
-        session.state = "recording"
-        await self._set_state(recording_id, "recording")
-        await self.plugins.notify(RecordingResumed(recording_id=recording_id))
+            await self.command(command(recording_id=recording_id), server)
+        if to == "paused":
+            session.clock.pause()
+        else:
+            session.clock.resume()
+        session.state = to
+        await self._set_state(recording_id, to)
+        await self.plugins.notify((RecordingPaused if to == "paused" else RecordingResumed)(recording_id=recording_id))
 
     async def _set_state(self, recording_id: int, state: str) -> None:
         async with self.db.session() as s:
