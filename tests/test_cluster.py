@@ -145,7 +145,9 @@ def test_three_media_servers_failover_nats_outage_and_foreign_credentials(tmp_pa
             return http("GET", base + f"/api/v1/cameras/{cams[name]}", token=token)[1]
 
         wait_until(lambda: all(camera(c)["status"] == "online" for c in cams), 30, "both cameras online")
-        assert cams["wide"] in listing()["ms1"]["ingesting"] and cams["table"] in listing()["ms2"]["ingesting"]
+        # Presence says what each server ingests within a second or so of the camera going online.
+        wait_until(lambda: cams["wide"] in (ls := listing())["ms1"]["ingesting"] and cams["table"]
+                   in ls["ms2"]["ingesting"], 10, "each server's presence lists its camera")
 
         status, rec = http("POST", base + f"/api/v1/rooms/{room['id']}/record/start", None, token)
         assert status == 201, rec

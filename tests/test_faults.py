@@ -381,7 +381,9 @@ def test_sigkill_while_the_database_is_down_keeps_the_media_written_meanwhile(tm
         # Killed about 8 s in: at most the fragment being written (1 s) and a keyframe are lost.
         assert track["end_s"] - track["start_s"] >= 6.0, track
         stored = sorted(p.name for p in (tmp_path / "data" / "media").rglob("*.mp4*"))
-        assert track["segments"] == len(stored) >= 4, (track, stored)
+        # 2 s segments and the database down from 3 s: the third began and ended while it was down
+        # (on a busy machine the fourth may not have begun by the kill).
+        assert track["segments"] == len(stored) >= 3, (track, stored)
         verify = run(tmp_path, "verify", str(rec["id"]), **db)
     finally:
         mariadb.stop()
