@@ -2,11 +2,13 @@
 
 One app server (no media server of its own, SQLite), a private NATS with the permissions
 ``valt nats-config`` writes, and two ``valt media-server`` processes: ``lan`` serves live view
-directly on its own live port, ``cloud`` takes no inbound connection (live port 0) and is
-relayed through the app server over NATS. Chromium plays both cameras on the Observe page; the
-WebSocket answers are checked byte by byte: moving video from each, the direct token good only
-on its own server, one relay subscription for many viewers, signing out closing a direct viewer
-at once, and each direct opening audited by the app server.
+directly on its own live port and shares the app server's store; ``cloud`` takes no inbound
+connection (live port 0), is relayed through the app server over NATS, and keeps its recordings
+on its own disk, which the app server reads over the bus for playback, clips and verify.
+Chromium plays both cameras on the Observe page; the WebSocket answers are checked byte by
+byte: moving video from each, the direct token good only on its own server, one relay
+subscription for many viewers, signing out closing a direct viewer at once, and each direct
+opening audited by the app server.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import websockets
 from .peers.nats import NatsUser, PrivateNats
 from .test_browser import ARTIFACTS, browser, sign_in, wait_until  # noqa: F401 - fixture
 from .test_cli import Server, free_port, http, run
-from .test_cluster import MediaServerProcess
+from .test_cluster import MediaServerProcess, frame_times, get_bytes
 from .test_cluster import wait_until as wait_for
 
 SMALL = {"width": 320, "height": 240, "keyframe_interval": 25}
@@ -64,9 +66,10 @@ async def close_code(url: str) -> tuple[int, str]:
         return ws.close_code, ws.close_reason
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """The app server, NATS and the two media servers, with a room of one camera on each."""
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """The app server, NATS and the two media servers, with a room of one camera on each (shared by the tests)."""
+    tmp_path = tmp_path_factory.mktemp("cluster-live")
     assert run(tmp_path, "db", "upgrade").returncode == 0
     assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin", input=PASSWORD + "\n").returncode == 0
     for name, mode in (("lan", "direct"), ("cloud", "relayed")):
@@ -84,7 +87,9 @@ def cluster(tmp_path):
                      VALT_BUS__NKEY_SEED_FILE=str(tmp_path / "app.seed"))
         token = http("POST", app.base + "/api/v1/auth/login", {"username": "boss", "password": PASSWORD})[1]["token"]
         servers.append(MediaServerProcess(tmp_path, "lan", tmp_path / "lan.seed", common, live_port=free_port()))
-        servers.append(MediaServerProcess(tmp_path, "cloud", tmp_path / "cloud.seed", common, live_port=0))
+        # The cloud one keeps its recordings on its own disk: the app server reads them over the bus.
+        own = {**common, "VALT_STORAGE__OPTIONS__PATH": str(tmp_path / "cloud-own-media")}
+        servers.append(MediaServerProcess(tmp_path, "cloud", tmp_path / "cloud.seed", own, live_port=0))
 
         def listing():
             return {s["name"]: s for s in http("GET", app.base + "/api/v1/media-servers", token=token)[1]}
@@ -101,7 +106,8 @@ def cluster(tmp_path):
             cams[name] = body["id"]
         wait_for(lambda: all(http("GET", app.base + f"/api/v1/cameras/{c}", token=token)[1]["status"] == "online"
                              for c in cams.values()), 30, "both cameras online")
-        yield app, token, cams, servers, nats
+        yield (app, token, cams, servers, nats, {**common, "VALT_BUS__NKEY_SEED_FILE": str(tmp_path / "app.seed")},
+               tmp_path)
     finally:
         for server in servers:
             server.stop()
@@ -119,7 +125,7 @@ def ws_url(base: str, endpoint: str) -> str:
 
 
 async def test_direct_and_relayed_live_view_across_media_servers(cluster, browser):  # noqa: F811
-    app, token, cams, (lan, cloud), nats = cluster
+    app, token, cams, (lan, cloud), nats, _settings, _tmp = cluster
     live = {name: http("GET", app.base + f"/api/v1/cameras/{cid}/live", token=token)[1] for name, cid in cams.items()}
     # Direct: the endpoints are on the lan server's live port; relayed: on the app server.
     assert live["lan"]["live_mode"] == "direct" and live["lan"]["media_server"] == "lan", live["lan"]
@@ -196,3 +202,40 @@ async def test_direct_and_relayed_live_view_across_media_servers(cluster, browse
 
     opened = wait_for(direct_openings, 15, "direct openings audited")
     assert all(e["target_id"] in (str(cams["lan"]), cams["lan"]) for e in opened), opened
+
+
+def test_recordings_on_a_media_servers_own_storage_play_clip_and_verify_through_the_app_server(cluster):
+    app, token, cams, (_lan, _cloud), _nats, settings, tmp_path = cluster
+    room_id = http("GET", app.base + f"/api/v1/cameras/{cams['cloud']}", token=token)[1]["room_id"]
+    status, rec = http("POST", app.base + f"/api/v1/rooms/{room_id}/record/start", None, token)
+    assert status == 201, rec
+    time.sleep(6)
+    status, stopped = http("POST", app.base + f"/api/v1/rooms/{room_id}/record/stop", None, token)
+    assert status == 200 and stopped["state"] == "stopped", stopped
+    tracks = {t["camera_name"]: t for t in stopped["tracks"]}
+    cloud = tracks["cloud cam"]
+    # Its segments are on the cloud server's disk only, not in the store the app server shares with lan.
+    assert list((tmp_path / "cloud-own-media").rglob(f"track-{cloud['id']}/*.mp4"))
+    assert not list((tmp_path / "shared-media").rglob(f"track-{cloud['id']}/*"))
+    for track in tracks.values():
+        times = frame_times(get_bytes(app.base + f"/api/v1/recordings/{rec['id']}/tracks/{track['id']}/media", token))
+        length = track["end_s"] - track["start_s"]
+        assert length >= 4.5 and abs(times[-1] - length) < 1.0, (track, times[-1])
+    status, clip = http("POST", app.base + f"/api/v1/recordings/{rec['id']}/clips",
+                        {"start_s": 1.0, "end_s": 4.0, "track_ids": [cloud["id"]]}, token)
+    assert status == 202, clip
+    done = wait_for(lambda: (c := http("GET", app.base + f"/api/v1/clips/{clip['id']}", token=token)[1])["state"]
+                    in ("done", "failed") and c, 60, "the clip")
+    assert done["state"] == "done", done
+    times = frame_times(get_bytes(app.base + f"/api/v1/clips/{clip['id']}/download", token))
+    assert 2.9 <= times[-1] <= 4.2, times[-1]
+    # valt verify reads the cloud track's segments over the bus, and finds them intact.
+    verify = run(tmp_path, "verify", str(rec["id"]), **settings)
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+    # ... and tells a segment altered on the media server's disk.
+    segment = sorted((tmp_path / "cloud-own-media").rglob(f"track-{cloud['id']}/*.mp4"))[0]
+    data = bytearray(segment.read_bytes())
+    data[-10] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    verify = run(tmp_path, "verify", str(rec["id"]), **settings)
+    assert verify.returncode == 3 and "content changed" in verify.stdout, verify.stdout + verify.stderr

@@ -365,10 +365,18 @@ async def _verify(args: argparse.Namespace, settings) -> int:
     ctx = ValtContext.build(settings)
     try:
         await ctx.db.check_schema()
+        if settings.bus.servers:
+            # Segments kept by a media server's own storage are read from it over the bus.
+            try:
+                await ctx.bus.start()
+            except ValtError as err:
+                print(f"valt: the bus is not reachable ({err.message}); segments on media servers' own "
+                      "storage cannot be checked", file=sys.stderr)
         report = await ctx.media.verify(args.recording_id)
         await ctx.audit.record("recording.verify", actor_name="cli", target_type="recording",
                                target_id=args.recording_id, detail={"ok": report.ok, "problems": len(report.problems)})
     finally:
+        await ctx.bus.close()
         await ctx.db.dispose()
     for problem in report.problems:
         print(f"PROBLEM: {problem}")

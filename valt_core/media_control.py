@@ -53,6 +53,7 @@ from .live_relay import LiveRelays
 from .media.clips import ClipService, PlaybackCache
 from .media.recorder import RecordingClock, parse_segment_key, segment_key
 from .media.salvage import salvage_object
+from .media_store import RecordingStore
 from .plugins import PluginHost
 from .settings import Settings
 from .storage.base import StorageBackend
@@ -115,7 +116,8 @@ class MediaControl:
                  secret: bytes = b"") -> None:
         self.settings = settings
         self.db = db
-        self.storage = storage
+        #: Reads segments it lacks from the media server that wrote them (:mod:`valt_core.media_store`).
+        self.storage = RecordingStore(storage, self)
         self.plugins = plugins
         self.audit = audit
         self.bus = bus
@@ -535,8 +537,8 @@ class MediaControl:
     async def _exists(self, key: str) -> bool:
         try:
             await self.storage.size(key)
-        except NotFound:
-            return False
+        except (NotFound, Conflict):
+            return False  # Conflict: on a media server that is away, which salvages its own at its start
         return True
 
     async def _close_stale(self, stale_ids: list[int]) -> None:
@@ -672,6 +674,10 @@ class MediaControl:
                         digest.update(chunk)
                 except NotFound:
                     report.problems.append(f"{where}: file {seg.key} is missing")
+                    chain = chain_hash(chain, seg.sha256)
+                    continue
+                except Conflict as err:
+                    report.problems.append(f"{where}: cannot be read now: {err.message}")
                     chain = chain_hash(chain, seg.sha256)
                     continue
                 report.segments += 1

@@ -239,6 +239,42 @@ class LiveRevoke(Command):
     reason: str
 
 
+@message
+class ObjectStat(BusMessage):
+    """The answer to :class:`StatObject`: the object's size in bytes."""
+
+    kind: ClassVar[str] = "object.stat_answer"
+    size: int
+
+
+@message
+class StatObject(Command):
+    """The size of a segment in this media server's store (``not_found`` if absent)."""
+
+    kind: ClassVar[str] = "object.stat"
+    answer: ClassVar[type[BusMessage] | None] = ObjectStat
+    key: str
+
+
+@message
+class ReadObject(Command):
+    """Bytes ``[offset, offset + length)`` of a segment in this media server's store (the answer is the bytes).
+
+    For an app server that does not share the media server's store: playback, clips and verify
+    read a segment in chunks of at most :data:`READ_CHUNK_MAX` bytes. Only segment keys are read.
+    """
+
+    kind: ClassVar[str] = "object.read"
+    answer: ClassVar[type[BusMessage] | None] = None
+    key: str
+    offset: int = Field(0, ge=0)
+    length: int = Field(ge=1)
+
+
+#: The most one :class:`ReadObject` answers (NATS's default message limit is 1 MiB).
+READ_CHUNK_MAX = 512 * 1024
+
+
 # --- events --------------------------------------------------------------------------------
 
 class Event(BusMessage):

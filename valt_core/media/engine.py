@@ -16,6 +16,7 @@ from typing import Callable, TypeVar
 
 from ..bus.base import Bus, Message, Subscription
 from ..bus.messages import (
+    READ_CHUNK_MAX,
     BusMessage,
     CameraSpec,
     CameraStatus,
@@ -25,13 +26,16 @@ from ..bus.messages import (
     LiveKey,
     LiveOpened,
     LiveRevoke,
+    ObjectStat,
     OpenLive,
     PauseRecording,
+    ReadObject,
     RecordingEnded,
     ReleaseCamera,
     ResumeRecording,
     SegmentSalvaged,
     StartRecording,
+    StatObject,
     StopRecording,
     TakeStill,
     TrackEnded,
@@ -41,7 +45,7 @@ from ..bus.messages import (
     live_subject,
 )
 from ..cameras.service import CameraService
-from ..errors import CameraUnreachable, Conflict, StorageError, ValtError
+from ..errors import CameraUnreachable, Conflict, NotFound, StorageError, ValtError
 from ..settings import Settings
 from ..storage.base import StorageBackend
 from .direct import DirectLiveAccess
@@ -181,6 +185,8 @@ class MediaEngine:
             await self.end_recording(command.recording_id, "command", command.reason)
         elif isinstance(command, OpenLive):
             return await self.open_relay(command)
+        elif isinstance(command, (ReadObject, StatObject)):
+            return await self.read_object(command)
         elif isinstance(command, LiveKey):
             self.direct.set_key(command)
         elif isinstance(command, LiveRevoke):
@@ -272,6 +278,17 @@ class MediaEngine:
                 stream.start()
                 self.live_streams[spec.id] = stream
             return stream
+
+    async def read_object(self, command: ReadObject | StatObject) -> ObjectStat | bytes:
+        """A segment's size, or a chunk of it, from this server's store (for an app server without it)."""
+        if parse_segment_key(command.key) is None:
+            # Only what this server recorded: never an arbitrary path of its store.
+            raise NotFound(f"{command.key[:120]!r} is not a segment")
+        if isinstance(command, StatObject):
+            return ObjectStat(size=await self.storage.size(command.key))
+        length = min(command.length, READ_CHUNK_MAX)
+        parts = [chunk async for chunk in self.storage.read(command.key, command.offset, command.offset + length)]
+        return b"".join(parts)
 
     async def open_relay(self, command: OpenLive) -> LiveOpened:
         """Relay the camera's live stream over the bus (started, or renewed when it runs)."""
