@@ -7,6 +7,7 @@ that lacks a capability answers 501 without touching the device.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import datetime, timezone
@@ -20,11 +21,21 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..auth.media_tokens import camera_key, issue_media_token
 from ..bus.base import BusUnavailable
-from ..cameras.base import ADDRESS_FIELD_NAMES, SECRET_FIELD_NAMES, CameraDriver, Capability, DiscoveredCamera, Preset
+from ..bus.messages import ControlCamera, SnapshotCamera
+from ..cameras.base import (
+    ADDRESS_FIELD_NAMES,
+    SECRET_FIELD_NAMES,
+    CameraDriver,
+    Capability,
+    DiscoveredCamera,
+    Preset,
+    PtzPosition,
+)
 from ..context import get_context
 from ..db.models import Camera, MediaServer, Room
 from ..db.types import utcnow
-from ..errors import CameraDisabled, Conflict, NotFound, ValidationFailed
+from ..errors import CameraDisabled, Conflict, NotFound, NotSupported, ValidationFailed
+from ..media_control import camera_spec
 from ..redact import redact
 from . import api
 from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
@@ -425,7 +436,7 @@ async def camera_snapshot(camera_id: int):
     ctx = get_context()
     camera = await _enabled_camera(camera_id)
     if Capability.SNAPSHOT in ctx.cameras.capabilities(camera):
-        jpeg = await ctx.cameras.call(camera, lambda d: d.snapshot(), Capability.SNAPSHOT, "take snapshots")
+        jpeg = await _control(camera, "snapshot", Capability.SNAPSHOT, "take snapshots")
     else:
         jpeg = await ctx.media.still(camera)
     await _audit("camera.snapshot", camera)
@@ -460,6 +471,27 @@ async def camera_live(camera_id: int):
                     "endpoints": endpoints, "media_server": server, "live_mode": "direct" if base else "relayed"})
 
 
+async def _control(camera: Camera, action: str, needs: Capability, what: str, **args: Any) -> Any:
+    """Call the camera's driver where the camera is reached: here, or on its media server over the bus.
+
+    The answer is what the driver returned as JSON (dataclasses as dicts), or the bytes of a snapshot.
+    """
+    ctx = get_context()
+    if needs and needs not in ctx.cameras.capabilities(camera):
+        raise NotSupported(f"camera {camera.name!r} ({camera.driver}) cannot {what}")
+    server = None if camera.media_server_id is None and ctx.engine is not None else await ctx.media.server_for(camera)
+    if server is None or (ctx.engine is not None and server == ctx.engine.name):
+        result = await ctx.cameras.call(camera, lambda d: getattr(d, action)(**args), needs, what)
+        if isinstance(result, list):
+            return [dataclasses.asdict(r) for r in result]
+        return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
+    spec = camera_spec(camera)
+    command = SnapshotCamera(camera=spec) if action == "snapshot" else ControlCamera(camera=spec, action=action,
+                                                                                      args=args)
+    answer = await ctx.media.command(command, server, timeout_s=ctx.settings.cameras.control_timeout_s + 5)
+    return answer if isinstance(answer, bytes) else answer.value  # type: ignore[union-attr]
+
+
 async def _live_route(camera: Camera) -> tuple[str | None, str, bytes]:
     """(media server, address prefix of the endpoints, key the token is signed with) for live view."""
     ctx = get_context()
@@ -482,7 +514,7 @@ async def _live_route(camera: Camera) -> tuple[str | None, str, bytes]:
 async def camera_ptz_position(camera_id: int):
     """Where a PTZ camera points: pan and tilt -1..1, zoom 0..1, and whether it is moving."""
     camera = await _camera(camera_id)
-    pos = await get_context().cameras.call(camera, lambda d: d.ptz_position(), Capability.PTZ, "pan, tilt or zoom")
+    pos = PtzPosition(**await _control(camera, "ptz_position", Capability.PTZ, "pan, tilt or zoom"))
     return jsonify({"pan": pos.pan, "tilt": pos.tilt, "zoom": pos.zoom, "moving": pos.moving})
 
 
@@ -494,21 +526,18 @@ async def camera_ptz(camera_id: int):
     """Steer a PTZ camera: ``move`` (press and hold), ``stop``, ``absolute``, ``relative``, ``goto_preset``."""
     data = await read_body(PtzRequest)
     camera = await _camera(camera_id)
-    cameras = get_context().cameras
+    where = {"pan": data.pan, "tilt": data.tilt, "zoom": data.zoom}
     if data.action == "move":
-        await cameras.call(camera, lambda d: d.ptz_move(data.pan, data.tilt, data.zoom), Capability.PTZ,
-                           "pan, tilt or zoom")
+        await _control(camera, "ptz_move", Capability.PTZ, "pan, tilt or zoom", **where)
     elif data.action == "stop":
-        await cameras.call(camera, lambda d: d.ptz_stop(), Capability.PTZ, "pan, tilt or zoom")
+        await _control(camera, "ptz_stop", Capability.PTZ, "pan, tilt or zoom")
     elif data.action == "absolute":
-        await cameras.call(camera, lambda d: d.ptz_absolute(data.pan, data.tilt, data.zoom),
-                           Capability.PTZ_ABSOLUTE, "move to a position")
+        await _control(camera, "ptz_absolute", Capability.PTZ_ABSOLUTE, "move to a position", **where)
     elif data.action == "relative":
-        await cameras.call(camera, lambda d: d.ptz_relative(data.pan, data.tilt, data.zoom),
-                           Capability.PTZ_RELATIVE, "move by a step")
+        await _control(camera, "ptz_relative", Capability.PTZ_RELATIVE, "move by a step", **where)
     else:
         preset = data.preset or ""
-        await cameras.call(camera, lambda d: d.goto_preset(preset), Capability.PRESETS, "use presets")
+        await _control(camera, "goto_preset", Capability.PRESETS, "use presets", token=preset)
         await _audit("camera.preset.goto", camera, preset=preset)
     return "", 204
 
@@ -519,8 +548,8 @@ async def camera_ptz(camera_id: int):
 async def camera_presets(camera_id: int):
     """The camera's stored positions."""
     camera = await _camera(camera_id)
-    presets = await get_context().cameras.call(camera, lambda d: d.presets(), Capability.PRESETS, "use presets")
-    return jsonify([_preset_json(p) for p in presets])
+    presets = await _control(camera, "presets", Capability.PRESETS, "use presets")
+    return jsonify([_preset_json(Preset(**p)) for p in presets])
 
 
 @api.post("/cameras/<int:camera_id>/presets")
@@ -531,8 +560,7 @@ async def save_camera_preset(camera_id: int):
     """Store where the camera points now under a name (replacing a preset of that name)."""
     data = await read_body(PresetCreate)
     camera = await _camera(camera_id)
-    preset = await get_context().cameras.call(camera, lambda d: d.save_preset(data.name), Capability.PRESETS,
-                                              "use presets")
+    preset = Preset(**await _control(camera, "save_preset", Capability.PRESETS, "use presets", name=data.name))
     await _audit("camera.preset.save", camera, preset=preset.token, preset_name=preset.name)
     return jsonify(_preset_json(preset)), 201
 
@@ -543,6 +571,6 @@ async def save_camera_preset(camera_id: int):
 async def delete_camera_preset(camera_id: int, token: str):
     """Delete a stored position."""
     camera = await _camera(camera_id)
-    await get_context().cameras.call(camera, lambda d: d.remove_preset(token), Capability.PRESETS, "use presets")
+    await _control(camera, "remove_preset", Capability.PRESETS, "use presets", token=token)
     await _audit("camera.preset.delete", camera, preset=token)
     return "", 204

@@ -275,6 +275,46 @@ class ReadObject(Command):
 READ_CHUNK_MAX = 512 * 1024
 
 
+@message
+class ControlResult(BusMessage):
+    """The answer to :class:`ControlCamera`: what the driver returned, as JSON (``None`` for nothing)."""
+
+    kind: ClassVar[str] = "camera.control_result"
+    value: Any = None
+
+
+#: The driver methods a media server calls for the app server, and their arguments.
+CONTROL_ACTIONS: dict[str, tuple[str, ...]] = {
+    "ptz_move": ("pan", "tilt", "zoom"), "ptz_stop": (), "ptz_position": (),
+    "ptz_absolute": ("pan", "tilt", "zoom"), "ptz_relative": ("pan", "tilt", "zoom"),
+    "presets": (), "save_preset": ("name",), "goto_preset": ("token",), "remove_preset": ("token",),
+}
+
+
+@message
+class SnapshotCamera(Command):
+    """A JPEG from the camera's own snapshot function, taken by the media server that reaches it (the JPEG)."""
+
+    kind: ClassVar[str] = "camera.snapshot"
+    answer: ClassVar[type[BusMessage] | None] = None
+    camera: CameraSpec
+
+
+@message
+class ControlCamera(Command):
+    """Call a camera's driver on the media server that reaches it: PTZ and presets.
+
+    For a site whose cameras only its media server can reach (the hybrid cloud form); the answer
+    is :class:`ControlResult`.
+    """
+
+    kind: ClassVar[str] = "camera.control"
+    answer: ClassVar[type[BusMessage] | None] = ControlResult
+    camera: CameraSpec
+    action: str
+    args: dict[str, Any] = {}
+
+
 # --- events --------------------------------------------------------------------------------
 
 class Event(BusMessage):

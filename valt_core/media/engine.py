@@ -11,16 +11,20 @@ bus; ``valt media-server`` runs one over NATS.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Callable, TypeVar
 
 from ..bus.base import Bus, Message, Subscription
 from ..bus.messages import (
+    CONTROL_ACTIONS,
     READ_CHUNK_MAX,
     BusMessage,
     CameraSpec,
     CameraStatus,
     Command,
+    ControlCamera,
+    ControlResult,
     Done,
     IngestCamera,
     LiveKey,
@@ -34,6 +38,7 @@ from ..bus.messages import (
     ReleaseCamera,
     ResumeRecording,
     SegmentSalvaged,
+    SnapshotCamera,
     StartRecording,
     StatObject,
     StopRecording,
@@ -185,6 +190,10 @@ class MediaEngine:
             await self.end_recording(command.recording_id, "command", command.reason)
         elif isinstance(command, OpenLive):
             return await self.open_relay(command)
+        elif isinstance(command, ControlCamera):
+            return await self.control(command)
+        elif isinstance(command, SnapshotCamera):
+            return await self.cameras.call(command.camera, lambda d: d.snapshot())  # type: ignore[arg-type]
         elif isinstance(command, (ReadObject, StatObject)):
             return await self.read_object(command)
         elif isinstance(command, LiveKey):
@@ -278,6 +287,17 @@ class MediaEngine:
                 stream.start()
                 self.live_streams[spec.id] = stream
             return stream
+
+    async def control(self, command: ControlCamera) -> ControlResult:
+        """Call the camera's driver for the app server (PTZ, presets) under the control time limit."""
+        names = CONTROL_ACTIONS.get(command.action)
+        if names is None or set(command.args) != set(names):
+            raise Conflict(f"{command.action[:40]!r} with {sorted(command.args)[:5]} is not a camera control")
+        action, args = command.action, command.args
+        result = await self.cameras.call(command.camera, lambda d: getattr(d, action)(**args))  # type: ignore[arg-type]
+        if isinstance(result, list):
+            return ControlResult(value=[dataclasses.asdict(r) for r in result])
+        return ControlResult(value=dataclasses.asdict(result) if dataclasses.is_dataclass(result) else None)
 
     async def read_object(self, command: ReadObject | StatObject) -> ObjectStat | bytes:
         """A segment's size, or a chunk of it, from this server's store (for an app server without it)."""
