@@ -1,8 +1,12 @@
-"""Codec facts and the one audio conversion Valt does, in one place.
+"""Codec facts, the one audio conversion Valt does, and muxing a shared packet, in one place.
 
 Valt stream-copies everything it can. G.711 (PCMU/PCMA), common on IP cameras, is the exception:
 the mp4 muxer refuses it (recordings of such cameras are QuickTime files) and browsers do not
 play it, so playback files, clips and live view convert it to AAC with :class:`G711ToAac`.
+
+A camera's packets are shared by every consumer (the recorder's segments, the live fragmenter),
+each of which muxes them on a time line of its own: :func:`mux_shifted` retimes a packet for one
+muxer and puts it back as it was for the next.
 """
 
 from __future__ import annotations
@@ -14,6 +18,28 @@ import av
 
 #: FFmpeg's names of the G.711 codecs.
 G711 = frozenset({"pcm_mulaw", "pcm_alaw"})
+
+
+def mux_shifted(out: Any, packet: Any, stream: Any, shift: int, duration: int | None = None) -> None:
+    """Mux ``packet`` into ``out`` as ``stream``, ``shift`` (in its time base) earlier, then restore it.
+
+    The packet object is shared with other consumers, so what muxing changes (its times, time
+    base and stream) is put back afterwards. ``duration``, when given, is set on a packet that has
+    none (RTSP gives none; a muxer timing one-frame fragments needs one) and put back too.
+    """
+    saved = packet.pts, packet.dts, packet.time_base, packet.stream
+    had = packet.duration
+    packet.pts -= shift
+    packet.dts -= shift
+    if duration is not None and not had:
+        packet.duration = duration
+    packet.stream = stream
+    try:
+        out.mux(packet)
+    finally:
+        packet.pts, packet.dts, packet.time_base, packet.stream = saved
+        if duration is not None:
+            packet.duration = had
 
 
 class G711ToAac:

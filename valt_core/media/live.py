@@ -20,7 +20,7 @@ from typing import Any
 import av
 
 from ..transports.stream import LiveStream
-from .codecs import G711, G711ToAac
+from .codecs import G711, G711ToAac, mux_shifted
 from .fmp4 import iter_boxes
 from .pipeline import CameraPipeline, Connected, MediaPacket, Subscription
 from .segments import ByteSink
@@ -199,17 +199,8 @@ class _Muxer:
         shift = self._base.get(mp.kind)
         if shift is None:
             shift = self._base[mp.kind] = round(self._base_s / packet.time_base)
-        saved = packet.pts, packet.dts, packet.time_base, packet.stream, packet.duration
-        packet.pts -= shift
-        packet.dts -= shift
-        if not packet.duration:
-            # RTSP gives no durations; the muxer needs them to time each one-frame fragment.
-            packet.duration = self._duration.get(mp.kind) or 0
-        packet.stream = stream
-        try:
-            self.out.mux(packet)
-        finally:
-            packet.pts, packet.dts, packet.time_base, packet.stream, packet.duration = saved
+        # RTSP gives no durations; the muxer needs them to time each one-frame fragment.
+        mux_shifted(self.out, packet, stream, shift, self._duration.get(mp.kind) or 0)
 
     def _video(self, mp: MediaPacket) -> None:
         if self.video_encoder is None:

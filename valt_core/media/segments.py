@@ -12,7 +12,7 @@ from typing import Any
 
 import av
 
-from .codecs import G711
+from .codecs import G711, mux_shifted
 from .pipeline import Connected, MediaPacket
 
 # The mp4 muxer refuses G.711; QuickTime (mov) takes it and fragments the same way.
@@ -76,16 +76,8 @@ class SegmentWriter:
             tb = packet.time_base
             base = self._base[mp.kind] = (round(self.start_s / tb), float(tb))
         shift, tbf = base
-        # The packet object is shared with other consumers: mux it with segment-relative
-        # times, then put back what the muxer changed (times, time base, stream).
-        saved = packet.pts, packet.dts, packet.time_base, packet.stream
-        packet.dts -= shift
-        packet.pts -= shift
-        packet.stream = out_stream
-        try:
-            self._out.mux(packet)
-        finally:
-            packet.pts, packet.dts, packet.time_base, packet.stream = saved
+        # Segment-relative times for this muxer; the shared packet is put back for the others.
+        mux_shifted(self._out, packet, out_stream, shift)
         end = mp.dts_s + (packet.duration or 0) * tbf
         if end > self.end_s:
             self.end_s = end
