@@ -23,6 +23,7 @@ from .bus.base import Bus, BusUnavailable, KeyValue
 from .db.models import Camera, MediaServer, Segment, Track
 from .db.types import utcnow
 from .errors import ValtError
+from .media.leases import BUCKET as LEASES
 from .media.presence import BUCKET as PRESENCE
 from .media.presence import read_presence
 
@@ -79,6 +80,8 @@ class ClusterWatch:
     async def tick(self) -> None:
         """One look at the presence bucket, and what follows from it."""
         if self._kv is None:
+            # Made here: media servers may read and write these buckets, not create them.
+            await self.bus.key_value(LEASES, ttl_s=self.lease_s)
             self._kv = await self.bus.key_value(PRESENCE, ttl_s=self.lease_s)
         now: dict[str, dict[str, Any]] = {}
         for name in await self._kv.keys():

@@ -23,9 +23,12 @@ from .files import open_private
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-#: JetStream API calls a media server must not make (it only publishes its events and leases).
-DENIED_JS_API = ["$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.UPDATE.>",
-                 "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.>"]
+#: JetStream API calls a media server must never make, whatever its allow list grows to (deny wins in NATS):
+#: making or changing streams (one capturing ``valt.media.>`` would keep other servers' commands,
+#: with their cameras' passwords), consumers, and acknowledgements (acking the app server's
+#: consumer would drop other servers' index events unread).
+DENIED_JS_API = ["$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>",
+                 "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.>", "$JS.ACK.>"]
 
 
 async def run_media_server(settings: Settings, name: str, pool: str = "", live_url: str = "") -> int:
@@ -55,6 +58,8 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
     await bus.start()
     serving: asyncio.Task | None = None
     try:
+        if not await _wait_for_the_cluster(bus, name, settings.bus.lease_s, stop):
+            return 0
         await engine.start()
         if live is not None:
             serving = asyncio.create_task(live.serve(engine, plugins, stop), name="media-live-port")
@@ -71,6 +76,29 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
     if serving is not None and not serving.cancelled() and serving.exception() is not None:
         raise serving.exception()  # the live port could not open: the media server stops saying why
     return 0
+
+
+async def _wait_for_the_cluster(bus: Any, name: str, lease_s: float, stop: asyncio.Event) -> bool:
+    """Wait until the app server has made the cluster's buckets (a media server may not); False if stopped."""
+    from .bus.base import BusUnavailable
+    from .media.leases import BUCKET as LEASES
+    from .media.presence import BUCKET as PRESENCE
+
+    told = False
+    while not stop.is_set():
+        try:
+            for bucket in (LEASES, PRESENCE):
+                await bus.key_value(bucket, ttl_s=lease_s)
+            return True
+        except BusUnavailable as err:
+            if not told:
+                print(f"media server {name}: waiting for the app server ({err.message})", flush=True)
+                told = True
+        try:
+            await asyncio.wait_for(stop.wait(), 2.0)
+        except asyncio.TimeoutError:
+            pass
+    return False
 
 
 class LiveListener:
@@ -170,10 +198,20 @@ async def enrol(ctx: Any, name: str, pool: str = "", live_mode: str = "relayed")
 
 
 def media_server_permissions(name: str, prefix: str) -> dict[str, Any]:
-    """What media server ``name`` may publish and subscribe to on NATS."""
+    """What media server ``name`` may publish and subscribe to on NATS.
+
+    Its own subjects (events, live relay, commands and the replies to them), the leases bucket,
+    its own presence key, and of the JetStream API only reading what it uses: the index stream's
+    and the two buckets' info, and key reads. The app server makes the stream and the buckets.
+    """
+    kv = [f"KV_{prefix}_leases", f"KV_{prefix}_presence"]
+    js_reads = ["$JS.API.INFO", f"$JS.API.STREAM.INFO.{prefix}_INDEX"]
+    for stream in kv:
+        js_reads += [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.MSG.GET.{stream}",
+                     f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>"]
     return {
         "publish": {"allow": [f"valt.index.{name}", f"valt.live.{name}.>", "_INBOX.>", f"$KV.{prefix}_leases.>",
-                              f"$KV.{prefix}_presence.{name}", "$JS.API.>", "$JS.ACK.>"],
+                              f"$KV.{prefix}_presence.{name}", *js_reads],
                     "deny": DENIED_JS_API},
         "subscribe": {"allow": [f"valt.media.{name}.>", "_INBOX.>"]},
     }

@@ -791,14 +791,26 @@ class NatsBus(Bus):
             return self._buckets[name]
         what = f"opening the bucket {name}"
 
+        created = False
+
         async def open_it() -> Any:
+            nonlocal created
             try:
                 return await self._js.key_value(name)
             except nats.js.errors.BucketNotFoundError:
+                created = True
                 config = api.KeyValueConfig(bucket=name, history=1, ttl=ttl_s, storage=api.StorageType.FILE)
                 return await self._js.create_key_value(config)
 
-        kv = await self._js_call(what, (_JS_API,), open_it())
+        try:
+            kv = await self._js_call(what, (_JS_API,), open_it())
+        except BusPermissionDenied as err:
+            if not created:
+                raise
+            # A media server may use the cluster's buckets but not make them: until the app server
+            # has, this is a wait, not a refusal.
+            raise BusUnavailable(f"the bucket {name} does not exist yet and this NATS user may not make it; "
+                                 "the app server makes it when it starts") from err
         self._buckets[name] = _Bucket(self, name, kv)
         return self._buckets[name]
 
