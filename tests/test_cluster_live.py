@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import ssl
 import time
 import urllib.request
 
@@ -72,7 +73,7 @@ def cluster(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("cluster-live")
     assert run(tmp_path, "db", "upgrade").returncode == 0
     assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin", input=PASSWORD + "\n").returncode == 0
-    for name, mode in (("lan", "direct"), ("cloud", "relayed")):
+    for name, mode in (("lan", "direct"), ("cloud", "relayed"), ("secure", "direct")):
         enrolled = run(tmp_path, "media-server", "add", name, "--seed-file", str(tmp_path / f"{name}.seed"),
                        "--live-mode", mode)
         assert enrolled.returncode == 0, enrolled.stderr
@@ -107,7 +108,7 @@ def cluster(tmp_path_factory):
         wait_for(lambda: all(http("GET", app.base + f"/api/v1/cameras/{c}", token=token)[1]["status"] == "online"
                              for c in cams.values()), 30, "both cameras online")
         yield (app, token, cams, servers, nats, {**common, "VALT_BUS__NKEY_SEED_FILE": str(tmp_path / "app.seed")},
-               tmp_path)
+               tmp_path, (room, common, ids))
     finally:
         for server in servers:
             server.stop()
@@ -125,7 +126,7 @@ def ws_url(base: str, endpoint: str) -> str:
 
 
 async def test_direct_and_relayed_live_view_across_media_servers(cluster, browser):  # noqa: F811
-    app, token, cams, (lan, cloud), nats, _settings, _tmp = cluster
+    app, token, cams, (lan, cloud), nats, _settings, _tmp, _more = cluster
     live = {name: http("GET", app.base + f"/api/v1/cameras/{cid}/live", token=token)[1] for name, cid in cams.items()}
     # Direct: the endpoints are on the lan server's live port; relayed: on the app server.
     assert live["lan"]["live_mode"] == "direct" and live["lan"]["media_server"] == "lan", live["lan"]
@@ -205,7 +206,7 @@ async def test_direct_and_relayed_live_view_across_media_servers(cluster, browse
 
 
 def test_recordings_on_a_media_servers_own_storage_play_clip_and_verify_through_the_app_server(cluster):
-    app, token, cams, (_lan, _cloud), _nats, settings, tmp_path = cluster
+    app, token, cams, (_lan, _cloud), _nats, settings, tmp_path, _more = cluster
     room_id = http("GET", app.base + f"/api/v1/cameras/{cams['cloud']}", token=token)[1]["room_id"]
     status, rec = http("POST", app.base + f"/api/v1/rooms/{room_id}/record/start", None, token)
     assert status == 201, rec
@@ -253,7 +254,7 @@ async def bright_share(url: str) -> float:
 
 
 async def test_ptz_and_presets_of_a_camera_reach_it_through_its_media_server(cluster):
-    app, token, cams, _servers, _nats, _settings, _tmp = cluster
+    app, token, cams, _servers, _nats, _settings, _tmp, _more = cluster
     cam = cams["cloud"]
     live = http("GET", app.base + f"/api/v1/cameras/{cam}/live", token=token)[1]
     url = ws_url(app.base, live["endpoints"]["wss"])
@@ -283,3 +284,39 @@ async def test_ptz_and_presets_of_a_camera_reach_it_through_its_media_server(clu
     with av.open(io.BytesIO(jpeg)) as f:
         luma = next(f.decode(video=0)).to_ndarray(format="gray")
     assert float((luma > 215).mean()) - before > 0.1
+
+
+async def test_the_live_port_follows_the_tls_switch(cluster):
+    app, token, _cams, servers, _nats, _settings, tmp_path, (room, common, ids) = cluster
+    port = free_port()
+    secure = MediaServerProcess(tmp_path, "secure", tmp_path / "secure.seed", {**common, "VALT_SERVER__TLS": "true"},
+                                live_port=port)
+    servers.append(secure)  # stopped with the others
+    status, cam = http("POST", app.base + "/api/v1/cameras", {"name": "secure cam", "driver": "sim",
+                                                              "room_id": room["id"], "config": SMALL,
+                                                              "media_server_id": ids["secure"]}, token)
+    assert status == 201, cam
+    wait_for(lambda: http("GET", app.base + f"/api/v1/cameras/{cam['id']}", token=token)[1]["status"] == "online",
+             30, "the camera on the TLS media server online")
+    live = wait_for(lambda: (a := http("GET", app.base + f"/api/v1/cameras/{cam['id']}/live", token=token)[1])
+                    ["live_mode"] == "direct" and a, 15, "a direct live answer")
+    endpoint = live["endpoints"]["wss"]
+    assert endpoint.startswith(f"https://127.0.0.1:{port}/live/"), live
+    # The page policy lets the browser reach it over WSS.
+    page = urllib.request.urlopen(app.base + "/login", timeout=5)
+    assert f"wss://127.0.0.1:{port}" in page.headers["Content-Security-Policy"]
+    # A TLS client that trusts the media server's certificate (self-signed in its data directory) plays.
+    trust = ssl.create_default_context(cafile=str(secure.data / "tls" / "cert.pem"))
+    url = "wss" + endpoint[len("https"):]
+    async with websockets.connect(url, ssl=trust, open_timeout=10, max_size=None) as ws:
+        init = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        assert init["type"] == "init"
+        segment = await asyncio.wait_for(ws.recv(), 10)
+        media = [await asyncio.wait_for(ws.recv(), 10) for _ in range(30)]
+    with av.open(io.BytesIO(segment + b"".join(media))) as f:
+        assert sum(1 for p in f.demux(video=0) if p.pts is not None) >= 30
+    # Plain WebSocket to the TLS port gets nowhere, and the certificate is checked.
+    with pytest.raises((websockets.InvalidMessage, websockets.InvalidHandshake, OSError, asyncio.TimeoutError)):
+        await websockets.connect("ws" + endpoint[len("https"):], open_timeout=5)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await websockets.connect(url, ssl=ssl.create_default_context(), open_timeout=5)

@@ -134,10 +134,12 @@ class ClusterWatch:
         self._stored_at = time.monotonic()
 
     async def _lost_servers(self, now: dict[str, dict[str, Any]]) -> list[str]:
-        # Servers absent now that still have enabled cameras assigned: theirs must move.
+        # Servers absent now that were seen once and still have enabled cameras assigned: theirs
+        # must move. One never seen (enrolled, not started yet) is not lost: its cameras wait for it.
         async with self.db.session() as s:
             rows = (await s.exec(select(MediaServer.name).join(Camera, Camera.media_server_id == MediaServer.id)
-                                 .where(Camera.enabled == True).distinct())).all()  # noqa: E712
+                                 .where(Camera.enabled == True, MediaServer.last_seen_at != None)  # noqa: E711,E712
+                                 .distinct())).all()
         return [name for name in rows if name not in now]
 
     async def _give_live_keys(self, now: dict[str, dict[str, Any]]) -> None:
