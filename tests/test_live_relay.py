@@ -130,3 +130,22 @@ def test_a_revocation_covers_the_tokens_issued_before_it_for_what_it_names() -> 
     assert revoked_by(by_user, MediaClaims(camera_id=9, user_id=2, expires_at=now + 10, session_id=1))
     assert not revoked_by(LiveRevoke(until=now + 300, reason="nothing named"),
                           MediaClaims(camera_id=0, user_id=0, expires_at=now + 10))
+
+
+async def test_a_slow_viewer_of_a_relayed_stream_skips_to_a_keyframe_and_slows_nobody() -> None:
+    stream = RelayedStream("ms", 1)
+    fast, slow = stream.add_viewer(maxsize=1000), stream.add_viewer(maxsize=10)
+    await stream.receive(piece(1, "init", data=INIT[1]))
+    seq = 1
+    for _gop in range(5):  # 5 GOPs of 8 fragments; the slow viewer reads nothing meanwhile
+        for i in range(8):
+            seq += 1
+            await stream.receive(piece(seq, key=(i == 0)))
+    fast_got = [p for k, p in drain(fast) if k == "media"]
+    assert len(fast_got) == 40  # every fragment, in order
+    assert fast_got == [f"frag{n}".encode() for n in range(2, 42)]
+    slow_got = [p for k, p in drain(slow) if k == "media"]
+    # It lost whole GOPs: what it kept starts at a keyframe, and it still has the newest ones.
+    assert len(slow_got) < 40 and slow.dropped > 0
+    assert slow_got[0] in {f"frag{2 + 8 * g}".encode() for g in range(5)}, slow_got[:2]
+    assert slow_got[-1] == b"frag41"
