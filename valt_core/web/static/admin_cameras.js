@@ -4,6 +4,7 @@
 // Text from the API and from devices is always set with textContent, never as HTML.
 
 import {api} from "./api.js";
+import {el, showMessage} from "./dom.js";
 
 const MASK = "********";  // how the API shows a stored secret; sent back, it keeps the secret
 
@@ -21,16 +22,8 @@ const tested = new Map();   // camera id -> {ok, result | message}; kept across 
 let editing = null;         // the camera being edited, or null when adding
 
 
-/** A DOM element: el("td", {className: "x"}, "text", childNode, ...). */
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
 function showPageError(message) {
-  pageError.textContent = message || "";
-  pageError.hidden = !message;
+  showMessage(pageError, message);
 }
 
 // --- what a test answers --------------------------------------------------------------

@@ -3,6 +3,7 @@
 // Everything goes through the API. Text from the API is always set with textContent.
 
 import {api} from "./api.js";
+import {el, showMessage} from "./dom.js";
 
 const REFRESH_MS = 3000;
 
@@ -21,16 +22,8 @@ const chosen = new Map();      // camera id -> the server picked in its select, 
 let busy = 0;                  // requests of the user in flight: no redraw under their feet
 
 
-/** A DOM element: el("td", {className: "x"}, "text", childNode, ...). */
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
 function showPageError(message) {
-  pageError.textContent = message || "";
-  pageError.hidden = !message;
+  showMessage(pageError, message);
 }
 
 function showResult(box, ok, message) {
