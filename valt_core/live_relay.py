@@ -121,11 +121,15 @@ class LiveRelays:
         self._owner = owner
         self.streams: dict[int, RelayedStream] = {}
         self._keepers: dict[int, asyncio.Task] = {}
-        self._lock = asyncio.Lock()
+        # One lock per camera: a media server slow to answer holds up its own cameras only.
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def _lock(self, camera_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(camera_id, asyncio.Lock())
 
     async def stream(self, spec: CameraSpec, server: str) -> RelayedStream:
         """The camera's relayed stream from ``server`` (subscribed and opened on first use)."""
-        async with self._lock:
+        async with self._lock(spec.id):
             stream = self.streams.get(spec.id)
             if stream is not None and stream.server == server:
                 return stream
@@ -163,7 +167,7 @@ class LiveRelays:
                 if missed >= RENEWALS_MISSED:
                     reason = f"media server {stream.server} is not answering"
                     break
-        async with self._lock:
+        async with self._lock(spec.id):
             if self.streams.get(spec.id) is stream:
                 self._keepers.pop(spec.id, None)
                 await self._close(spec.id, stream, reason)
@@ -186,11 +190,11 @@ class LiveRelays:
 
     async def release(self, camera_id: int, reason: str = "") -> None:
         """Stop relaying a camera (removed, disabled or moved); its viewers are closed."""
-        async with self._lock:
+        async with self._lock(camera_id):
             await self._drop(camera_id, reason)
 
     async def close(self) -> None:
         """Stop every relayed stream."""
-        async with self._lock:
-            for camera_id in list(self.streams):
+        for camera_id in list(self.streams):
+            async with self._lock(camera_id):
                 await self._drop(camera_id, "")
