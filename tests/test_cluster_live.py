@@ -320,3 +320,21 @@ async def test_the_live_port_follows_the_tls_switch(cluster):
         await websockets.connect("ws" + endpoint[len("https"):], open_timeout=5)
     with pytest.raises(ssl.SSLCertVerificationError):
         await websockets.connect(url, ssl=ssl.create_default_context(), open_timeout=5)
+
+
+def test_a_camera_given_to_a_pool_goes_to_its_least_loaded_present_server(cluster):
+    app, token, _cams, _servers, _nats, _settings, _tmp, (room, _common, ids) = cluster
+    body = {"name": "pooled cam", "driver": "sim", "room_id": room["id"], "config": SMALL, "media_server_pool": ""}
+    listing = {s["name"]: s for s in http("GET", app.base + "/api/v1/media-servers", token=token)[1]}
+    fewest = min(len(s["cameras"]) for n, s in listing.items() if s["status"] == "online" and n != "local")
+    status, cam = http("POST", app.base + "/api/v1/cameras", body, token)
+    assert status == 201, cam
+    chosen = next(n for n, i in ids.items() if i == cam["media_server_id"])
+    assert listing[chosen]["status"] == "online" and len(listing[chosen]["cameras"]) == fewest, (chosen, listing)
+    status, err = http("POST", app.base + "/api/v1/cameras", {**body, "name": "nowhere", "media_server_pool": "b"},
+                       token)
+    assert status == 409 and "pool 'b'" in err["message"], err
+    status, err = http("POST", app.base + "/api/v1/cameras", {**body, "name": "both", "media_server_id": ids["lan"]},
+                       token)
+    assert status == 400, err
+    assert http("DELETE", app.base + f"/api/v1/cameras/{cam['id']}", None, token)[0] == 204

@@ -56,6 +56,15 @@ class CameraCreate(RequestModel):
     enabled: bool = True
     media_server_id: int | None = Field(None, description="The media server that records it (none: the app "
                                                         "server's own, or the least loaded one).")
+    media_server_pool: str | None = Field(
+        None, max_length=150, description="Instead of `media_server_id`: give it to the least loaded media server "
+                                          "of this pool present now (409 when none is).")
+
+    @model_validator(mode="after")
+    def _one_way_to_place(self) -> "CameraCreate":
+        if self.media_server_id is not None and self.media_server_pool is not None:
+            raise ValueError("give media_server_id or media_server_pool, not both")
+        return self
 
 
 class CameraUpdate(RequestModel):
@@ -181,6 +190,19 @@ def _not_recording(camera: Camera, doing: str) -> None:
         raise Conflict(f"camera {camera.name!r} is recording; stop the recording before you {doing}")
 
 
+async def _least_loaded_of(session: AsyncSession, pool: str) -> int | None:
+    """The id of the least loaded media server of ``pool`` present now (``None``: this server's own);
+    :class:`Conflict` when none is present."""
+    ctx = get_context()
+    name = ctx.media.cluster.least_loaded(pool)
+    if name is not None and ctx.engine is not None and name == ctx.engine.name:
+        return None
+    row = (await session.exec(select(MediaServer).where(MediaServer.name == name))).first() if name else None
+    if row is None:
+        raise Conflict(f"no media server of the pool {pool!r} is present to take the camera")
+    return row.id
+
+
 async def assign_media_server(session: AsyncSession, camera: Camera, media_server_id: int | None) -> bool:
     """Release ``camera`` where it is recorded and assign it to ``media_server_id``, in ``session``.
 
@@ -290,7 +312,10 @@ async def create_camera():
             raise ValidationFailed(f"no room {data.room_id}", fields={"room_id": "unknown room"})
         if data.media_server_id is not None and await s.get(MediaServer, data.media_server_id) is None:
             raise ValidationFailed(f"no media server {data.media_server_id}", fields={"media_server_id": "unknown"})
-        camera = Camera(name=data.name, driver=data.driver, room_id=data.room_id, media_server_id=data.media_server_id,
+        server_id = data.media_server_id
+        if data.media_server_pool is not None:
+            server_id = await _least_loaded_of(s, data.media_server_pool)
+        camera = Camera(name=data.name, driver=data.driver, room_id=data.room_id, media_server_id=server_id,
                         config=config, enabled=data.enabled, status="unknown" if data.enabled else "disabled")
         s.add(camera)
         try:
