@@ -450,8 +450,13 @@ class CameraPipeline:
             dts_s = dts * tbf
             prev = last.get(kind)
             if prev is not None and dts_s <= prev:
-                # A camera that jumps back (restart, wrap) is pushed forward: never backwards.
+                # A camera that jumps back (restart, wrap, a keyframe stamped a tick before the
+                # frame it follows) is pushed forward: never backwards, never onto the previous
+                # instant. Counted in whole ticks: the float difference alone can round down by
+                # one, leaving two packets at one time, which a muxer refuses.
                 bump = int((prev - dts_s) / tbf) + 1
+                while (dts + bump) * tbf <= prev:
+                    bump += 1
                 info[1] = shift = shift + bump
                 dts += bump
                 dts_s = dts * tbf
