@@ -20,14 +20,17 @@ import av
 G711 = frozenset({"pcm_mulaw", "pcm_alaw"})
 
 
-def mux_shifted(out: Any, packet: Any, stream: Any, shift: int, duration: int | None = None) -> None:
+def mux_shifted(out: Any, packet: Any, stream: Any, shift: int, duration: int | None = None,
+                time_base: Any = None) -> None:
     """Mux ``packet`` into ``out`` as ``stream``, ``shift`` (in its time base) earlier, then restore it.
 
     The packet object is shared with other consumers, so what muxing changes (its times, time
     base and stream) is put back afterwards. ``duration``, when given, is set on a packet that has
     none (RTSP gives none; a muxer timing one-frame fragments needs one) and put back too.
+    ``time_base``, when given, is the packet's own time base as the caller already knows it:
+    reading ``packet.time_base`` makes a new ``Fraction``, the dearest part of this call.
     """
-    saved = packet.pts, packet.dts, packet.time_base, packet.stream
+    saved = packet.pts, packet.dts, packet.time_base if time_base is None else time_base, packet.stream
     had = packet.duration
     packet.pts -= shift
     packet.dts -= shift

@@ -420,16 +420,23 @@ class CameraPipeline:
         if audio is not None:
             kinds[audio.index] = "audio"
         offset_s: float | None = None
-        # Per stream index: [time base as a float, shift in time-base units]. Floats, not
-        # Fractions: this loop runs for every packet of every camera.
+        # Per stream index: [time base as a float, shift in time-base units, kind]. Floats, not
+        # Fractions, and names bound once: this loop runs for every packet of every camera.
         streams: dict[int, list] = {}
         generation = self._generation
         monotonic = time.monotonic
+        stopping = self._stop.is_set
+        lock = self._lock
+        post = self._post
+        offer = self._offer
         for packet in media.demux(*[s for s in (video, audio) if s is not None]):
-            if self._stop.is_set():
+            if stopping():
                 return
             dts = packet.dts
-            if dts is None or packet.size == 0:
+            if dts is None:
+                continue
+            size = packet.size
+            if size == 0:
                 continue
             index = packet.stream_index
             info = streams.get(index)
@@ -440,9 +447,8 @@ class CameraPipeline:
                     # buffers a second or so of media, delivered in a burst afterwards. Anchoring
                     # at arrival would put every later packet that far ahead of the wall clock.
                     offset_s = opened_at - float(dts * tb)
-                info = streams[index] = [float(tb), round(offset_s / tb)]
-            tbf, shift = info
-            kind = kinds[index]
+                info = streams[index] = [float(tb), round(offset_s / tb), kinds[index]]
+            tbf, shift, kind = info
             pts = packet.pts
             if pts is None:
                 pts = dts
@@ -461,25 +467,27 @@ class CameraPipeline:
                 dts += bump
                 dts_s = dts * tbf
             pts += shift
-            packet.dts, packet.pts = dts, pts
+            packet.dts = dts
+            packet.pts = pts
             last[kind] = dts_s
             keyframe = packet.is_keyframe
             now = monotonic()
             mp = MediaPacket(generation, kind, packet, dts_s, pts * tbf, keyframe, now)
             self.packets_received += 1
-            self.bytes_received += packet.size
-            if kind == "video":
+            self.bytes_received += size
+            video_packet = kind == "video"
+            if video_packet:
                 self.last_video_at = now
                 if self.status != ONLINE:
-                    self._post(self._online, None)
+                    post(self._online, None)
             for sink in self.sinks:
                 sink.on_packet(mp)
             # Under the lock, so a new subscriber gets each packet once: from the GOP cache
             # or from the loop, never both.
-            with self._lock:
-                if kind == "video" and keyframe:
+            with lock:
+                if video_packet and keyframe:
                     self.gop = [mp]
                 elif self.gop:
                     self.gop.append(mp)
                 if self.subscriptions:
-                    self._post(self._offer, mp)
+                    post(offer, mp)

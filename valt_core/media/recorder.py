@@ -158,7 +158,8 @@ class TrackRecorder:
                     self._emit(("close", segment.duration_s, segment.sha256.hexdigest()))
 
     def _packet(self, mp: MediaPacket) -> None:
-        self.last_packet_at = time.monotonic()
+        # The pipeline stamped its arrival on the same clock just now: no second clock read.
+        self.last_packet_at = mp.arrived or time.monotonic()
         starts_gop = mp.kind == "video" and mp.keyframe
         segment = self.segment
         if segment is None:

@@ -63,7 +63,8 @@ class SegmentWriter:
         self._streams: dict[str, Any] = {"video": self._out.add_stream_from_template(connected.video)}
         if connected.audio is not None:
             self._streams["audio"] = self._out.add_stream_from_template(connected.audio)
-        self._base: dict[str, tuple[int, float]] = {}
+        # Per kind: (shift to segment time, time base as a float, time base), found once.
+        self._base: dict[str, tuple[int, float, Any]] = {}
 
     def write(self, mp: MediaPacket) -> bytes:
         """Mux one packet; returns the bytes of any fragment the muxer finished."""
@@ -74,14 +75,15 @@ class SegmentWriter:
         base = self._base.get(mp.kind)
         if base is None:
             tb = packet.time_base
-            base = self._base[mp.kind] = (round(self.start_s / tb), float(tb))
-        shift, tbf = base
+            base = self._base[mp.kind] = (round(self.start_s / tb), float(tb), tb)
+        shift, tbf, tb = base
         # Segment-relative times for this muxer; the shared packet is put back for the others.
-        mux_shifted(self._out, packet, out_stream, shift)
+        mux_shifted(self._out, packet, out_stream, shift, time_base=tb)
         end = mp.dts_s + (packet.duration or 0) * tbf
         if end > self.end_s:
             self.end_s = end
-        return self._take()
+        # Most packets complete no fragment: nothing to take.
+        return self._take() if self._sink.chunks else b""
 
     def _take(self) -> bytes:
         data = self._sink.take()
