@@ -76,6 +76,7 @@ async def bench_room(ctx, url: str, cameras: int) -> int:
 
 async def valt_worker(url: str, cameras: int, seconds: float, out: Path) -> None:
     from valt_core.context import ValtContext
+    from valt_core.heap import freeze_startup_heap
     from valt_core.settings import load_settings
 
     settings = load_settings(None, {"VALT_DATA_DIR": str(out)})
@@ -87,6 +88,7 @@ async def valt_worker(url: str, cameras: int, seconds: float, out: Path) -> None
     await ctx.db.upgrade()
     room_id = await bench_room(ctx, url, cameras)
     await ctx.media.start()
+    freeze_startup_heap()  # as valt serve does once it has started
     print(json.dumps({"event": "baseline", "rss_mb": rss_mb(os.getpid())}), flush=True)
     rec = await ctx.media.start_recording(room_id, None, "bench")
     # Wait until every camera delivers, then let the parent measure a steady window.

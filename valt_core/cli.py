@@ -400,6 +400,8 @@ async def _serve(settings, ctx=None, banner: str = "") -> int:
         cert = certificate_for(server.tls_cert, server.tls_key, settings.data_dir, server.host)
         config.certfile, config.keyfile = str(cert.cert_path), str(cert.key_path)
     app = create_app(settings, ctx.plugins if ctx else None)
+    # Registered after create_app's own start-up, so it runs once the app and its media are up.
+    app.before_serving(_freeze_startup_heap)
     context = app.extensions["valt"]
     # Check before binding the port, so a wrong setting fails with its cause, not a stack.
     await context.db.check_schema()
@@ -436,6 +438,12 @@ async def _serve(settings, ctx=None, banner: str = "") -> int:
     if failures:
         raise failures[0]
     return 0
+
+
+async def _freeze_startup_heap() -> None:
+    from .heap import freeze_startup_heap
+
+    freeze_startup_heap()
 
 
 async def _listen(app, config, stop: asyncio.Event, host: str, port: int) -> None:

@@ -35,6 +35,7 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
     """Run the media server ``name`` until SIGTERM or SIGINT; its exit status."""
     from .bus.connect import bus_from_settings
     from .cameras.service import CameraService
+    from .heap import freeze_startup_heap
     from .media.engine import MediaEngine
     from .plugins import PluginHost
 
@@ -61,6 +62,7 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
         if not await _wait_for_the_cluster(bus, name, settings.bus.lease_s, stop):
             return 0
         await engine.start()
+        freeze_startup_heap()
         if live is not None:
             serving = asyncio.create_task(live.serve(engine, plugins, stop), name="media-live-port")
         said = f"; direct live view on {live.url}" if live else ""
