@@ -535,7 +535,7 @@ async def _live_route(camera: Camera) -> tuple[str | None, str, bytes]:
 
 @api.get("/cameras/<int:camera_id>/ptz")
 @require("cameras.view")
-@responds(200, description="Where the camera points.", errors=(501, 502))
+@responds(200, description="Where the camera points.", errors=(409, 501, 502))
 async def camera_ptz_position(camera_id: int):
     """Where a PTZ camera points: pan and tilt -1..1, zoom 0..1, and whether it is moving."""
     camera = await _camera(camera_id)
@@ -546,7 +546,7 @@ async def camera_ptz_position(camera_id: int):
 @api.post("/cameras/<int:camera_id>/ptz")
 @require("cameras.control")
 @body(PtzRequest)
-@responds(204, media_type=None, description="Done.", errors=(501, 502))
+@responds(204, media_type=None, description="Done.", errors=(409, 501, 502))
 async def camera_ptz(camera_id: int):
     """Steer a PTZ camera: ``move`` (press and hold), ``stop``, ``absolute``, ``relative``, ``goto_preset``."""
     data = await read_body(PtzRequest)
@@ -569,7 +569,7 @@ async def camera_ptz(camera_id: int):
 
 @api.get("/cameras/<int:camera_id>/presets")
 @require("cameras.view")
-@responds(200, description="The presets.", errors=(501, 502))
+@responds(200, description="The presets.", errors=(409, 501, 502))
 async def camera_presets(camera_id: int):
     """The camera's stored positions."""
     camera = await _camera(camera_id)
@@ -580,7 +580,7 @@ async def camera_presets(camera_id: int):
 @api.post("/cameras/<int:camera_id>/presets")
 @require("cameras.control")
 @body(PresetCreate)
-@responds(201, description="The preset.", errors=(501, 502))
+@responds(201, description="The preset.", errors=(409, 501, 502))
 async def save_camera_preset(camera_id: int):
     """Store where the camera points now under a name (replacing a preset of that name)."""
     data = await read_body(PresetCreate)
@@ -592,7 +592,7 @@ async def save_camera_preset(camera_id: int):
 
 @api.delete("/cameras/<int:camera_id>/presets/<token>")
 @require("cameras.control")
-@responds(204, media_type=None, description="Deleted.", errors=(501, 502))
+@responds(204, media_type=None, description="Deleted.", errors=(409, 501, 502))
 async def delete_camera_preset(camera_id: int, token: str):
     """Delete a stored position."""
     camera = await _camera(camera_id)

@@ -186,7 +186,7 @@ async def get_recording(recording_id: int):
 @require("recordings.view")
 @query(MediaRange)
 @responds(200, media_type="video/mp4", description="The whole file.")
-@responds(206, media_type="video/mp4", description="The byte range asked for.", errors=(416,))
+@responds(206, media_type="video/mp4", description="The byte range asked for.", errors=(409, 416))
 async def track_media(recording_id: int, track_id: int):
     """The track as an MP4 a browser plays (Range supported); ``?start=&end=`` in seconds."""
     ctx = get_context()
