@@ -78,10 +78,9 @@ class Cluster:
     """NATS, the app server and three media servers, enrolled and online (see the module docstring)."""
 
     def __init__(self, work: Path, segment_seconds: float, fsync: bool = True) -> None:
-        from tests.peers.nats import PrivateNats
+        from tests.peers.nats import PrivateNats, users_from_nats_config
         from tests.test_cli import Server, http, run
         from tests.test_cluster import MediaServerProcess
-        from tests.test_cluster_live import nats_users
 
         self.http = http
         self.work = work
@@ -100,7 +99,7 @@ class Cluster:
         config = run(work, "nats-config", "--app-seed-file", str(work / "app.seed"))
         if config.returncode:
             raise SystemExit(f"valt nats-config failed: {config.stderr}")
-        self.nats = PrivateNats(work / "nats", users=nats_users(config.stdout))
+        self.nats = PrivateNats(work / "nats", users=users_from_nats_config(config.stdout))
         common = {"VALT_BUS__URL": self.nats.url, "VALT_STORAGE__OPTIONS__PATH": str(self.store),
                   "VALT_MEDIA__SEGMENT_SECONDS": str(segment_seconds), "VALT_MEDIA__MIN_FREE_MB": "0",
                   "VALT_STORAGE__OPTIONS__FSYNC": "true" if fsync else "false"}

@@ -482,24 +482,8 @@ def start_camera(size: str, fps: int, kbps: int, cleanup: list) -> tuple[list[su
     return [proc, keeper], url
 
 
-def nats_users(config_stdout: str):
-    """The users of ``valt nats-config``'s authorization block, for the private NATS."""
-    from tests.peers.nats import NatsUser
-
-    users = []
-    for i, user in enumerate(json.loads(config_stdout)["authorization"]["users"]):
-        perms = user.get("permissions")
-        users.append(NatsUser(f"u{i}", nkey=user["nkey"],
-                              publish=perms["publish"]["allow"] if perms else None,
-                              deny_publish=perms["publish"]["deny"] if perms else [],
-                              subscribe=perms["subscribe"]["allow"] if perms else None))
-    return users
-
-
-# --- driver: the run -----------------------------------------------------------------------------------
-
 def run(args: argparse.Namespace, work: Path, cleanup: list) -> dict:
-    from tests.peers.nats import PrivateNats
+    from tests.peers.nats import PrivateNats, users_from_nats_config
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("VALT_")}
     app_data = work / "app-data"
@@ -518,7 +502,7 @@ def run(args: argparse.Namespace, work: Path, cleanup: list) -> dict:
     for name, mode in (("cloud", "relayed"), ("lan", "direct")):
         valt("media-server", "add", name, "--seed-file", str(work / f"{name}.seed"), "--live-mode", mode)
     config = valt("nats-config", "--app-seed-file", str(work / "app.seed"))
-    nats = PrivateNats(work / "nats", users=nats_users(config))
+    nats = PrivateNats(work / "nats", users=users_from_nats_config(config))
     cleanup.append(nats.stop)
     common = {"VALT_BUS__URL": nats.url, "VALT_STORAGE__OPTIONS__PATH": str(work / "media")}
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import signal
 import subprocess
 import time
@@ -24,7 +23,7 @@ import av
 import pytest
 
 from .conftest import MARIADB_HOST, MARIADB_PASSWORD, MARIADB_PORT, MARIADB_USER, _mariadb
-from .peers.nats import NatsUser, PrivateNats
+from .peers.nats import PrivateNats, users_from_nats_config
 from .test_cli import VALT, Server, _env, http, run
 
 SMALL = {"width": 320, "height": 240, "keyframe_interval": 25}
@@ -105,14 +104,7 @@ def test_three_media_servers_failover_nats_outage_and_foreign_credentials(tmp_pa
         assert (tmp_path / f"{name}.seed").stat().st_mode & 0o777 == 0o600
     config = run(tmp_path, "nats-config", "--app-seed-file", str(tmp_path / "app.seed"), **db)
     assert config.returncode == 0, config.stderr
-    users = []
-    for i, user in enumerate(json.loads(config.stdout)["authorization"]["users"]):
-        perms = user.get("permissions")
-        users.append(NatsUser(f"u{i}", nkey=user["nkey"],
-                              publish=perms["publish"]["allow"] if perms else None,
-                              deny_publish=perms["publish"]["deny"] if perms else [],
-                              subscribe=perms["subscribe"]["allow"] if perms else None))
-    nats = PrivateNats(tmp_path / "nats", users=users)
+    nats = PrivateNats(tmp_path / "nats", users=users_from_nats_config(config.stdout))
     shared = tmp_path / "shared-media"
     common = {"VALT_BUS__URL": nats.url, "VALT_STORAGE__OPTIONS__PATH": str(shared),
               "VALT_MEDIA__SEGMENT_SECONDS": "2"}

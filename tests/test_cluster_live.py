@@ -24,7 +24,7 @@ import av
 import pytest
 import websockets
 
-from .peers.nats import NatsUser, PrivateNats
+from .peers.nats import PrivateNats, users_from_nats_config
 from .test_browser import ARTIFACTS, browser, sign_in, wait_until  # noqa: F401 - fixture
 from .test_cli import Server, free_port, http, run
 from .test_cluster import MediaServerProcess, frame_times, get_bytes
@@ -32,18 +32,6 @@ from .test_cluster import wait_until as wait_for
 
 SMALL = {"width": 320, "height": 240, "keyframe_interval": 25}
 PASSWORD = "boss password"
-
-
-def nats_users(config_stdout: str) -> list[NatsUser]:
-    """The users of ``valt nats-config``'s authorization block, as the private NATS takes them."""
-    users = []
-    for i, user in enumerate(json.loads(config_stdout)["authorization"]["users"]):
-        perms = user.get("permissions")
-        users.append(NatsUser(f"u{i}", nkey=user["nkey"],
-                              publish=perms["publish"]["allow"] if perms else None,
-                              deny_publish=perms["publish"]["deny"] if perms else [],
-                              subscribe=perms["subscribe"]["allow"] if perms else None))
-    return users
 
 
 async def watch(url: str, fragments: int) -> tuple[dict, list[float]]:
@@ -79,7 +67,7 @@ def cluster(tmp_path_factory):
         assert enrolled.returncode == 0, enrolled.stderr
     config = run(tmp_path, "nats-config", "--app-seed-file", str(tmp_path / "app.seed"))
     assert config.returncode == 0, config.stderr
-    nats = PrivateNats(tmp_path / "nats", users=nats_users(config.stdout))
+    nats = PrivateNats(tmp_path / "nats", users=users_from_nats_config(config.stdout))
     common = {"VALT_BUS__URL": nats.url, "VALT_STORAGE__OPTIONS__PATH": str(tmp_path / "shared-media")}
     servers: list[MediaServerProcess] = []
     app = None

@@ -98,6 +98,17 @@ class TlsFiles:
         return cls(ca_cert, cert, key)
 
 
+def users_from_nats_config(config_stdout: str) -> list[NatsUser]:
+    """The users of ``valt nats-config``'s authorization block, as a private NATS takes them."""
+    users = []
+    for i, user in enumerate(json.loads(config_stdout)["authorization"]["users"]):
+        perms = user.get("permissions")
+        users.append(NatsUser(f"u{i}", nkey=user["nkey"],
+                              publish=perms["publish"]["allow"] if perms else None,
+                              deny_publish=perms["publish"]["deny"] if perms else [],
+                              subscribe=perms["subscribe"]["allow"] if perms else None))
+    return users
+
 class PrivateNats:
     """``nats-server`` with JetStream on its own port and store; stopped and started again by tests.
 
