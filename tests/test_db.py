@@ -174,3 +174,60 @@ async def test_ids_of_deleted_rows_are_never_reused(database_url):
         assert fk == 1, "foreign keys must be on again after the migration"
     finally:
         await db.dispose()
+
+
+async def test_migrations_build_exactly_the_models_schema(database_url):
+    """The migrations and the SQLModel classes describe the same tables, columns and indexes."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    db = Database(database_url)
+    try:
+        await db.upgrade()
+
+        def diff(conn):
+            ctx = MigrationContext.configure(conn, opts={"compare_type": False})
+            found = compare_metadata(ctx, SQLModel.metadata)
+            # Foreign keys' ON DELETE is compared as text, which SQLite reports differently.
+            return [d for d in found if not (isinstance(d, tuple) and d[0] in ("add_fk", "remove_fk"))]
+
+        async with db.engine.connect() as conn:
+            differences = await conn.run_sync(diff)
+        assert differences == []
+    finally:
+        await db.dispose()
+
+
+async def test_upgrade_to_0004_keeps_markers_as_events(database_url):
+    """A marker written before 0004 (label and note) is the same moment after it, with its text."""
+    from alembic import command
+
+    from valt_core.db import alembic_config
+
+    db = Database(database_url)
+    try:
+        def to(revision):
+            def run(conn):
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+            return run
+
+        await db._run_sync(to("0003"))
+        async with db.engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO rooms (name, description, created_at) VALUES ('r', '', '2026-01-01 00:00:00.000000')"))
+            await conn.execute(sa.text("INSERT INTO recordings (room_id, name, state, started_at, legal_hold, notes) "
+                                       "VALUES (1, 'rec', 'stopped', '2026-01-01 00:00:00.000000', 0, '')"))
+            for at, label, note in ((1.5, "door opened", "by staff"), (2.5, "", "only a note"), (3.5, "only a label", "")):
+                await conn.execute(sa.text("INSERT INTO markers (recording_id, at_s, label, note, created_at) "
+                                           "VALUES (1, :at, :label, :note, '2026-01-01 00:00:00.000000')"),
+                                   {"at": at, "label": label, "note": note})
+        await db.upgrade()
+        async with db.engine.connect() as conn:
+            rows = (await conn.execute(sa.text("SELECT time_s, event, color, duration_s FROM markers ORDER BY id"))).all()
+        assert [tuple(r) for r in rows] == [(1.5, "door opened - by staff", "blue", None),
+                                            (2.5, "only a note", "blue", None),
+                                            (3.5, "only a label", "blue", None)]
+    finally:
+        await db.dispose()

@@ -139,10 +139,10 @@ class Recording(SQLModel, table=True):
     __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     room_id: int = Field(foreign_key="rooms.id", index=True)
-    author_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    author_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True)
     name: str = Field(default="", max_length=200)
     state: str = Field(default="recording", max_length=20)
-    started_at: datetime = _created()
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False, index=True)
     stopped_at: Optional[datetime] = _ts()
     retention_until: Optional[datetime] = _ts()
     legal_hold: bool = False
@@ -200,18 +200,27 @@ class Gap(SQLModel, table=True):
     reason: str = Field(default="", max_length=200)
 
 
+#: Marker colours and the hex each is drawn with (the API answers both).
+MARKER_COLORS: dict[str, str] = {
+    "red": "#d93025", "orange": "#f57c00", "yellow": "#f4c20d", "green": "#188038",
+    "blue": "#1a73e8", "purple": "#8e24aa", "gray": "#757575",
+}
+
+
 class Marker(SQLModel, table=True):
-    """A moment marked in a recording, with an optional note."""
+    """A moment marked in a recording: what happened (``event``), when, for how long, in which colour."""
 
     __tablename__ = "markers"
     __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     recording_id: int = Field(foreign_key="recordings.id", index=True, ondelete="CASCADE")
     author_id: Optional[int] = Field(default=None, foreign_key="users.id")
-    at_s: float
-    label: str = Field(default="", max_length=200)
-    note: str = Field(default="", sa_type=sa.Text)
+    time_s: float = Field(description="Recording time, paused time excluded.")
+    duration_s: Optional[float] = None
+    event: str = Field(max_length=500)
+    color: str = Field(default="blue", max_length=10)
     created_at: datetime = _created()
+    updated_at: Optional[datetime] = _ts()
 
 
 class Clip(SQLModel, table=True):
