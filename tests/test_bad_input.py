@@ -431,8 +431,10 @@ async def test_openapi_lists_real_statuses_query_parameters_and_bodies(env):
     assert "204" in delete and "content" not in delete["204"] and "404" in delete
     assert not any(code.endswith("XX") for p in paths.values() for op in p.values() for code in op["responses"])
     listing = paths["/api/v1/recordings"]["get"]
-    (room_id,) = [p for p in listing["parameters"] if p["in"] == "query"]
-    assert room_id["name"] == "room_id" and room_id["schema"]["type"] == "integer"
+    wanted = {p["name"]: p for p in listing["parameters"] if p["in"] == "query"}
+    assert set(wanted) == {"q", "room_id", "author_id", "state", "from", "to", "limit", "offset"}
+    assert wanted["room_id"]["schema"]["type"] == "integer"
+    assert wanted["from"]["schema"]["format"] == "date-time"
     media = paths["/api/v1/recordings/{recording_id}/tracks/{track_id}/media"]["get"]
     assert {p["name"] for p in media["parameters"] if p["in"] == "query"} == {"start", "end"}
     assert "video/mp4" in media["responses"]["206"]["content"] and "416" in media["responses"]

@@ -55,7 +55,7 @@ async def test_observe_tiles_play_and_recording_runs_from_the_page(tmp_path, bro
         # The recording exists, with a track per camera of the room, as the API tells.
         token = http("POST", server.base + "/api/v1/auth/login",
                      {"username": "admin", "password": "observe demo pw"})[1]["token"]
-        (rec,) = http("GET", server.base + "/api/v1/recordings", token=token)[1]
+        (rec,) = http("GET", server.base + "/api/v1/recordings", token=token)[1]["items"]
         detail = http("GET", server.base + f"/api/v1/recordings/{rec['id']}", token=token)[1]
         assert detail["state"] == "stopped" and len(detail["tracks"]) == 2
         assert all(t["duration_s"] >= 2.0 for t in detail["tracks"]), detail

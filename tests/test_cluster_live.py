@@ -228,6 +228,16 @@ def test_recordings_on_a_media_servers_own_storage_play_clip_and_verify_through_
     segment.write_bytes(bytes(data))
     verify = run(tmp_path, "verify", str(rec["id"]), **settings)
     assert verify.returncode == 3 and "content changed" in verify.stdout, verify.stdout + verify.stderr
+    # The player's segment list and segments come through the app server as well.
+    listing = http("GET", app.base + f"/api/v1/recordings/{rec['id']}/tracks/{cloud['id']}/segments", token=token)[1]
+    assert listing["mime_type"].startswith('video/mp4; codecs="avc1.') and listing["segments"], listing
+    first = listing["segments"][0]
+    assert len(get_bytes(app.base + first["url"], token)) == first["bytes"]
+    # Deleting the recording deletes its segments on the media server's own disk too.
+    status, _ = http("DELETE", app.base + f"/api/v1/recordings/{rec['id']}", None, token)
+    assert status == 204
+    assert not list((tmp_path / "cloud-own-media").rglob(f"track-{cloud['id']}/*.mp4"))
+    assert http("GET", app.base + f"/api/v1/recordings/{rec['id']}", token=token)[0] == 404
 
 
 async def bright_share(url: str) -> float:

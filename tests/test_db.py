@@ -216,16 +216,19 @@ async def test_upgrade_to_0004_keeps_markers_as_events(database_url):
 
         await db._run_sync(to("0003"))
         async with db.engine.begin() as conn:
-            await conn.execute(sa.text("INSERT INTO rooms (name, description, created_at) VALUES ('r', '', '2026-01-01 00:00:00.000000')"))
+            await conn.execute(sa.text("INSERT INTO rooms (name, description, created_at) "
+                                       "VALUES ('r', '', '2026-01-01 00:00:00.000000')"))
             await conn.execute(sa.text("INSERT INTO recordings (room_id, name, state, started_at, legal_hold, notes) "
                                        "VALUES (1, 'rec', 'stopped', '2026-01-01 00:00:00.000000', 0, '')"))
-            for at, label, note in ((1.5, "door opened", "by staff"), (2.5, "", "only a note"), (3.5, "only a label", "")):
+            old = ((1.5, "door opened", "by staff"), (2.5, "", "only a note"), (3.5, "only a label", ""))
+            for at, label, note in old:
                 await conn.execute(sa.text("INSERT INTO markers (recording_id, at_s, label, note, created_at) "
                                            "VALUES (1, :at, :label, :note, '2026-01-01 00:00:00.000000')"),
                                    {"at": at, "label": label, "note": note})
         await db.upgrade()
         async with db.engine.connect() as conn:
-            rows = (await conn.execute(sa.text("SELECT time_s, event, color, duration_s FROM markers ORDER BY id"))).all()
+            rows = (await conn.execute(sa.text("SELECT time_s, event, color, duration_s FROM markers "
+                                               "ORDER BY id"))).all()
         assert [tuple(r) for r in rows] == [(1.5, "door opened - by staff", "blue", None),
                                             (2.5, "only a note", "blue", None),
                                             (3.5, "only a label", "blue", None)]

@@ -103,6 +103,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     @app.after_serving
     async def stop() -> None:
         await ctx.live.stop()
+        await ctx.review.close()
         await ctx.media.stop()
         await ctx.bus.close()
         await ctx.cameras.close()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .bus.base import Bus
     from .media.engine import MediaEngine
     from .media_control import MediaControl
+    from .review import ReviewService
 
 
 @dataclass
@@ -44,6 +45,8 @@ class ValtContext:
     #: Recordings, cameras and live streams as the API sees them.
     media: "MediaControl" = field(init=False)
     live: "LiveAccess" = field(init=False)
+    #: Thumbnails, players' media types and viewing spans of the review side.
+    review: "ReviewService" = field(init=False)
     transports: dict[str, Transport] = field(default_factory=dict)
 
     @classmethod
@@ -85,6 +88,9 @@ class ValtContext:
         from .auth.live_access import LiveAccess
 
         ctx.live = LiveAccess(db, secret, audit, ctx.media, settings.live.recheck_s)
+        from .review import ReviewService
+
+        ctx.review = ReviewService(settings.data_dir, audit)
         return ctx
 
 

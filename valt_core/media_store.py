@@ -15,7 +15,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from .bus.messages import READ_CHUNK_MAX, ObjectStat, ReadObject, StatObject
+from .bus.messages import READ_CHUNK_MAX, DeleteObject, ObjectStat, ReadObject, StatObject
 from .errors import Conflict, NotFound
 from .storage.base import StorageBackend
 
@@ -35,7 +35,7 @@ class RecordingStore:
     """The app server's storage backend, reading segments it lacks from the media server that wrote them.
 
     It offers what :class:`~valt_core.storage.base.StorageBackend` offers; everything but reading
-    (``read``, ``size``, ``local_path``) is the app server's own store.
+    (``read``, ``size``, ``local_path``) and deleting is the app server's own store.
     """
 
     def __init__(self, own: StorageBackend, control: "MediaControl") -> None:
@@ -93,6 +93,24 @@ class RecordingStore:
             offset += len(chunk)
             if len(chunk) < length:
                 return
+
+    async def delete(self, key: str) -> None:
+        """Delete ``key`` from the own store and, for a segment another media server wrote, from its store.
+
+        Absent is no error (a deletion may be repeated). The media server must answer: a
+        segment left on a server that is down is not reported as deleted.
+        """
+        try:
+            await self.own.delete(key)
+        except (NotFound, FileNotFoundError):
+            pass
+        server = self._remote(key)
+        if server is not None:
+            try:
+                await self.control.command(DeleteObject(key=key), server)
+            except Conflict as err:
+                raise Conflict(f"segment {key} is on media server {server}, which does not answer: "
+                               f"{err.message}") from err
 
     async def _own_has(self, key: str) -> bool:
         try:

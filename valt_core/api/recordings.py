@@ -8,6 +8,7 @@ from pydantic import AfterValidator, Field
 from quart import jsonify, request
 from sqlmodel import select
 
+from ..auth.access import may_see_recording
 from ..context import get_context
 from ..db.models import Clip, ClipFile, Gap, Recording, Segment, Track
 from ..errors import Conflict, NotFound
@@ -26,7 +27,7 @@ from .guard import (
     responds,
 )
 from .media import opens_playback, send_local_file, send_storage_object, send_stream
-from .schemas import ClipOut, RecordingOut, RecordingSummary
+from .schemas import ClipOut, RecordingOut
 
 
 class RecordStart(RequestModel):
@@ -55,17 +56,20 @@ class ClipRequest(RequestModel):
     track_ids: TrackIds | None = Field(None, description="The tracks to cut, each once; all tracks when left out.")
 
 
-class RecordingFilter(QueryModel):
-    """Query of ``GET /api/v1/recordings``."""
-
-    room_id: Id | None = Field(None, description="Only this room's recordings.")
-
-
 class MediaRange(QueryModel):
     """Query of a track's media: a part of the recording, in seconds on its clock."""
 
     start: float | None = Field(None, description="From this second (the keyframe at or before it).")
     end: float | None = Field(None, description="Up to this second.")
+
+
+async def visible_recording(recording_id: int) -> Recording:
+    """The recording, if the caller may see it; otherwise 404 (its existence is not revealed)."""
+    async with get_context().db.session() as s:
+        rec = await s.get(Recording, recording_id)
+    if rec is None or not may_see_recording(caller().user, rec):
+        raise NotFound(f"no recording {recording_id}")
+    return rec
 
 
 async def recording_json(recording_id: int) -> dict:
@@ -154,24 +158,6 @@ async def record_resume(room_id: int):
 async def record_stop(room_id: int):
     """Stop the room's recording; every track's last segment is finished and indexed."""
     return await _act_on_running(room_id, "stop")
-
-
-@api.get("/recordings")
-@require("recordings.view")
-@query(RecordingFilter)
-@responds(200, list[RecordingSummary], description="Up to 500 recordings.")
-async def list_recordings():
-    """Recordings, newest first (``?room_id=`` to filter)."""
-    ctx = get_context()
-    wanted = read_query(RecordingFilter)
-    rows = select(Recording).order_by(Recording.id.desc()).limit(500)
-    if wanted.room_id is not None:
-        rows = rows.where(Recording.room_id == wanted.room_id)
-    async with ctx.db.session() as s:
-        recs = (await s.exec(rows)).all()
-    return jsonify([{"id": r.id, "room_id": r.room_id, "name": r.name, "state": r.state,
-                     "started_at": r.started_at.isoformat(),
-                     "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None} for r in recs])
 
 
 @api.get("/recordings/<int:recording_id>")

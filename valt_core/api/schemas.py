@@ -209,3 +209,54 @@ class PluginOut(Answer):
     name: str
     distribution: str
     version: str
+
+
+class RecordingListItem(Answer):
+    """A recording on the Review page: what a person scans a list by."""
+
+    id: int
+    name: str
+    room_id: int | None
+    room: str | None
+    author_id: int | None
+    author: str | None
+    state: str
+    started_at: str
+    stopped_at: str | None
+    duration_s: float
+    cameras: list[str]
+    gaps: int
+    markers: int
+    legal_hold: bool
+    thumbnail_url: str
+
+
+class RecordingPage(Answer):
+    """One page of a search of recordings and how many match in all."""
+
+    items: list[RecordingListItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class SegmentRefOut(Answer):
+    """A finished segment of a track: where it sits on the recording's clock, and its address."""
+
+    seq: int
+    start_s: float
+    duration_s: float
+    bytes: int
+    url: str
+
+
+class TrackSegmentsOut(Answer):
+    """A track's segments as the player streams them, with the media type to append them as."""
+
+    recording_id: int
+    track_id: int
+    camera_name: str
+    mime_type: str | None
+    has_audio: bool
+    segments: list[SegmentRefOut]
+    gaps: list[GapOut]

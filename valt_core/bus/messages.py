@@ -271,6 +271,15 @@ class ReadObject(Command):
     length: int = Field(ge=1)
 
 
+@message
+class DeleteObject(Command):
+    """Delete a segment from this media server's store (its recording was deleted); absent is no error."""
+
+    kind: ClassVar[str] = "object.delete"
+    answer: ClassVar[type[BusMessage] | None] = Done
+    key: str
+
+
 #: The most one :class:`ReadObject` answers (NATS's default message limit is 1 MiB).
 READ_CHUNK_MAX = 512 * 1024
 

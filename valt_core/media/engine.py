@@ -25,6 +25,7 @@ from ..bus.messages import (
     Command,
     ControlCamera,
     ControlResult,
+    DeleteObject,
     Done,
     IngestCamera,
     LiveKey,
@@ -196,6 +197,8 @@ class MediaEngine:
             return await self.cameras.call(command.camera, lambda d: d.snapshot())  # type: ignore[arg-type]
         elif isinstance(command, (ReadObject, StatObject)):
             return await self.read_object(command)
+        elif isinstance(command, DeleteObject):
+            await self.delete_object(command)
         elif isinstance(command, LiveKey):
             self.direct.set_key(command)
         elif isinstance(command, LiveRevoke):
@@ -309,6 +312,15 @@ class MediaEngine:
         length = min(command.length, READ_CHUNK_MAX)
         parts = [chunk async for chunk in self.storage.read(command.key, command.offset, command.offset + length)]
         return b"".join(parts)
+
+    async def delete_object(self, command: DeleteObject) -> None:
+        """Delete a segment of a deleted recording from this server's store (absent: nothing to do)."""
+        if parse_segment_key(command.key) is None:
+            raise NotFound(f"{command.key[:120]!r} is not a segment")
+        try:
+            await self.storage.delete(command.key)
+        except (NotFound, FileNotFoundError):
+            pass
 
     async def open_relay(self, command: OpenLive) -> LiveOpened:
         """Relay the camera's live stream over the bus (started, or renewed when it runs)."""

@@ -1,0 +1,318 @@
+"""Finding and looking after recordings: the Review page's list and search, renaming, notes,
+deleting, thumbnails, and the per-track segment lists the player streams from.
+
+Who may see a recording is asked of :mod:`valt_core.auth.access` only: lists add its SQL
+condition, single recordings go through :func:`~valt_core.api.recordings.visible_recording`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Literal
+
+import sqlalchemy as sa
+from pydantic import Field
+from quart import Response, jsonify
+from sqlmodel import select
+
+from ..auth.access import recording_filter
+from ..context import get_context
+from ..db.models import Clip, ClipFile, Gap, Marker, Recording, Room, Segment, Track, User
+from ..errors import Conflict, NotFound, StorageError
+from ..media.stills import jpeg_from_media
+from . import api
+from .guard import (
+    Id,
+    QueryModel,
+    RequestModel,
+    body,
+    caller,
+    query,
+    read_body,
+    read_query,
+    remote_addr,
+    require,
+    responds,
+)
+from .media import send_storage_object
+from .recordings import recording_json, visible_recording
+from .schemas import RecordingOut, RecordingPage, TrackSegmentsOut
+
+log = logging.getLogger(__name__)
+
+RECORDING_STATES = ("recording", "paused", "stopped", "interrupted", "failed")
+RUNNING_STATES = ("recording", "paused")
+#: Longest side of a thumbnail, in pixels.
+THUMBNAIL_WIDTH = 480
+
+
+class RecordingSearch(QueryModel):
+    """Query of ``GET /api/v1/recordings``: search, filters and the page."""
+
+    q: str | None = Field(None, max_length=200,
+                          description="Words in the name, notes, room, author or a marker's text.")
+    room_id: Id | None = Field(None, description="Only this room's recordings.")
+    author_id: Id | None = Field(None, description="Only recordings made by this user.")
+    state: Literal[RECORDING_STATES] | None = Field(None, description="Only recordings in this state.")  # type: ignore[valid-type]
+    from_: datetime | None = Field(None, alias="from", description="Started at or after this time.")
+    to: datetime | None = Field(None, description="Started before this time.")
+    limit: int = Field(50, ge=1, le=200, description="Recordings per page.")
+    offset: int = Field(0, ge=0, le=10_000_000, description="Recordings to skip.")
+
+
+class RecordingChange(RequestModel):
+    """Body of ``PATCH /api/v1/recordings/{id}``: the fields to change."""
+
+    name: str | None = Field(None, max_length=200)
+    notes: str | None = Field(None, max_length=20_000)
+
+
+def _like(text: str) -> str:
+    # The words are matched literally: % and _ typed by a person are not wildcards.
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search_conditions(wanted: RecordingSearch) -> list:
+    conditions = [recording_filter(caller().user)]
+    if wanted.room_id is not None:
+        conditions.append(Recording.room_id == wanted.room_id)
+    if wanted.author_id is not None:
+        conditions.append(Recording.author_id == wanted.author_id)
+    if wanted.state is not None:
+        conditions.append(Recording.state == wanted.state)
+    if wanted.from_ is not None:
+        conditions.append(Recording.started_at >= wanted.from_)
+    if wanted.to is not None:
+        conditions.append(Recording.started_at < wanted.to)
+    # Every word must appear somewhere: "smith door" finds a recording of Smith with a marker "door".
+    for word in (wanted.q or "").split()[:10]:
+        pattern = _like(word)
+        conditions.append(sa.or_(
+            Recording.name.ilike(pattern, escape="\\"),
+            Recording.notes.ilike(pattern, escape="\\"),
+            select(Room.id).where(Room.id == Recording.room_id, Room.name.ilike(pattern, escape="\\"))
+            .correlate(Recording).exists(),
+            select(User.id).where(User.id == Recording.author_id,
+                                  sa.or_(User.username.ilike(pattern, escape="\\"),
+                                         User.display_name.ilike(pattern, escape="\\")))
+            .correlate(Recording).exists(),
+            select(Marker.id).where(Marker.recording_id == Recording.id,
+                                    Marker.event.ilike(pattern, escape="\\"))
+            .correlate(Recording).exists(),
+        ))
+    return conditions
+
+
+async def _page_details(s, ids: list[int]) -> dict[str, dict[int, object]]:
+    """Per recording of a page: cameras, recorded length, gap and marker counts (four queries)."""
+    tracks = (await s.exec(select(Track.recording_id, Track.camera_name)
+                           .where(Track.recording_id.in_(ids)).order_by(Track.id))).all()
+    ends = (await s.exec(select(Track.recording_id, sa.func.max(Segment.start_s + Segment.duration_s))
+                         .join(Segment, Segment.track_id == Track.id)
+                         .where(Track.recording_id.in_(ids), Segment.complete == sa.true())
+                         .group_by(Track.recording_id))).all()
+    gaps = (await s.exec(select(Track.recording_id, sa.func.count(Gap.id)).join(Gap, Gap.track_id == Track.id)
+                         .where(Track.recording_id.in_(ids)).group_by(Track.recording_id))).all()
+    markers = (await s.exec(select(Marker.recording_id, sa.func.count(Marker.id))
+                            .where(Marker.recording_id.in_(ids)).group_by(Marker.recording_id))).all()
+    cameras: dict[int, list[str]] = {}
+    for rec_id, name in tracks:
+        cameras.setdefault(rec_id, []).append(name)
+    return {"cameras": cameras, "ends": dict(ends), "gaps": dict(gaps), "markers": dict(markers)}
+
+
+@api.get("/recordings")
+@require("recordings.view")
+@query(RecordingSearch)
+@responds(200, RecordingPage, description="One page of recordings, newest first, and how many match.")
+async def list_recordings():
+    """Recordings the caller may see, newest first: search (``q``), filters and pages."""
+    ctx = get_context()
+    wanted = read_query(RecordingSearch)
+    conditions = _search_conditions(wanted)
+    page = (select(Recording, Room.name, User.username, User.display_name)
+            .join(Room, Room.id == Recording.room_id, isouter=True)
+            .join(User, User.id == Recording.author_id, isouter=True)
+            .where(*conditions)
+            .order_by(Recording.started_at.desc(), Recording.id.desc())
+            .limit(wanted.limit).offset(wanted.offset))
+    async with ctx.db.session() as s:
+        total = (await s.exec(select(sa.func.count()).select_from(Recording).where(*conditions))).one()
+        rows = (await s.exec(page)).all()
+        details = await _page_details(s, [r.id for r, *_ in rows]) if rows else {}
+    items = []
+    for rec, room_name, username, display_name in rows:
+        session = ctx.media.sessions.get(rec.id)
+        length = session.clock.now() if session else details["ends"].get(rec.id) or 0.0
+        items.append({
+            "id": rec.id, "name": rec.name, "room_id": rec.room_id, "room": room_name,
+            "author_id": rec.author_id, "author": (display_name or username) if username else None,
+            "state": rec.state, "started_at": rec.started_at.isoformat(),
+            "stopped_at": rec.stopped_at.isoformat() if rec.stopped_at else None,
+            "duration_s": round(float(length), 3), "cameras": details["cameras"].get(rec.id, []),
+            "gaps": details["gaps"].get(rec.id, 0), "markers": details["markers"].get(rec.id, 0),
+            "notes": rec.notes, "legal_hold": rec.legal_hold,
+            "thumbnail_url": f"/api/v1/recordings/{rec.id}/thumbnail",
+        })
+    return jsonify({"items": items, "total": total, "limit": wanted.limit, "offset": wanted.offset})
+
+
+@api.patch("/recordings/<int:recording_id>")
+@require("recordings.edit")
+@body(RecordingChange)
+@responds(200, RecordingOut, description="The recording, changed.")
+async def change_recording(recording_id: int):
+    """Rename a recording or edit its notes."""
+    ctx = get_context()
+    data = await read_body(RecordingChange)
+    await visible_recording(recording_id)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if changes:
+        async with ctx.db.session() as s:
+            rec = await s.get(Recording, recording_id)
+            if rec is None:
+                raise NotFound(f"no recording {recording_id}")
+            before = {name: getattr(rec, name) for name in changes}
+            for name, value in changes.items():
+                setattr(rec, name, value)
+            s.add(rec)
+            await s.commit()
+        # The new name is worth keeping; notes may be long and sensitive: only that they changed.
+        detail = {"fields": sorted(changes)}
+        if "name" in changes:
+            detail.update(name_before=before["name"], name=changes["name"])
+        await ctx.audit.record("recording.change", actor=caller().user, target_type="recording",
+                               target_id=recording_id, detail=detail, remote_addr=remote_addr())
+    return jsonify(await recording_json(recording_id))
+
+
+@api.delete("/recordings/<int:recording_id>")
+@require("recordings.delete")
+@responds(204, media_type=None, description="The recording and its media are gone.", errors=(409, 507))
+async def delete_recording(recording_id: int):
+    """Delete a stopped recording: its segments, clips and thumbnail leave storage, then its rows.
+
+    Refused while it records or while it is under legal hold. When storage fails to delete an
+    object the recording is kept (with what could not be deleted) and the call may be repeated.
+    """
+    ctx = get_context()
+    rec = await visible_recording(recording_id)
+    if rec.state in RUNNING_STATES or recording_id in ctx.media.sessions:
+        raise Conflict(f"recording {recording_id} is {rec.state}: stop it before deleting it")
+    if rec.legal_hold:
+        raise Conflict(f"recording {recording_id} is under legal hold and cannot be deleted")
+    async with ctx.db.session() as s:
+        track_ids = list((await s.exec(select(Track.id).where(Track.recording_id == recording_id))).all())
+        keys = list((await s.exec(select(Segment.key).where(Segment.track_id.in_(track_ids))))) if track_ids else []
+        clip_keys = list((await s.exec(select(ClipFile.key).join(Clip, Clip.id == ClipFile.clip_id)
+                                       .where(Clip.recording_id == recording_id))).all())
+        sizes = (await s.exec(select(sa.func.count(Segment.id), sa.func.coalesce(sa.func.sum(Segment.bytes), 0))
+                              .where(Segment.track_id.in_(track_ids or [0])))).one()
+    failed = []
+    for key in [*keys, *clip_keys]:
+        try:
+            await ctx.media.storage.delete(key)
+        except Exception as err:  # noqa: BLE001 - counted and answered below, never half-silent
+            log.warning("recording %s: could not delete %s: %s", recording_id, key, err)
+            failed.append(key)
+    if failed:
+        raise StorageError(f"{len(failed)} of {len(keys) + len(clip_keys)} stored objects of recording "
+                           f"{recording_id} could not be deleted; the recording is kept: try again")
+    ctx.review.forget_recording(recording_id, track_ids)
+    async with ctx.db.session() as s:
+        # Child rows first: SQLite connections made by a migration may have foreign keys off.
+        for table, column, values in ((Segment, Segment.track_id, track_ids), (Gap, Gap.track_id, track_ids)):
+            if values:
+                await s.exec(sa.delete(table).where(column.in_(values)))
+        clip_ids = list((await s.exec(select(Clip.id).where(Clip.recording_id == recording_id))).all())
+        if clip_ids:
+            await s.exec(sa.delete(ClipFile).where(ClipFile.clip_id.in_(clip_ids)))
+        for table, column in ((Clip, Clip.recording_id), (Marker, Marker.recording_id), (Track, Track.recording_id)):
+            await s.exec(sa.delete(table).where(column == recording_id))
+        await s.exec(sa.delete(Recording).where(Recording.id == recording_id))
+        await s.commit()
+    await ctx.audit.record("recording.delete", actor=caller().user, target_type="recording",
+                           target_id=recording_id, remote_addr=remote_addr(),
+                           detail={"name": rec.name, "room_id": rec.room_id, "segments": sizes[0],
+                                   "bytes": int(sizes[1]), "clip_files": len(clip_keys)})
+    return Response(status=204)
+
+
+async def _first_segment(recording_id: int) -> Segment | None:
+    # The still comes from the first track that has a finished segment, from its first one.
+    async with get_context().db.session() as s:
+        return (await s.exec(select(Segment).join(Track, Track.id == Segment.track_id)
+                             .where(Track.recording_id == recording_id, Segment.complete == sa.true())
+                             .order_by(Track.id, Segment.seq).limit(1))).first()
+
+
+@api.get("/recordings/<int:recording_id>/thumbnail")
+@require("recordings.view")
+@responds(200, media_type="image/jpeg", description="A JPEG of the first track's first keyframe.")
+async def recording_thumbnail(recording_id: int):
+    """A still picture of the recording (the first track's first keyframe), made once and cached."""
+    ctx = get_context()
+    await visible_recording(recording_id)
+    seg = await _first_segment(recording_id)
+    if seg is None:
+        raise NotFound(f"recording {recording_id} has no finished video yet")
+
+    async def make() -> bytes:
+        data = b"".join([chunk async for chunk in ctx.media.storage.read(seg.key)])
+        return await asyncio.to_thread(jpeg_from_media, data, THUMBNAIL_WIDTH)
+
+    jpeg = await ctx.review.thumbnail(recording_id, seg.key, make)
+    response = Response(jpeg, mimetype="image/jpeg")
+    # A person's browser may keep it for a while; no shared cache may (it shows the session).
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@api.get("/recordings/<int:recording_id>/tracks/<int:track_id>/segments")
+@require("recordings.view")
+@responds(200, TrackSegmentsOut, description="The track's finished segments in order, with their times.")
+async def track_segment_list(recording_id: int, track_id: int):
+    """A track's segments as the player streams them: each a whole fMP4 placed at its ``start_s``."""
+    ctx = get_context()
+    await visible_recording(recording_id)
+    async with ctx.db.session() as s:
+        track = await s.get(Track, track_id)
+        if track is None or track.recording_id != recording_id:
+            raise NotFound(f"recording {recording_id} has no track {track_id}")
+        segs = (await s.exec(select(Segment).where(Segment.track_id == track_id, Segment.complete == sa.true())
+                             .order_by(Segment.seq))).all()
+        gaps = (await s.exec(select(Gap).where(Gap.track_id == track_id).order_by(Gap.start_s))).all()
+    mime = await ctx.review.mime_type(segs[0].key, ctx.media.storage) if segs else None
+    return jsonify({
+        "recording_id": recording_id, "track_id": track_id, "camera_name": track.camera_name,
+        "mime_type": mime, "has_audio": bool(track.audio_codec),
+        "segments": [{"seq": x.seq, "start_s": round(x.start_s, 3), "duration_s": round(x.duration_s, 3),
+                      "bytes": x.bytes,
+                      "url": f"/api/v1/recordings/{recording_id}/tracks/{track_id}/segments/{x.seq}"}
+                     for x in segs],
+        "gaps": [{"start_s": round(g.start_s, 3), "end_s": None if g.end_s is None else round(g.end_s, 3),
+                  "reason": g.reason} for g in gaps],
+    })
+
+
+@api.get("/recordings/<int:recording_id>/tracks/<int:track_id>/segments/<int:seq>")
+@require("recordings.view")
+@responds(200, media_type=("video/mp4", "video/quicktime"), description="The segment as it is stored.")
+@responds(206, media_type=("video/mp4", "video/quicktime"), description="A byte range of it.", errors=(416,))
+async def track_segment(recording_id: int, track_id: int, seq: int):
+    """One stored segment, byte for byte (a fragmented MP4 with its own initialisation)."""
+    ctx = get_context()
+    await visible_recording(recording_id)
+    async with ctx.db.session() as s:
+        seg = (await s.exec(select(Segment).join(Track, Track.id == Segment.track_id)
+                            .where(Segment.track_id == track_id, Segment.seq == seq,
+                                   Track.recording_id == recording_id, Segment.complete == sa.true()))).first()
+    if seg is None:
+        raise NotFound(f"track {track_id} of recording {recording_id} has no finished segment {seq}")
+    await ctx.review.note_playback(caller().user, recording_id, track_id, seg.start_s,
+                                        seg.start_s + seg.duration_s, remote_addr())
+    mimetype = "video/quicktime" if seg.key.endswith(".mov") else "video/mp4"
+    return await send_storage_object(ctx.media.storage, seg.key, mimetype)
