@@ -10,9 +10,9 @@ from sqlmodel import select
 from .. import __version__
 from ..api.guard import SESSION_COOKIE
 from ..api.serialize import cameras_by_room
-from ..auth.access import role_allows
+from ..auth.access import may_see_recording, role_allows
 from ..context import get_context
-from ..db.models import Camera, Room, User
+from ..db.models import Camera, Recording, Room, User
 from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
 from ..redact import redact
 
@@ -106,7 +106,8 @@ async def _rooms_page(template: str, room_id: int | None = None, enabled_only: b
     user, token = signed_in
     frame = {"user": user, "csrf": ctx.sessions.csrf_token(token), "version": __version__,
              "can_manage_cameras": role_allows(user.role, "cameras.manage"),
-             "can_view_servers": role_allows(user.role, "system.view")}
+             "can_view_servers": role_allows(user.role, "system.view"),
+             "can_review": role_allows(user.role, "recordings.view")}
     if permission is not None and not role_allows(user.role, permission):
         html = await render_template_string(FORBIDDEN, message=f"Your role ({user.role}) cannot open this page.",
                                             **frame)
@@ -125,7 +126,8 @@ async def _rooms_page(template: str, room_id: int | None = None, enabled_only: b
     return await render_template(
         template, rooms=rooms, by_room=by_room, unassigned=by_room.get(None, []),
         can_record=role_allows(user.role, "recordings.record"),
-        can_control=role_allows(user.role, "cameras.control"), **frame, **extra,
+        can_control=role_allows(user.role, "cameras.control"),
+        can_mark=role_allows(user.role, "markers.write"), **frame, **extra,
     )
 
 
@@ -177,3 +179,35 @@ async def admin_media_servers():
             "bus_url": redact(ctx.settings.bus.url), "embedded": ctx.media.engine is not None,
             "app_seed_file": str(ctx.settings.bus.nkey_seed_file or "")}
     return await _rooms_page("admin_media_servers.html", permission="system.view", page=page)
+
+
+def _review_rights(role: str) -> dict[str, bool]:
+    # What the review pages' scripts may offer; the API checks each call again.
+    return {"edit": role_allows(role, "recordings.edit"), "delete": role_allows(role, "recordings.delete"),
+            "mark": role_allows(role, "markers.write"), "manage_markers": role_allows(role, "markers.manage"),
+            "clip": role_allows(role, "clips.create"), "audit": role_allows(role, "audit.view")}
+
+
+@web.get("/review")
+async def review():
+    """Find recordings: search, filters and pages (the page's script asks the API)."""
+    signed_in = await signed_in_user()
+    rights = _review_rights(signed_in[0].role if signed_in else "")
+    return await _rooms_page("review.html", permission="recordings.view", rights=rights)
+
+
+@web.get("/review/recordings/<int:recording_id>")
+async def review_recording(recording_id: int):
+    """The player of one recording: every track on one clock, markers, clips (audited as opened)."""
+    ctx = get_context()
+    signed_in = await signed_in_user()
+    if signed_in is not None and role_allows(signed_in[0].role, "recordings.view"):
+        async with ctx.db.session() as s:
+            rec = await s.get(Recording, recording_id)
+        if rec is None or not may_see_recording(signed_in[0], rec):
+            return "No such recording", 404
+        await ctx.audit.record("recording.open", actor=signed_in[0], target_type="recording",
+                               target_id=recording_id, remote_addr=request.remote_addr or "")
+    rights = _review_rights(signed_in[0].role if signed_in else "")
+    return await _rooms_page("review_player.html", permission="recordings.view", rights=rights,
+                             recording_id=recording_id)
