@@ -1,5 +1,6 @@
-// The Observe page: live tiles, camera status, recording controls per room, and a pan/tilt/zoom
-// pad on the tiles of PTZ cameras (the page renders the pad only for operators and admins).
+// The Observe page: live tiles, camera status, recording controls per room, a pan/tilt/zoom
+// pad on the tiles of PTZ cameras (the page renders the pad only for operators and admins), and
+// marking moments of a running recording (the Mark button or the M key).
 import {api} from "./api.js";
 import {LivePlayer} from "./player.js";
 
@@ -110,7 +111,109 @@ function fmt(seconds) {
   return [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60].map((n) => String(n).padStart(2, "0")).join(":");
 }
 
-const rooms = new Map();  // room id -> {recording, fetchedAt}
+const rooms = new Map();  // room id -> {recording, fetchedAt} (fetchedAt on performance.now())
+
+/** A room's recording time now: its elapsed_s at the last poll, plus the time since, unless paused. */
+function recordingTime(info) {
+  const rec = info.recording;
+  return rec.elapsed_s + (rec.state === "recording" ? (performance.now() - info.fetchedAt) / 1000 : 0);
+}
+
+/** Recording time as m:ss (h:mm:ss past an hour), as a person says it. */
+function shortTime(seconds) {
+  const s = Math.floor(seconds);
+  const mmss = `${Math.floor(s / 60) % 60}:${String(s % 60).padStart(2, "0")}`;
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mmss.padStart(5, "0")}` : mmss;
+}
+
+const DEFAULT_MARK = "Marked";
+const marks = new Map();  // room id -> MarkBox
+let pointerRoom = null;   // the room last pointed at or focused: where M marks when several record
+
+/** A room's Mark button: the time is taken at the press, the text typed after it. */
+class MarkBox {
+  constructor(section) {
+    this.roomId = Number(section.dataset.roomId);
+    this.button = section.querySelector("button[data-mark]");
+    this.input = section.querySelector(".mark-text");
+    this.msg = section.querySelector(".mark-msg");
+    this.pending = null;  // {recordingId, time} of a press whose text is being typed
+    this.button.addEventListener("click", () => this.mark());
+    this.input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") { ev.preventDefault(); this.save(this.input.value); }
+      if (ev.key === "Escape") { ev.preventDefault(); this.save(""); }
+    });
+    // Clicking away keeps the press too: a marked moment is never lost for want of text.
+    this.input.addEventListener("blur", () => this.save(this.input.value));
+    for (const kind of ["pointerenter", "focusin"]) section.addEventListener(kind, () => { pointerRoom = this; });
+  }
+
+  recording() {
+    const info = rooms.get(this.roomId);
+    return info && info.recording ? info : null;
+  }
+
+  /** Take the recording time now and ask for the text; false when the room does not record. */
+  mark() {
+    const info = this.recording();
+    if (!info) return false;
+    const time = recordingTime(info);
+    if (this.pending) this.save(this.input.value);
+    this.pending = {recordingId: info.recording.id, time};
+    this.input.value = "";
+    this.input.placeholder = `What happened at ${shortTime(time)}?`;
+    this.input.hidden = false;
+    this.input.focus();
+    return true;
+  }
+
+  async save(text) {
+    const press = this.pending;
+    if (!press) return;
+    this.pending = null;
+    this.input.hidden = true;
+    const event = text.trim() || DEFAULT_MARK;
+    try {
+      await api("POST", `/api/v1/recordings/${press.recordingId}/markers`,
+                {event, time_s: Math.round(press.time * 1000) / 1000});
+      this.say(`Marked at ${shortTime(press.time)}`);
+    } catch (err) {
+      this.say(`Not marked: ${err.message}`);
+    }
+  }
+
+  show() {
+    this.button.hidden = !this.recording();
+  }
+
+  say(text) {
+    this.msg.textContent = text;
+    clearTimeout(this.sayTimer);
+    this.sayTimer = setTimeout(() => { this.msg.textContent = ""; }, 5000);
+  }
+}
+
+for (const section of document.querySelectorAll(".room[data-room-id]")) {
+  if (section.querySelector("button[data-mark]")) marks.set(Number(section.dataset.roomId), new MarkBox(section));
+}
+
+function typingInto(target) {
+  return target instanceof Element &&
+    (target.isContentEditable || target.closest("input, textarea, select, [contenteditable]") !== null);
+}
+
+document.addEventListener("keydown", (ev) => {
+  if ((ev.key !== "m" && ev.key !== "M") || ev.repeat || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (typingInto(ev.target)) return;
+  const recording = [...marks.values()].filter((box) => box.recording());
+  const box = recording.includes(pointerRoom) ? pointerRoom : recording.length === 1 ? recording[0] : null;
+  if (box) {
+    ev.preventDefault();  // the M must not land in the text box that opens
+    box.mark();
+  } else {
+    for (const other of recording) other.say("Several rooms record: point at one, or use its Mark button");
+  }
+});
 
 function render() {
   for (const section of document.querySelectorAll(".room[data-room-id]")) {
@@ -121,7 +224,7 @@ function render() {
     const indicator = section.querySelector(".rec-indicator");
     if (indicator) {
       let elapsed = rec ? rec.elapsed_s : 0;
-      if (rec && rec.state === "recording") elapsed += (Date.now() - info.fetchedAt) / 1000;
+      if (rec && rec.state === "recording") elapsed += (performance.now() - info.fetchedAt) / 1000;
       indicator.textContent = rec ? `${state === "paused" ? "PAUSED" : "REC"} ${fmt(elapsed)}` : "";
     }
     for (const button of section.querySelectorAll("button[data-action]")) {
@@ -129,6 +232,8 @@ function render() {
       button.hidden = !((a === "start" && !rec) || (a === "pause" && state === "recording") ||
                         (a === "resume" && state === "paused") || (a === "stop" && rec));
     }
+    const mark = marks.get(Number(section.dataset.roomId));
+    if (mark) mark.show();
   }
 }
 
@@ -136,7 +241,7 @@ async function refresh() {
   try {
     const list = await api("GET", "/api/v1/rooms");
     for (const room of list) {
-      rooms.set(room.id, {recording: room.recording, fetchedAt: Date.now()});
+      rooms.set(room.id, {recording: room.recording, fetchedAt: performance.now()});
       for (const cam of room.cameras) {
         const tile = document.querySelector(`.tile[data-camera-id="${cam.id}"]`);
         if (tile) {
