@@ -8,6 +8,9 @@ import {el, showMessage} from "./dom.js";
 
 const PAGE_SIZE = 50;
 const TYPING_DELAY_MS = 300;
+// While a listed recording runs, the page is asked again now and then: its length grows, and its
+// thumbnail appears once the first segment is written.
+const RUNNING_REFRESH_MS = 10000;
 const FILTERS = ["q", "from", "to", "room_id", "author_id", "state"];
 
 const root = document.getElementById("review");
@@ -28,6 +31,7 @@ let page = 1;          // 1-based, as shown and as in the URL
 let lastPage = 1;
 let loadSeq = 0;       // answers to older requests than the latest are dropped
 let typingTimer = null;
+let refreshTimer = null;
 // Authors offered in the filter: every user for an admin (GET /users needs users.manage), else
 // the authors seen in the answers so far; the text search also finds a recording by its author.
 const authors = new Map();  // id -> name
@@ -233,8 +237,8 @@ function row(rec) {
                                                   title: started.toString()})),
     el("td", {className: "duration num", textContent: clock(rec.duration_s)}),
     el("td", {className: "cameras", textContent: rec.cameras.length ? rec.cameras.join(", ") : "—"}),
-    el("td", {className: "state"}, el("span", {className: `rec-state state-${rec.state}`, textContent: rec.state}),
-           badges(rec)),
+    el("td", {className: "state"}, el("div", {className: "state-box"},
+      el("span", {className: `rec-state state-${rec.state}`, textContent: rec.state}), badges(rec))),
     actions,
   );
   return tr;
@@ -270,12 +274,22 @@ async function load() {
     nextButton.disabled = page >= lastPage;
     showMessage(emptyBox, answer.total ? "" : (hasFilters() ? "No recording matches the search and filters."
                                                               : "No recordings yet."));
+    clearTimeout(refreshTimer);
+    if (answer.items.some((rec) => rec.state === "recording" || rec.state === "paused")) {
+      refreshTimer = setTimeout(refreshIfIdle, RUNNING_REFRESH_MS);
+    }
   } catch (err) {
     if (seq !== loadSeq) return;
     showMessage(errorBox, `Could not load the recordings: ${err.message}`);
   } finally {
     if (seq === loadSeq) root.dataset.loading = "false";
   }
+}
+
+function refreshIfIdle() {
+  // Never under the user's hands: not while a name is being edited or the dialog is open.
+  if (body.querySelector(".rename-form") || dialog.open) refreshTimer = setTimeout(refreshIfIdle, RUNNING_REFRESH_MS);
+  else load();
 }
 
 /** The filters changed: back to the first page. */
