@@ -336,14 +336,15 @@ async def test_clips_keyframe_aligned_exact_and_zipped(env_factory):
     first_clock = clock_seconds(read_clock(frames[0].to_ndarray(format="gray")))
     last_clock = clock_seconds(read_clock(frames[-1].to_ndarray(format="gray")))
     assert last_clock - first_clock == pytest.approx(3.0 - 0.04, abs=0.05)
-    # All tracks: a zip with one MP4 per camera.
+    # All tracks: a zip with one MP4 per camera, and the markers of the range.
     both = await finished((await clip({"start_s": start, "end_s": end}))["id"])
     assert len(both["files"]) == 2
     r = await env.client.get(f"/api/v1/clips/{both['id']}/download", headers=viewer)
     assert r.headers["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(await r.get_data())) as z:
-        names = z.namelist()
+        names = [n for n in z.namelist() if n != "markers.json"]
         assert sorted(names) == sorted(f["name"] for f in both["files"])
+        assert "markers.json" in z.namelist()
         for name in names:
             assert probe(z.read(name))["frames"] >= 70
 

@@ -241,3 +241,34 @@ async def test_a_running_recording_cannot_be_deleted_and_has_no_thumbnail_before
     assert r.status_code == 409 and "stop it" in (await r.get_json())["message"]
     await asyncio.sleep(0.5)
     await studio.record("stop")
+
+
+async def test_a_recordings_clips_are_listed_and_a_zip_carries_the_markers_in_its_range(env_factory):
+    import json
+    import zipfile
+
+    from .test_bad_input import whole_track_clip
+
+    env = await env_factory(segment_seconds=2.0)
+    studio, rec = await recorded(env, 3.0)
+    track = rec["tracks"][0]
+    async with env.ctx.db.session() as s:
+        for at, text in ((track["start_s"] + 0.5, "inside"), (track["end_s"] + 50.0, "after the clip")):
+            s.add(Marker(recording_id=rec["id"], author_id=None, time_s=at, event=text))
+        await s.commit()
+    clip = await whole_track_clip(env, studio, rec)
+    listed = await (await env.client.get(f"/api/v1/recordings/{rec['id']}/clips", headers=studio.h)).get_json()
+    assert [c["id"] for c in listed] == [clip["id"]]
+    assert listed[0]["author"] == "boss" and listed[0]["files"][0]["sha256"] == clip["files"][0]["sha256"]
+    # One file: the MP4 itself, unless a zip is asked for; the zip has markers.json beside it.
+    r = await env.client.get(f"/api/v1/clips/{clip['id']}/download", headers=studio.h)
+    assert r.headers["Content-Type"] == "video/mp4"
+    r = await env.client.get(f"/api/v1/clips/{clip['id']}/download?format=zip", headers=studio.h)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(await r.get_data())) as z:
+        assert sorted(z.namelist()) == sorted([clip["files"][0]["name"], "markers.json"])
+        markers = json.loads(z.read("markers.json"))
+    assert [m["event"] for m in markers["markers"]] == ["inside"]
+    assert markers["markers"][0]["clip_time_s"] == pytest.approx(track["start_s"] + 0.5 - clip["start_s"], abs=0.01)
+    r = await env.client.get(f"/api/v1/recordings/{rec['id'] + 99}/clips", headers=studio.h)
+    assert r.status_code == 404

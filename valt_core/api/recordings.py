@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 from quart import jsonify, request
@@ -10,7 +11,7 @@ from sqlmodel import select
 
 from ..auth.access import may_see_recording
 from ..context import get_context
-from ..db.models import Clip, ClipFile, Gap, Recording, Segment, Track
+from ..db.models import Clip, ClipFile, Gap, Marker, Recording, Segment, Track, User
 from ..errors import Conflict, NotFound
 from . import api
 from .guard import (
@@ -54,6 +55,13 @@ class ClipRequest(RequestModel):
     end_s: float
     exact: bool = False
     track_ids: TrackIds | None = Field(None, description="The tracks to cut, each once; all tracks when left out.")
+
+
+class ClipDownload(QueryModel):
+    """Query of ``GET /api/v1/clips/{id}/download``."""
+
+    format: Literal["auto", "zip"] = Field("auto", description="`auto`: the MP4 itself for a one-file clip, "
+                                                              "a zip for several; `zip`: always a zip.")
 
 
 class MediaRange(QueryModel):
@@ -165,6 +173,7 @@ async def record_stop(room_id: int):
 @responds(200, RecordingOut, description="The recording.")
 async def get_recording(recording_id: int):
     """One recording: state, times, tracks, gaps."""
+    await visible_recording(recording_id)
     return jsonify(await recording_json(recording_id))
 
 
@@ -177,6 +186,7 @@ async def track_media(recording_id: int, track_id: int):
     """The track as an MP4 a browser plays (Range supported); ``?start=&end=`` in seconds."""
     ctx = get_context()
     part = read_query(MediaRange)
+    await visible_recording(recording_id)
     async with ctx.db.session() as s:
         track = await s.get(Track, track_id)
     if track is None or track.recording_id != recording_id:
@@ -197,10 +207,17 @@ async def clip_json(clip_id: int) -> dict:
         if clip is None:
             raise NotFound(f"no clip {clip_id}")
         files = (await s.exec(select(ClipFile).where(ClipFile.clip_id == clip_id).order_by(ClipFile.id))).all()
+    try:
+        await visible_recording(clip.recording_id)
+    except NotFound:
+        raise NotFound(f"no clip {clip_id}") from None
     return {
         "id": clip.id, "recording_id": clip.recording_id, "start_s": clip.start_s, "end_s": clip.end_s,
         "exact": clip.exact, "state": clip.state, "progress": clip.progress, "error": clip.error or None,
         "queue_position": ctx.media.clips.queue_position(clip_id),
+        "author_id": clip.author_id, "created_at": clip.created_at.isoformat(),
+        "finished_at": clip.finished_at.isoformat() if clip.finished_at else None,
+        "track_ids": [f.track_id for f in files],
         "files": [{"track_id": f.track_id, "name": f.key.rsplit("/", 1)[-1], "bytes": f.bytes, "sha256": f.sha256}
                   for f in files],
     }
@@ -213,6 +230,7 @@ async def clip_json(clip_id: int) -> dict:
 async def create_clip(recording_id: int):
     """Start a clip job over all tracks (or ``track_ids``); poll ``GET /clips/{id}``."""
     data = await read_body(ClipRequest)
+    await visible_recording(recording_id)
     clip = await get_context().media.clips.create(recording_id, data.start_s, data.end_s, data.exact,
                                                   data.track_ids, caller().user.id)
     await _audit("clip.create", recording_id, clip_id=clip.id, start_s=data.start_s, end_s=data.end_s)
@@ -229,27 +247,49 @@ async def get_clip(clip_id: int):
 
 @api.get("/clips/<int:clip_id>/download")
 @require("recordings.view")
+@query(ClipDownload)
 @responds(200, media_type=("video/mp4", "application/zip"), errors=(409,),
           description="`video/mp4` for one file, `application/zip` for several.",
           headers={"Content-Disposition": "attachment, with filename and filename*"})
 @responds(206, media_type="video/mp4", description="A byte range of the one MP4.", errors=(416,))
 async def download_clip(clip_id: int):
-    """The clip: one MP4 for one track, a zip for several."""
+    """The clip: one MP4 for one track, a zip (with ``markers.json``) for several or with ``?format=zip``."""
     ctx = get_context()
     async with ctx.db.session() as s:
         clip = await s.get(Clip, clip_id)
         if clip is None:
             raise NotFound(f"no clip {clip_id}")
         files = (await s.exec(select(ClipFile).where(ClipFile.clip_id == clip_id).order_by(ClipFile.id))).all()
+    try:
+        await visible_recording(clip.recording_id)
+    except NotFound:
+        raise NotFound(f"no clip {clip_id}") from None
     if clip.state != "done":
         raise Conflict(f"clip {clip_id} is {clip.state}, not ready to download")
     # A player or download manager fetches a file in many ranges: one download, one entry.
     if opens_playback(request.headers.get("Range")):
         await ctx.audit.record("clip.download", actor=caller().user, target_type="clip", target_id=clip_id,
                                remote_addr=remote_addr())
-    if len(files) == 1:
+    if len(files) == 1 and read_query(ClipDownload).format == "auto":
         return await send_storage_object(ctx.storage, files[0].key, "video/mp4",
                                          download_name=f"clip-{clip_id}-{files[0].key.rsplit('/', 1)[-1]}")
     # Streamed as it is packed: no copy of the clip in memory or in a cache file.
-    return send_stream(ctx.media.clips.zip_stream(list(files)), "application/zip",
+    extra = {"markers.json": await _clip_markers_json(clip)}
+    return send_stream(ctx.media.clips.zip_stream(list(files), extra), "application/zip",
                        download_name=f"clip-{clip_id}.zip")
+
+
+async def _clip_markers_json(clip: Clip) -> bytes:
+    # The markers within the clip's range (a marker with a duration: any overlap), with their
+    # times both on the recording's clock and from the clip's start.
+    async with get_context().db.session() as s:
+        rows = (await s.exec(select(Marker, User.username, User.display_name)
+                             .join(User, User.id == Marker.author_id, isouter=True)
+                             .where(Marker.recording_id == clip.recording_id, Marker.time_s < clip.end_s)
+                             .order_by(Marker.time_s, Marker.id))).all()
+    markers = [{"id": m.id, "event": m.event, "color": m.color, "time_s": m.time_s, "duration_s": m.duration_s,
+                "clip_time_s": round(max(0.0, m.time_s - clip.start_s), 3),
+                "author": (display or username) if username else None, "created_at": m.created_at.isoformat()}
+               for m, username, display in rows if m.time_s + (m.duration_s or 0.0) >= clip.start_s]
+    return json.dumps({"recording_id": clip.recording_id, "clip_id": clip.id, "start_s": clip.start_s,
+                       "end_s": clip.end_s, "markers": markers}, indent=2, ensure_ascii=False).encode()

@@ -37,8 +37,8 @@ from .guard import (
     responds,
 )
 from .media import send_storage_object
-from .recordings import recording_json, visible_recording
-from .schemas import RecordingOut, RecordingPage, TrackSegmentsOut
+from .recordings import clip_json, recording_json, visible_recording
+from .schemas import ClipOut, RecordingOut, RecordingPage, TrackSegmentsOut
 
 log = logging.getLogger(__name__)
 
@@ -316,3 +316,22 @@ async def track_segment(recording_id: int, track_id: int, seq: int):
                                         seg.start_s + seg.duration_s, remote_addr())
     mimetype = "video/quicktime" if seg.key.endswith(".mov") else "video/mp4"
     return await send_storage_object(ctx.media.storage, seg.key, mimetype)
+
+
+@api.get("/recordings/<int:recording_id>/clips")
+@require("recordings.view")
+@responds(200, list[ClipOut], description="The recording's clips, newest first, with who made them.")
+async def list_recording_clips(recording_id: int):
+    """The clips cut from a recording: state, author, when, and each file's size and SHA-256."""
+    ctx = get_context()
+    await visible_recording(recording_id)
+    async with ctx.db.session() as s:
+        rows = (await s.exec(select(Clip.id, User.username, User.display_name)
+                             .join(User, User.id == Clip.author_id, isouter=True)
+                             .where(Clip.recording_id == recording_id).order_by(Clip.id.desc()).limit(500))).all()
+    out = []
+    for clip_id, username, display_name in rows:
+        item = await clip_json(clip_id)
+        item["author"] = (display_name or username) if username else None
+        out.append(item)
+    return jsonify(out)

@@ -200,6 +200,9 @@ class ClipOut(Answer):
     queue_position: int | None
     error: str | None
     files: list[ClipFileOut]
+    author_id: int | None
+    created_at: str
+    finished_at: str | None
 
 
 class PluginOut(Answer):

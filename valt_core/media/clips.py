@@ -343,9 +343,14 @@ class ClipService:
             self._running.pop(clip_id, None)
             self._dispatch()
 
-    def zip_stream(self, files: list[ClipFile]) -> AsyncIterator[bytes]:
-        """A clip's files as one zip, packed while it is sent."""
-        return zip_stream([(f.key.rsplit("/", 1)[-1], f.bytes, self.engine.storage.read(f.key)) for f in files])
+    def zip_stream(self, files: list[ClipFile], extra: dict[str, bytes] | None = None) -> AsyncIterator[bytes]:
+        """A clip's files as one zip, packed while it is sent, with ``extra`` small files (name: bytes)."""
+        async def once(data: bytes) -> AsyncIterator[bytes]:
+            yield data
+
+        entries = [(f.key.rsplit("/", 1)[-1], f.bytes, self.engine.storage.read(f.key)) for f in files]
+        entries += [(name, len(data), once(data)) for name, data in (extra or {}).items()]
+        return zip_stream(entries)
 
 
 def _safe(name: str) -> str:
