@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from .test_browser import ARTIFACTS, browser, sign_in, wait_until  # noqa: F401 - fixture
+from .test_browser_csp import RECORD_VIOLATIONS
 from .test_cli import Server, http
 
 PASSWORD = "review demo pw"
@@ -60,6 +61,7 @@ async def test_mark_live_then_find_rename_and_delete_on_review(tmp_path, browser
 
         # The operator records room 1 from its Observe page and marks two moments.
         page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        await page.add_init_script(RECORD_VIOLATIONS)  # the pages run under their CSP, nothing blocked
         await sign_in(page, server.base, OPERATOR[1], OPERATOR[0])
         await page.goto(f"{server.base}/observe/rooms/{room1['id']}")
         mark = page.locator("button[data-mark]")
@@ -98,6 +100,7 @@ async def test_mark_live_then_find_rename_and_delete_on_review(tmp_path, browser
         await page.click("button[data-action=stop]")
         await wait_until(page, "document.querySelector('.room').dataset.recording === 'idle'", timeout=15000)
         assert await mark.is_hidden()
+        assert await page.evaluate("window.__cspViolations") == []
 
         # The markers are stored at the recording times of the presses, with their text.
         status, markers = await api(server, "GET", f"/recordings/{rec_id}/markers", admin)
@@ -136,6 +139,7 @@ async def test_mark_live_then_find_rename_and_delete_on_review(tmp_path, browser
         await row.locator("input.rename-input").press("Enter")
         await wait_until(page, "document.querySelector('tr.recording td.name a')?.textContent === 'Smith intake'")
         assert (await api(server, "GET", f"/recordings/{rec_id}", admin))[1]["name"] == "Smith intake"
+        assert await page.evaluate("window.__cspViolations") == []
         await page.close()
 
         # An admin: deleting a recording that still records is refused, and the dialog says why;
