@@ -159,6 +159,7 @@ class MarkBox {
     if (!info) return false;
     const time = recordingTime(info);
     if (this.pending) this.save(this.input.value);
+    this.say("");  // the last confirmation is not this press's
     this.pending = {recordingId: info.recording.id, time};
     this.input.value = "";
     this.input.placeholder = `What happened at ${shortTime(time)}?`;
@@ -189,7 +190,7 @@ class MarkBox {
   say(text) {
     this.msg.textContent = text;
     clearTimeout(this.sayTimer);
-    this.sayTimer = setTimeout(() => { this.msg.textContent = ""; }, 5000);
+    if (text) this.sayTimer = setTimeout(() => { this.msg.textContent = ""; }, 5000);
   }
 }
 
