@@ -148,23 +148,25 @@ class TrackView {
     });
   }
 
-  /** What is at recording time `t`: {media: true} or {media: false, reason, from, to}. */
+  /** What is at recording time `t`: {media: true} or {media: false, what, reason, from, to}. */
   stateAt(t) {
     for (const g of this.gaps) {
       const end = g.end_s == null ? Infinity : g.end_s;
-      if (g.start_s <= t && t < end) return {media: false, reason: g.reason || "no video", from: g.start_s, to: g.end_s};
+      if (g.start_s <= t && t < end) {
+        return {media: false, what: "camera offline", reason: g.reason || "", from: g.start_s, to: g.end_s};
+      }
     }
     const segs = this.segments;
-    if (!segs.length) return {media: false, reason: "no video recorded yet", from: 0, to: null};
+    if (!segs.length) return {media: false, what: "nothing recorded yet", reason: "", from: 0, to: null};
     const first = segs[0].start_s, last = segs[segs.length - 1];
     const end = last.start_s + last.duration_s;
-    if (t < first - 0.05) return {media: false, reason: "camera not recorded yet", from: 0, to: first};
-    if (t >= end) return {media: false, reason: "camera recording ended", from: end, to: null};
+    if (t < first - 0.05) return {media: false, what: "camera not recorded yet", reason: "", from: 0, to: first};
+    if (t >= end) return {media: false, what: "camera's recording ended", reason: "", from: end, to: null};
     for (let i = 0; i < segs.length; i += 1) {
       const s = segs[i];
       if (t < s.start_s - 0.3) {
         const prev = segs[i - 1];
-        return {media: false, reason: "no video", from: prev.start_s + prev.duration_s, to: s.start_s};
+        return {media: false, what: "no recording", reason: "", from: prev.start_s + prev.duration_s, to: s.start_s};
       }
       if (t < s.start_s + s.duration_s + 0.3) return {media: true, segment: s};
     }
@@ -289,8 +291,13 @@ class TrackView {
       if (!v.paused) v.pause();
       const span = here.to == null ? `from ${this.player.wall(here.from)}`
         : `${this.player.wall(here.from)}–${this.player.wall(here.to)}`;
-      const text = `No video · ${here.reason} ${span}`;
-      if (this.noVideo.textContent !== text) this.noVideo.textContent = text;
+      const key = `${here.what} ${span} ${here.reason}`;
+      if (this.noVideoKey !== key) {
+        this.noVideoKey = key;
+        this.noVideo.replaceChildren(el("div", {}, el("strong", {}, "No video"), el("br"), `${here.what} ${span}`,
+                                        here.reason ? el("small", {className: "reason", textContent: here.reason}) : null));
+        this.noVideo.title = here.reason;
+      }
       this.noVideo.hidden = false;
       this.spinner.hidden = true;
       this.view.dataset.media = "none";
@@ -870,8 +877,10 @@ class ReviewPlayer {
     const cancel = el("button", {type: "button", textContent: "Cancel"});
     const form = el("form", {className: "marker-form", hidden: true}, this.markerTime, this.markerInput,
                     this.markerColor, save, cancel);
-    cancel.addEventListener("click", () => { form.hidden = true; });
-    form.addEventListener("keydown", (ev) => { if (ev.key === "Escape") form.hidden = true; });
+    // Closed, the form gives the keys back to the player.
+    const close = () => { form.hidden = true; this.markerInput.blur(); };
+    cancel.addEventListener("click", close);
+    form.addEventListener("keydown", (ev) => { if (ev.key === "Escape") close(); });
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const event = this.markerInput.value.trim();
@@ -883,7 +892,7 @@ class ReviewPlayer {
         this.markers.push(marker);
         this.markers.sort((a, b) => a.time_s - b.time_s);
         this.renderMarkers();
-        form.hidden = true;
+        close();
         showMessage(this.msg, "");
       } catch (err) {
         this.error(`Marker not saved: ${err.message}`);
