@@ -86,8 +86,35 @@ class ClipReady(PluginEvent):
     clip_id: int
 
 
+@dataclass(frozen=True)
+class MarkerAdded(PluginEvent):
+    """A marker was put on a recording (live or in review)."""
+
+    hook: ClassVar[str] = "valt_marker_added"
+    marker_id: int
+    recording_id: int
+
+
+@dataclass(frozen=True)
+class MarkerChanged(PluginEvent):
+    """A marker's text, time, duration or colour was changed."""
+
+    hook: ClassVar[str] = "valt_marker_changed"
+    marker_id: int
+    recording_id: int
+
+
+@dataclass(frozen=True)
+class MarkerRemoved(PluginEvent):
+    """A marker was deleted; its row is gone when the hook is called."""
+
+    hook: ClassVar[str] = "valt_marker_removed"
+    marker_id: int
+    recording_id: int
+
+
 #: Every event, by hook name.
 EVENTS: dict[str, type[PluginEvent]] = {
     e.hook: e for e in (CameraStatusChanged, RecordingStarted, RecordingPaused, RecordingResumed,
-                        RecordingStopped, SegmentWritten, ClipReady)
+                        RecordingStopped, SegmentWritten, ClipReady, MarkerAdded, MarkerChanged, MarkerRemoved)
 }

@@ -111,3 +111,26 @@ def valt_segment_written(recording_id: int, track_id: int, segment_id: int, key:
 @hookspec
 def valt_clip_ready(clip_id: int) -> Any:
     """A clip job finished and its files can be downloaded."""
+
+
+# --- markers -----------------------------------------------------------------------------
+
+@hookspec
+def valt_marker_added(marker_id: int, recording_id: int) -> Any:
+    """A marker was added to a recording (``POST /api/v1/recordings/{id}/markers``).
+
+    Called after the row is stored and the addition audited; read it from the ``markers`` table.
+    """
+
+
+@hookspec
+def valt_marker_changed(marker_id: int, recording_id: int) -> Any:
+    """A marker's event text, time, duration or colour changed (``PATCH /api/v1/markers/{id}``).
+
+    Called after the change is stored and audited; a request that changes nothing calls nothing.
+    """
+
+
+@hookspec
+def valt_marker_removed(marker_id: int, recording_id: int) -> Any:
+    """A marker was deleted (``DELETE /api/v1/markers/{id}``); its row is already gone."""

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..db.models import MARKER_COLORS
+
 
 class Answer(BaseModel):
     """Base of answer shapes: the listed fields are promised, others may appear."""
@@ -263,3 +265,19 @@ class TrackSegmentsOut(Answer):
     has_audio: bool
     segments: list[SegmentRefOut]
     gaps: list[GapOut]
+
+
+class MarkerOut(Answer):
+    """A moment marked in a recording: when (recording time), how long, what, in which colour, by whom."""
+
+    id: int
+    recording_id: int
+    time_s: float
+    duration_s: float | None
+    event: str
+    color: Literal[tuple(MARKER_COLORS)]  # type: ignore[valid-type]
+    hex_color: str
+    author_id: int | None
+    author: str | None
+    created_at: str
+    updated_at: str | None
