@@ -57,9 +57,11 @@ function fmtBytes(n) {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
-/** The end of the buffered range that holds `t`, or null when `t` is not buffered. */
-function rangeEnd(ranges, t) {
-  for (let i = 0; i < ranges.length; i += 1) if (ranges.start(i) <= t && t < ranges.end(i)) return ranges.end(i);
+/** The buffered range that holds `t`, or starts at most `slack` s after it; null if none. */
+function rangeAt(ranges, t, slack = 0) {
+  for (let i = 0; i < ranges.length; i += 1) {
+    if (ranges.start(i) - slack <= t && t < ranges.end(i)) return {start: ranges.start(i), end: ranges.end(i)};
+  }
   return null;
 }
 
@@ -289,6 +291,9 @@ class TrackView {
     if (!here.media) {
       this.ready = true;
       if (!v.paused) v.pause();
+      // Wait at the first frame after the gap, so the video picks up there at once.
+      if (here.to != null && this.buffer && !v.seeking && Math.abs(v.currentTime - here.to) > 0.05 &&
+          rangeAt(this.buffer.buffered, here.to + 0.01, 0.3)) v.currentTime = here.to + 0.001;
       const span = here.to == null ? `from ${this.player.wall(here.from)}`
         : `${this.player.wall(here.from)}–${this.player.wall(here.to)}`;
       const key = `${here.what} ${span} ${here.reason}`;
@@ -305,9 +310,11 @@ class TrackView {
     }
     this.noVideo.hidden = true;
     this.view.dataset.media = "yes";
-    const end = this.buffer ? rangeEnd(this.buffer.buffered, t + 0.01) : null;
+    // A segment's first frame may come a little after its start_s: there the video waits on it.
+    const range = this.buffer ? rangeAt(this.buffer.buffered, t + 0.01, 0.3) : null;
+    if (range) t = Math.max(t, range.start + 0.001);
     const drift = v.currentTime - t;
-    if (end == null) {
+    if (range == null) {
       this.ready = false;
       this.spinner.hidden = false;
       if (!v.paused) v.pause();
@@ -316,7 +323,7 @@ class TrackView {
       return;
     }
     // Near the end of what was recorded before a gap there is no "future data": nothing to wait for.
-    this.ready = !v.seeking && (v.readyState >= 3 || (end - t < 0.3 && !this.loading));
+    this.ready = !v.seeking && (v.readyState >= 3 || (range.end - t < 0.3 && !this.loading));
     this.spinner.hidden = this.ready || !clock.playing;
     const rate = clock.rate;
     v.muted = !(this.player.audible === this && rate <= MUTE_ABOVE);
@@ -421,14 +428,14 @@ class ReviewPlayer {
     this.textToggle = el("input", {type: "checkbox", checked: true});
     this.textToggle.addEventListener("change", () => { this.showMarkerText = this.textToggle.checked; });
     const controls = el("div", {className: "controls"},
-      button("⏮ 1s", "Back 1 s (←, Shift+← 10 s)", () => this.step(-1)),
+      button("−1 s", "Back 1 s (←, Shift+← 10 s)", () => this.step(-1)),
       button("◀|", "One frame back (paused; ,)", () => this.frame(-1), "frame"),
       this.playButton,
       button("|▶", "One frame forward (paused; .)", () => this.frame(1), "frame"),
-      button("1s ⏭", "Forward 1 s (→, Shift+→ 10 s)", () => this.step(1)),
+      button("+1 s", "Forward 1 s (→, Shift+→ 10 s)", () => this.step(1)),
       this.speed, this.posText, this.wallText,
       el("span", {className: "spacer"}),
-      el("label", {title: "Audio"}, "🔊 ", this.audio),
+      el("label", {title: "The track you hear"}, "Audio ", this.audio),
       el("label", {className: "check", title: "Show a marker's text over the video near its time"},
          this.textToggle, " Marker text"),
       this.layoutButton,
@@ -1204,7 +1211,7 @@ const player = new ReviewPlayer();
 /** For tests and scripts: the shared clock and each track's video time, in recording seconds. */
 window.valtPlayer = {
   clock: () => player.clock.now(),
-  state: () => root.dataset.state,
+  state: () => (!player.clock.playing ? "paused" : player.clock.held ? "waiting" : "playing"),
   rate: () => player.clock.rate,
   videoTimes: () => player.views.map((v) => ({
     track_id: v.track.id, camera: v.track.camera_name, time: v.video.currentTime,
