@@ -12,6 +12,7 @@ from playwright.async_api import expect
 
 from .peers.cameras import RtspCamera
 from .test_browser import ARTIFACTS, browser, sign_in, wait_until  # noqa: F401 - fixture
+from .test_browser_csp import RECORD_VIOLATIONS
 from .test_cli import Server, http
 from .test_recording import probe
 
@@ -69,22 +70,13 @@ async def record_with_a_gap(server: Server, door: RtspCamera) -> tuple[str, dict
     return token, rec
 
 
-T0 = time.monotonic()
-
-
-def lap(what):
-    print(f"{time.monotonic() - T0:6.1f} s {what}")
-
-
 async def test_review_player_plays_tracks_in_sync_shows_gaps_markers_and_cuts_a_clip(tmp_path, browser):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
     door = RtspCamera("--size", "320x240", "--gop", "25")
     server = Server(tmp_path, "demo", VALT_DEMO_PASSWORD=PASSWORD, VALT_MEDIA__ALWAYS_ON="false",
                     VALT_MEDIA__SEGMENT_SECONDS="2", VALT_MEDIA__RECONNECT_MAX_S="1")
     try:
-        lap("server up")
         token, rec = await record_with_a_gap(server, door)
-        lap("recorded")
         tracks = {t["camera_name"]: t for t in rec["tracks"]}
         (gap,) = tracks["door"]["gaps"]
         assert gap["end_s"] - gap["start_s"] >= 3, gap
@@ -96,6 +88,7 @@ async def test_review_player_plays_tracks_in_sync_shows_gaps_markers_and_cuts_a_
             markers.append(made)
 
         page = await browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        await page.add_init_script(RECORD_VIOLATIONS)
         errors = []
         page.on("pageerror", lambda err: errors.append(str(err)))
         await sign_in(page, server.base, PASSWORD)
@@ -116,7 +109,6 @@ async def test_review_player_plays_tracks_in_sync_shows_gaps_markers_and_cuts_a_
         # Only one track is heard (table has the sound).
         assert {v["camera"]: v["muted"] for v in later} == {"table": False, "door": True}, later
         await page.screenshot(path=str(ARTIFACTS / "review-player-playing.png"))
-        lap("played")
 
         # Seek on the timeline (to about 1 s), then 4x: every video stays on the shared clock.
         box = await page.locator(".timeline").bounding_box()
@@ -137,7 +129,6 @@ async def test_review_player_plays_tracks_in_sync_shows_gaps_markers_and_cuts_a_
         assert drifts and max(drifts) < 0.1, drifts
         assert await page.evaluate("window.valtPlayer.rate()") == 4
 
-        lap("synced")
         # Inside the gap: the door says "No video" with the reason; the table plays on.
         await page.keyboard.press("k")
         await page.select_option("select.speed", "1")
@@ -162,7 +153,6 @@ async def test_review_player_plays_tracks_in_sync_shows_gaps_markers_and_cuts_a_
         await wait_until(page, "window.valtPlayer.videoTimes().every(v => v.media && Math.abs(v.time - "
                                "window.valtPlayer.clock()) < 0.1)", 10000)
 
-        lap("gap")
         # A marker's tick jumps to its moment.
         await page.keyboard.press("k")
         second = markers[1]
@@ -209,7 +199,6 @@ async def test_review_player_plays_tracks_in_sync_shows_gaps_markers_and_cuts_a_
         row = await page.locator(".clip-table tr.clip").inner_text()
         assert "Demo admin" in row and len([w for w in row.split() if len(w) >= 64]) >= 1, row  # who and the SHA-256
         await page.screenshot(path=str(ARTIFACTS / "review-player-clip.png"))
-        lap("clip made")
         async with page.expect_download() as info:
             await link.click()
         download = await info.value
@@ -224,6 +213,8 @@ async def test_review_player_plays_tracks_in_sync_shows_gaps_markers_and_cuts_a_
                 assert 4.5 <= seen["duration"] <= 6.5, (name, seen["duration"])
                 assert seen["frames"] >= 25 * 4, (name, seen["frames"])
         assert not errors, errors
+        assert await page.evaluate("window.__cspViolations") == []
+        assert await page.locator("#player .error").is_hidden()  # no API error was shown
     finally:
         server.stop()
         door.stop()
