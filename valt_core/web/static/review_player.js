@@ -415,7 +415,8 @@ class ReviewPlayer {
     this.speed = el("select", {className: "speed", title: "Speed (J slower / back, L faster)"},
                     ...SPEEDS.map((s) => el("option", {value: String(s), textContent: `${s}x`})));
     this.speed.value = "1";
-    this.speed.addEventListener("change", () => this.setRate(Number(this.speed.value)));
+    // A choice made, the keys go back to the player (Space must not reopen the list).
+    this.speed.addEventListener("change", () => { this.setRate(Number(this.speed.value)); this.speed.blur(); });
     this.posText = el("span", {className: "pos"});
     this.wallText = el("span", {className: "wall",
       title: "Wall-clock time of this moment: the start time plus the position. If the recording was " +
@@ -423,6 +424,7 @@ class ReviewPlayer {
     this.audio = el("select", {className: "audio", title: "The one track you hear"});
     this.audio.addEventListener("change", () => {
       this.audible = this.views.find((v) => String(v.track.id) === this.audio.value) || null;
+      this.audio.blur();
     });
     this.layoutButton = button("Grid", "Switch between one large view and a grid", () => this.toggleLayout());
     this.textToggle = el("input", {type: "checkbox", checked: true});
