@@ -172,6 +172,20 @@ async def test_review_player_plays_tracks_in_sync_shows_gaps_markers_and_cuts_a_
         listed = http("GET", server.base + f"/api/v1/recordings/{rec['id']}/markers", token=token)[1]
         (mine,) = [m for m in listed if m["event"] == "Looks at the door"]
         assert abs(mine["time_s"] - second["time_s"]) < 0.3 and mine["author"] == "Demo admin", mine
+        # Its author edits it, then deletes it (after saying yes to the question).
+        item = page.locator(f'.marker-list .marker[data-marker-id="{mine["id"]}"]')
+        await item.get_by_role("button", name="Edit").click()
+        await item.locator("input[type=text]").fill("Looks at the window")
+        await item.locator("input[type=text]").press("Enter")
+        await expect(page.locator(".marker-list")).to_contain_text("Looks at the window")
+        changed = http("GET", server.base + f"/api/v1/recordings/{rec['id']}/markers", token=token)[1]
+        assert [m["event"] for m in changed if m["id"] == mine["id"]] == ["Looks at the window"], changed
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page.locator(f'.marker-list .marker[data-marker-id="{mine["id"]}"]').get_by_role(
+            "button", name="Delete").click()
+        await expect(page.locator(".marker-list .marker")).to_have_count(2)
+        await expect(page.locator(".timeline .tick")).to_have_count(2)
+        await page.locator("h1").click()
         # ? lists the shortcuts; G shows every camera alike; a click on a small view makes it large.
         await page.keyboard.press("?")
         await expect(page.locator(".help-overlay")).to_be_visible()
