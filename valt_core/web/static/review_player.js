@@ -146,7 +146,8 @@ class TrackView {
     }, {once: true});
     this.video.addEventListener("error", () => {
       const e = this.video.error;
-      this.player.error(`${this.track.camera_name}: the browser could not play the video (${e ? e.message || e.code : "error"})`);
+      const why = e ? e.message || e.code : "error";
+      this.player.error(`${this.track.camera_name}: the browser could not play the video (${why})`);
     });
   }
 
@@ -299,8 +300,9 @@ class TrackView {
       const key = `${here.what} ${span} ${here.reason}`;
       if (this.noVideoKey !== key) {
         this.noVideoKey = key;
-        this.noVideo.replaceChildren(el("div", {}, el("strong", {}, "No video"), el("br"), `${here.what} ${span}`,
-                                        here.reason ? el("small", {className: "reason", textContent: here.reason}) : null));
+        const reason = here.reason ? el("small", {className: "reason", textContent: here.reason}) : null;
+        this.noVideo.replaceChildren(el("div", {}, el("strong", {}, "No video"), el("br"),
+                                        `${here.what} ${span}`, reason));
         this.noVideo.title = here.reason;
       }
       this.noVideo.hidden = false;
@@ -351,7 +353,7 @@ class TrackView {
       return;
     }
     if (Math.abs(drift) > DRIFT_START_S) this.nudging = true;
-    else if (Math.abs(drift) < DRIFT_OK_S || (this.nudging && Math.sign(drift) !== this.nudgeSign)) this.nudging = false;
+    else if (Math.abs(drift) < DRIFT_OK_S || Math.sign(drift) !== this.nudgeSign) this.nudging = false;
     this.nudgeSign = Math.sign(drift);
     let target = rate;
     if (this.nudging) target = rate - clamp(drift / NUDGE_S, -0.6 * rate - 0.1, 0.6 * rate + 0.1);
@@ -462,7 +464,8 @@ class ReviewPlayer {
     // Side panel: markers and activity
     this.markerList = el("ol", {className: "marker-list"});
     this.markerForm = this._markerForm();
-    const addMarker = rights.mark ? button("+ Marker", "Add a marker here (M)", () => this.openMarkerForm(), "add-marker") : null;
+    const addMarker = rights.mark
+      ? button("+ Marker", "Add a marker here (M)", () => this.openMarkerForm(), "add-marker") : null;
     this.markersPane = el("div", {className: "pane markers-pane"}, el("div", {className: "pane-bar"}, addMarker),
                           this.markerForm, this.markerList);
     this.activityList = el("ol", {className: "activity-list"});
@@ -680,7 +683,8 @@ class ReviewPlayer {
       }
       for (const g of v.gaps) {
         const gap = el("span", {className: "gap",
-          title: `${v.track.camera_name}: ${g.reason || "no video"} ${this.wall(g.start_s)}–${this.wall(g.end_s ?? end)}`});
+          title: `${v.track.camera_name}: ${g.reason || "no video"} ` +
+                 `${this.wall(g.start_s)}–${this.wall(g.end_s ?? end)}`});
         gap.style.left = pct(g.start_s);
         gap.style.width = pct((g.end_s ?? end) - g.start_s);
         lane.append(gap);
@@ -897,7 +901,8 @@ class ReviewPlayer {
       save.disabled = true;
       try {
         const marker = await api("POST", `/api/v1/recordings/${recordingId}/markers`,
-                                 {event, time_s: Math.round(this.markerAt * 1000) / 1000, color: this.markerColor.value});
+                                 {event, time_s: Math.round(this.markerAt * 1000) / 1000,
+                                  color: this.markerColor.value});
         this.markers.push(marker);
         this.markers.sort((a, b) => a.time_s - b.time_s);
         this.renderMarkers();
@@ -1044,7 +1049,8 @@ class ReviewPlayer {
       this.range.style.width = pct(this.outPoint - this.inPoint);
     }
     this.inText.textContent = this.inPoint == null ? "–" : `${fmt(this.inPoint, true)} (${this.wall(this.inPoint)})`;
-    this.outText.textContent = this.outPoint == null ? "–" : `${fmt(this.outPoint, true)} (${this.wall(this.outPoint)})`;
+    this.outText.textContent = this.outPoint == null ? "–"
+      : `${fmt(this.outPoint, true)} (${this.wall(this.outPoint)})`;
     this.lengthText.textContent = both ? `${(this.outPoint - this.inPoint).toFixed(1)} s` : "";
     this.createClip.disabled = !both;
   }
@@ -1067,11 +1073,11 @@ class ReviewPlayer {
     this.createClip.addEventListener("click", () => this.makeClip());
     this.clipTable = el("tbody");
     const panel = el("section", {className: "card clip-panel"},
-      el("h2", {}, "Cutting a clip"),
+      el("h2", {}, rights.clip ? "Cutting a clip" : "Clips"),
       el("div", {className: "clip-row"}, el("strong", {}, "In "), this.inText, el("strong", {}, " Out "), this.outText,
          this.lengthText, setIn, setOut, clear),
-      el("div", {className: "clip-row"}, el("strong", {}, "Cameras "), this.clipCameras),
-      el("div", {className: "clip-row"},
+      el("div", {className: "clip-row", hidden: !rights.clip}, el("strong", {}, "Cameras "), this.clipCameras),
+      el("div", {className: "clip-row", hidden: !rights.clip},
          el("label", {title: "Starts at the keyframe at or before the in point: fast, exact copy of the recording"},
             aligned, " Keyframe-aligned (may start up to one keyframe interval early)"),
          el("label", {title: "Starts exactly at the in point"}, this.exact, " Exact start")),
@@ -1166,7 +1172,8 @@ class ReviewPlayer {
       const files = c.files || [];
       const size = files.reduce((n, f) => n + (f.bytes || 0), 0);
       const sums = el("span", {className: "sums"}, ...files.map((f) =>
-        el("code", {title: `${f.name}: SHA-256 ${f.sha256}`, textContent: `${names.get(f.track_id) || f.name}: ${f.sha256}`})));
+        el("code", {title: `${f.name}: SHA-256 ${f.sha256}`,
+                    textContent: `${names.get(f.track_id) || f.name}: ${f.sha256}`})));
       const row = el("tr", {className: "clip"},
         el("td", {}, String(c.id)),
         el("td", {}, `${fmt(c.start_s, true)}–${fmt(c.end_s, true)}${c.exact ? " exact" : ""}`),
@@ -1195,7 +1202,8 @@ class ReviewPlayer {
       const events = page.events || [];
       this.activityList.replaceChildren(...(events.length ? events.map((e) => {
         const detail = e.detail && Object.keys(e.detail).length
-          ? Object.entries(e.detail).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ")
+          ? Object.entries(e.detail).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`)
+            .join(", ")
           : "";
         return el("li", {}, el("span", {className: "when", textContent: dateFormat.format(new Date(parseUtc(e.at)))}),
                   el("span", {className: "who", textContent: e.actor || "system"}),
