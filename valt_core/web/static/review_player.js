@@ -164,7 +164,11 @@ class TrackView {
     const first = segs[0].start_s, last = segs[segs.length - 1];
     const end = last.start_s + last.duration_s;
     if (t < first - 0.05) return {media: false, what: "camera not recorded yet", reason: "", from: 0, to: first};
-    if (t >= end) return {media: false, what: "camera's recording ended", reason: "", from: end, to: null};
+    if (t >= end) {
+      // While it records, the segment being written is not listed yet.
+      const what = this.player.isRunning() ? "still being recorded" : "camera's recording ended";
+      return {media: false, what, reason: "", from: end, to: null};
+    }
     for (let i = 0; i < segs.length; i += 1) {
       const s = segs[i];
       if (t < s.start_s - 0.3) {
@@ -619,10 +623,10 @@ class ReviewPlayer {
     document.addEventListener("keyup", (ev) => {
       if (ev.key === " " && !this._typing(ev)) ev.preventDefault();  // no button click from Space
     });
-    if (this._running()) setTimeout(() => this.refresh(), REFRESH_MS);
+    if (this.isRunning()) setTimeout(() => this.refresh(), REFRESH_MS);
   }
 
-  _running() { return this.rec && (this.rec.state === "recording" || this.rec.state === "paused"); }
+  isRunning() { return Boolean(this.rec) && (this.rec.state === "recording" || this.rec.state === "paused"); }
 
   _describe(rec) {
     this.title.textContent = rec.name || `Recording ${rec.id}`;
@@ -656,7 +660,7 @@ class ReviewPlayer {
     } catch (err) {
       this.error(err.message);
     }
-    if (this._running()) setTimeout(() => this.refresh(), REFRESH_MS);
+    if (this.isRunning()) setTimeout(() => this.refresh(), REFRESH_MS);
   }
 
   _audioChoices() {
