@@ -93,3 +93,37 @@ async def read_frames_timed(ws, seconds: float):
         media.append(await ws.recv())
         arrivals.append(time.monotonic())
     return arrivals, None, media
+
+
+def test_the_server_stops_promptly_while_live_views_are_open(tmp_path):
+    """SIGTERM with live viewers connected ends them and the server (Python 3.12's listener
+    shutdown waits for every open connection, and a live view never ends by itself)."""
+    server = Server(tmp_path, "demo", VALT_DEMO_PASSWORD="live demo pw")
+    token = http("POST", server.base + "/api/v1/auth/login",
+                 {"username": "admin", "password": "live demo pw"})[1]["token"]
+    cam_id = http("GET", server.base + "/api/v1/cameras", token=token)[1][0]["id"]
+    path = http("GET", server.base + f"/api/v1/cameras/{cam_id}/live", token=token)[1]["endpoints"]["wss"]
+    url = f"ws://127.0.0.1:{server.port}{path}"
+
+    async def scenario():
+        async with websockets.connect(url, max_size=None) as first, websockets.connect(url, max_size=None) as second:
+            await read_frames(first, 3)
+            await read_frames(second, 3)
+            started = time.monotonic()
+            server.proc.terminate()
+            for ws in (first, second):
+                try:
+                    async with asyncio.timeout(10):  # a view the server does not end would stream on
+                        while True:
+                            await ws.recv()
+                except websockets.ConnectionClosed as closed:
+                    assert closed.rcvd is not None and "stopping" in closed.rcvd.reason
+            return started
+
+    try:
+        started = asyncio.run(scenario())
+        assert server.proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10, "the server took too long to stop"
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()

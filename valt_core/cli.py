@@ -417,7 +417,17 @@ async def _serve(settings, ctx=None, banner: str = "") -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    listeners = [_listen(app, config, stop, server.host, server.port)]
+    stopping = asyncio.Event()
+
+    async def end_live_then_stop() -> None:
+        # Since Python 3.12 the listener's wait_closed() waits for every open connection, and a
+        # live view never ends by itself: end the live streams first, or shutdown would hang.
+        await stop.wait()
+        context.live.server_stopping()
+        stopping.set()
+
+    loop.create_task(end_live_then_stop(), name="end-live-on-stop")
+    listeners = [_listen(app, config, stop, server.host, server.port, stopping)]
     url = f"{'https' if server.tls else 'http'}://{server.host}:{server.port}/"
     if server.redirect_port is not None:
         from .tls import RedirectToHttps
@@ -426,7 +436,7 @@ async def _serve(settings, ctx=None, banner: str = "") -> int:
         redirect.bind = [f"{server.host}:{server.redirect_port}"]
         redirect.accesslog, redirect.errorlog = None, config.errorlog
         listeners.append(_listen(RedirectToHttps(server.port, server.host), redirect, stop,
-                                 server.host, server.redirect_port))
+                                 server.host, server.redirect_port, stopping))
         url += f" (plain HTTP on port {server.redirect_port} redirects there)"
     print(f"Valt is starting on {url}" + (f"\n{banner}" if banner else ""), flush=True)
     try:
@@ -446,11 +456,11 @@ async def _freeze_startup_heap() -> None:
     freeze_startup_heap()
 
 
-async def _listen(app, config, stop: asyncio.Event, host: str, port: int) -> None:
+async def _listen(app, config, stop: asyncio.Event, host: str, port: int, stopping: asyncio.Event) -> None:
     import hypercorn.asyncio
 
     try:
-        await hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)
+        await hypercorn.asyncio.serve(app, config, shutdown_trigger=stopping.wait)
     except OSError as err:
         raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror}") from err
     finally:

@@ -146,8 +146,13 @@ class LiveListener:
             server = self.settings.server
             cert = certificate_for(server.tls_cert, server.tls_key, self.settings.data_dir, self.host)
             config.certfile, config.keyfile = str(cert.cert_path), str(cert.key_path)
+        async def end_live_then_stop() -> None:
+            # Live views never end by themselves, and the listener's shutdown waits for them.
+            await stop.wait()
+            engine.direct.server_stopping()
+
         try:
-            await hypercorn.asyncio.serve(self.app(engine, plugins), config, shutdown_trigger=stop.wait)
+            await hypercorn.asyncio.serve(self.app(engine, plugins), config, shutdown_trigger=end_live_then_stop)
         except OSError as err:
             raise ConfigError(f"cannot open the live port {self.host}:{self.port}: {err.strerror}") from err
         finally:

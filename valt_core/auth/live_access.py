@@ -54,6 +54,8 @@ class LiveAccess:
         self.watches: set[Watch] = set()
         self._audited: dict[tuple, float] = {}
         self._task: asyncio.Task | None = None
+        #: Set once the server is stopping: every viewer, open or opening, is closed.
+        self.stopping_reason = ""
 
     # --- LiveHost --------------------------------------------------------------------------
 
@@ -78,6 +80,8 @@ class LiveAccess:
     def watch(self, claims: MediaClaims, stream: "LiveStream", maxsize: int, transport: str) -> "Viewer":
         """A new viewer of ``stream``, registered so that it can be closed when access ends."""
         viewer = stream.add_viewer(maxsize)
+        if self.stopping_reason:
+            viewer.close(self.stopping_reason)  # opened while the server stops: ends at once
         self.watches.add(Watch(claims, viewer, transport))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._recheck(), name="live-access-recheck")
@@ -97,6 +101,15 @@ class LiveAccess:
             w.viewer.close(reason)
         self.watches.difference_update(closing)
         return len(closing)
+
+    def server_stopping(self) -> int:
+        """Close every viewer now and every one that opens from now on (the server stops).
+
+        Since Python 3.12 a listener's shutdown waits for every open connection, and a live
+        view never ends by itself; so shutdown starts here, before the listener closes.
+        """
+        self.stopping_reason = "the server is stopping"
+        return self.close_where(lambda _claims: True, self.stopping_reason)
 
     def signed_out(self, session_id: int) -> int:
         """A sign-in session ended: close what it was watching (here and on the media servers)."""

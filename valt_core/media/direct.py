@@ -54,6 +54,8 @@ class DirectLiveAccess:
         self.revocations: list[LiveRevoke] = []
         self.watches: set[_Watch] = set()
         self._opened: dict[tuple, float] = {}
+        #: Set once the live port stops: every viewer, open or opening, is closed.
+        self.stopping_reason = ""
 
     @property
     def ready(self) -> bool:
@@ -109,8 +111,23 @@ class DirectLiveAccess:
     def watch(self, claims: MediaClaims, stream: "LiveStream", maxsize: int, transport: str) -> "Viewer":
         """A new viewer of ``stream``, kept so that a revocation closes it."""
         viewer = stream.add_viewer(maxsize)
+        if self.stopping_reason:
+            viewer.close(self.stopping_reason)  # opened while the port stops: ends at once
         self.watches.add(_Watch(claims, viewer))
         return viewer
+
+    def server_stopping(self) -> int:
+        """Close every viewer now and every one that opens from now on (the live port stops).
+
+        Since Python 3.12 a listener's shutdown waits for every open connection, and a live
+        view never ends by itself.
+        """
+        self.stopping_reason = "the media server is stopping"
+        closing = list(self.watches)
+        for w in closing:
+            w.viewer.close(self.stopping_reason)
+        self.watches.clear()
+        return len(closing)
 
     def unwatch(self, stream: "LiveStream", viewer: "Viewer") -> None:
         """Forget a viewer that went away."""
