@@ -78,7 +78,10 @@ def make_recording(work: Path, cameras: int, hours: float) -> tuple[int, list[in
     """Record ``cameras`` sim cameras a little over two segments, then repeat segments to ``hours``."""
     from tests.test_cli import Server, http, run
 
-    run(work, "user", "add", "boss", "--admin", "--password-stdin", input="boss password\n")
+    for args, stdin in ((["db", "upgrade"], None), (["user", "add", "boss", "--admin", "--password-stdin"],
+                                                     "boss password\n")):
+        done = run(work, *args, input=stdin)
+        assert done.returncode == 0, done.stderr
     server = Server(work, "serve", VALT_MEDIA__SEGMENT_SECONDS=str(SEGMENT_S))
     try:
         token = http("POST", server.base + "/api/v1/auth/login",
@@ -107,6 +110,7 @@ def make_recording(work: Path, cameras: int, hours: float) -> tuple[int, list[in
         while end < hours * 3600:
             n += 1
             new_key = key.rsplit("/", 1)[0] + f"/{n:06d}.mp4"
+            (media / new_key).unlink(missing_ok=True)  # a later segment the recorder wrote: replaced
             os.link(media / key, media / new_key)
             db.execute("INSERT INTO segments (track_id, seq, key, start_s, duration_s, bytes, sha256, chain_hash, "
                        "complete, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '', 1, ?)",
