@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
+import sqlalchemy as sa
 from pydantic import AfterValidator, Field
 from quart import jsonify, request
 from sqlmodel import select
@@ -88,20 +89,27 @@ async def recording_json(recording_id: int) -> dict:
         if rec is None:
             raise NotFound(f"no recording {recording_id}")
         tracks = (await s.exec(select(Track).where(Track.recording_id == recording_id).order_by(Track.id))).all()
+        # Summed in SQL: a two-hour recording has thousands of segments per track.
+        sums = {row[0]: row[1:] for row in (await s.exec(
+            select(Segment.track_id, sa.func.count(Segment.id), sa.func.coalesce(sa.func.sum(Segment.bytes), 0),
+                   sa.func.min(Segment.start_s), sa.func.max(Segment.start_s + Segment.duration_s),
+                   sa.func.coalesce(sa.func.sum(Segment.duration_s), 0.0))
+            .where(Segment.track_id.in_([t.id for t in tracks] or [0]), Segment.complete == sa.true())
+            .group_by(Segment.track_id))).all()}
+        gaps_of: dict[int, list[Gap]] = {}
+        for g in (await s.exec(select(Gap).where(Gap.track_id.in_([t.id for t in tracks] or [0]))
+                               .order_by(Gap.start_s, Gap.id))).all():
+            gaps_of.setdefault(g.track_id, []).append(g)
         out_tracks = []
         for t in tracks:
-            segs = (await s.exec(select(Segment).where(Segment.track_id == t.id).order_by(Segment.seq))).all()
-            gaps = (await s.exec(select(Gap).where(Gap.track_id == t.id).order_by(Gap.start_s))).all()
-            done = [x for x in segs if x.complete]
+            count, size, first, last, length = sums.get(t.id, (0, 0, None, None, 0.0))
             out_tracks.append({
                 "id": t.id, "camera_id": t.camera_id, "camera_name": t.camera_name, "state": t.state,
                 "video_codec": t.video_codec, "audio_codec": t.audio_codec, "width": t.width, "height": t.height,
-                "segments": len(done), "bytes": sum(x.bytes for x in done),
-                "start_s": round(min((x.start_s for x in done), default=0.0), 3),
-                "end_s": round(max((x.start_s + x.duration_s for x in done), default=0.0), 3),
-                "duration_s": round(sum(x.duration_s for x in done), 3),
+                "segments": count, "bytes": int(size),
+                "start_s": round(first or 0.0, 3), "end_s": round(last or 0.0, 3), "duration_s": round(length, 3),
                 "gaps": [{"start_s": round(g.start_s, 3), "end_s": None if g.end_s is None else round(g.end_s, 3),
-                          "reason": g.reason} for g in gaps],
+                          "reason": g.reason} for g in gaps_of.get(t.id, [])],
             })
     session = ctx.media.sessions.get(recording_id)
     return {
