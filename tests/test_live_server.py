@@ -34,15 +34,20 @@ async def read_frames(ws, count: int) -> tuple[list[float], bytes, list[bytes]]:
     return arrivals, init_segment, media
 
 
+def first_camera_live_url(server) -> tuple[str, str]:
+    """(the demo admin's token, the wss URL of the demo's first camera)."""
+    token = http("POST", server.base + "/api/v1/auth/login",
+                 {"username": "admin", "password": "live demo pw"})[1]["token"]
+    cam_id = http("GET", server.base + "/api/v1/cameras", token=token)[1][0]["id"]
+    path = http("GET", server.base + f"/api/v1/cameras/{cam_id}/live", token=token)[1]["endpoints"]["wss"]
+    return token, f"ws://127.0.0.1:{server.port}{path}"
+
+
 def test_a_stalled_viewer_skips_gops_and_slows_nobody(tmp_path):
     # Small socket buffers, so 10 s of stall reach the server's queue instead of kernel buffers.
     server = Server(tmp_path, "demo", VALT_DEMO_PASSWORD="live demo pw", VALT_SERVER__SEND_BUFFER_KB="16")
     try:
-        token = http("POST", server.base + "/api/v1/auth/login",
-                     {"username": "admin", "password": "live demo pw"})[1]["token"]
-        cam_id = http("GET", server.base + "/api/v1/cameras", token=token)[1][0]["id"]
-        path = http("GET", server.base + f"/api/v1/cameras/{cam_id}/live", token=token)[1]["endpoints"]["wss"]
-        url = f"ws://127.0.0.1:{server.port}{path}"
+        token, url = first_camera_live_url(server)
 
         async def scenario():
             async with websockets.connect(url, max_size=None) as reader, \
@@ -99,11 +104,7 @@ def test_the_server_stops_promptly_while_live_views_are_open(tmp_path):
     """SIGTERM with live viewers connected ends them and the server (Python 3.12's listener
     shutdown waits for every open connection, and a live view never ends by itself)."""
     server = Server(tmp_path, "demo", VALT_DEMO_PASSWORD="live demo pw")
-    token = http("POST", server.base + "/api/v1/auth/login",
-                 {"username": "admin", "password": "live demo pw"})[1]["token"]
-    cam_id = http("GET", server.base + "/api/v1/cameras", token=token)[1][0]["id"]
-    path = http("GET", server.base + f"/api/v1/cameras/{cam_id}/live", token=token)[1]["endpoints"]["wss"]
-    url = f"ws://127.0.0.1:{server.port}{path}"
+    _token, url = first_camera_live_url(server)
 
     async def scenario():
         async with websockets.connect(url, max_size=None) as first, websockets.connect(url, max_size=None) as second:
