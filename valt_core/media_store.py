@@ -35,7 +35,8 @@ class RecordingStore:
     """The app server's storage backend, reading segments it lacks from the media server that wrote them.
 
     It offers what :class:`~valt_core.storage.base.StorageBackend` offers; everything but reading
-    (``read``, ``size``, ``local_path``) and deleting is the app server's own store.
+    (``read``, ``size``, ``local_path``) is the app server's own store; :meth:`delete_everywhere`
+    also deletes on the media server that wrote a segment.
     """
 
     def __init__(self, own: StorageBackend, control: "MediaControl") -> None:
@@ -94,9 +95,11 @@ class RecordingStore:
             if len(chunk) < length:
                 return
 
-    async def delete(self, key: str) -> None:
+    async def delete_everywhere(self, key: str) -> None:
         """Delete ``key`` from the own store and, for a segment another media server wrote, from its store.
 
+        For deleting a recording. (``delete`` stays the own store's: salvage deletes a dead
+        server's unfinished object in the shared store, and must not ask the dead server.)
         Absent is no error (a deletion may be repeated). The media server must answer: a
         segment left on a server that is down is not reported as deleted.
         """

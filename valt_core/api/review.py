@@ -212,7 +212,7 @@ async def delete_recording(recording_id: int):
     failed = []
     for key in [*keys, *clip_keys]:
         try:
-            await ctx.media.storage.delete(key)
+            await ctx.media.storage.delete_everywhere(key)
         except Exception as err:  # noqa: BLE001 - counted and answered below, never half-silent
             log.warning("recording %s: could not delete %s: %s", recording_id, key, err)
             failed.append(key)
