@@ -74,6 +74,10 @@ async def test_search_filters_pages_and_totals(env):
     assert await names(env, h, "?limit=3") == (everything[:3], 7)
     assert await names(env, h, "?limit=3&offset=3") == (everything[3:6], 7)
     assert await names(env, h, "?limit=3&offset=6") == (everything[6:], 7)
+    # Past the end, and a page that ends exactly at the end: the total is still counted.
+    assert await names(env, h, "?limit=3&offset=9") == ([], 7)
+    assert await names(env, h, "?limit=7") == (everything, 7)
+    assert await names(env, h, "?q=smith&limit=2") == (["Morning", "Session 3"], 3)
     # Free text, any case, over name, notes, room, author and marker text; every word must match.
     assert await names(env, h, "?q=smith") == (["Morning", "Session 3", "Smith intake"], 3)  # name or author
     assert await names(env, h, "?q=PARENT") == (["Follow-up"], 1)
