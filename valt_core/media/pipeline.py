@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable, Protocol
 from ..cameras.base import CameraDriver
 from ..errors import CameraAuthFailed, CameraUnreachable
 from ..redact import redact
+from .ticker import Ticker
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ STARTING, ONLINE, NO_FRAMES, OFFLINE = "starting", "online", "no_frames", "offli
 #: a camera that comes back is recording again within about a second (a refused connection
 #: fails in milliseconds, so trying twice a second costs nothing).
 IN_USE_RETRY_S = 0.5
+#: How often a camera is checked for frames that stopped coming.
+WATCH_S = 0.5
 WRONG_CREDENTIALS, UNREACHABLE, NO_FRAMES_REASON = "wrong credentials", "unreachable", "no frames"
 _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH,
                        errno.EHOSTDOWN, errno.ECONNRESET, errno.ECONNABORTED}
@@ -227,7 +230,7 @@ class CameraPipeline:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._watchdog: asyncio.Task | None = None
+        self._watchdog: int | None = None  # the no-frames check's handle on the shared ticker
         self._loop: asyncio.AbstractEventLoop | None = None
         self._generation = 0
         self._status_tasks: set[asyncio.Future] = set()
@@ -240,13 +243,14 @@ class CameraPipeline:
         self._inbox = LoopInbox.for_loop(self._loop)
         self._thread = threading.Thread(target=self._run, name=f"ingest-{self.name}", daemon=True)
         self._thread.start()
-        self._watchdog = asyncio.create_task(self._watch())
+        self._watchdog = Ticker.for_loop(WATCH_S).add(self._check_frames)
 
     async def stop(self) -> None:
         """Stop ingest and close every subscription."""
         self._stop.set()
-        if self._watchdog:
-            self._watchdog.cancel()
+        if self._loop is not None:
+            Ticker.for_loop(WATCH_S, self._loop).remove(self._watchdog)
+            self._watchdog = None
         if self._thread:
             await asyncio.to_thread(self._thread.join, 10)
         for sub in self.subscriptions:
@@ -339,16 +343,15 @@ class CameraPipeline:
                 self._status_tasks.add(task := asyncio.ensure_future(result))
                 task.add_done_callback(self._status_tasks.discard)
 
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            if self.connected is None:
-                continue
-            since = time.monotonic() - max(self.last_video_at, self._connected_at)
-            if since > self.no_frames_after_s and self.status != NO_FRAMES:
-                self.last_error = f"no video for {since:.1f} s"
-                self.status_reason = NO_FRAMES_REASON
-                self._set_status(NO_FRAMES)
+    def _check_frames(self, now: float) -> None:
+        # The no-frames watchdog, called by the shared ticker every WATCH_S.
+        if self.connected is None:
+            return
+        since = now - max(self.last_video_at, self._connected_at)
+        if since > self.no_frames_after_s and self.status != NO_FRAMES:
+            self.last_error = f"no video for {since:.1f} s"
+            self.status_reason = NO_FRAMES_REASON
+            self._set_status(NO_FRAMES)
 
     # --- worker thread ---------------------------------------------------------------------
 

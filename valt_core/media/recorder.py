@@ -24,6 +24,7 @@ from ..bus.messages import Event, GapClosed, GapOpened, SegmentClosed, SegmentOp
 from ..errors import StorageError
 from .pipeline import CameraPipeline, Connected, LoopInbox, MediaPacket
 from .segments import SegmentWriter, container_for
+from .ticker import Ticker
 
 if TYPE_CHECKING:
     from .engine import MediaEngine
@@ -361,7 +362,10 @@ class RecordingSession:
         #: Why the engine ended the recording on its own (a track failed); noted when it stops.
         self.stop_reason = ""
         self.stop_lock = asyncio.Lock()
-        self._watchdog = asyncio.create_task(self._watch())
+        # Marks a track's camera as lost when nothing arrived for gap_after_s.
+        self._gap_after_s = engine.settings.media.gap_after_s
+        self._ticker = Ticker.for_loop(min(0.5, self._gap_after_s / 2))
+        self._watchdog: int | None = self._ticker.add(self._check_tracks)
         if paused:
             self.clock.pause()
             self.state = "paused"
@@ -379,17 +383,13 @@ class RecordingSession:
             await recorder.stop()
             self.tracks.remove(recorder)
 
-    async def _watch(self) -> None:
-        # Marks a track's camera as lost when nothing arrived for gap_after_s.
-        gap_after = self.engine.settings.media.gap_after_s
-        while True:
-            await asyncio.sleep(min(0.5, gap_after / 2))
-            if self.state != "recording":
-                continue
-            now = time.monotonic()
-            for track in self.tracks:
-                if not track.lost and now - track.last_packet_at > gap_after:
-                    track.camera_lost()
+    def _check_tracks(self, now: float) -> None:
+        # The lost-camera watchdog, called by the shared ticker.
+        if self.state != "recording":
+            return
+        for track in self.tracks:
+            if not track.lost and now - track.last_packet_at > self._gap_after_s:
+                track.camera_lost()
 
     def pause(self) -> None:
         """Pause every track; nothing is recorded until :meth:`resume`."""
@@ -407,10 +407,12 @@ class RecordingSession:
 
     def stop_watchdog(self) -> None:
         """Stop watching for lost cameras (the session ends here without a stop)."""
-        self._watchdog.cancel()
+        self._ticker.remove(self._watchdog)
+        self._watchdog = None
 
     async def stop(self) -> None:
         """Finish every track's last segment and wait until everything is written and told."""
-        self._watchdog.cancel()
+        self._ticker.remove(self._watchdog)
+        self._watchdog = None
         self.state = "stopping"
         await asyncio.gather(*(t.stop() for t in self.tracks))
