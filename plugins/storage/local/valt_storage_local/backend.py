@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import AsyncIterator, BinaryIO
@@ -19,6 +21,66 @@ READ_CHUNK = 256 * 1024
 PARTIAL_SUFFIX = ".partial"
 
 
+class FlushThreads:
+    """A few threads that flush (and fsync) every open file of a backend, in batches.
+
+    A recorder flushes each finished fragment, about once a second per camera. Through the
+    event loop's default executor each flush is a hand-off to a pool thread and a wake-up of the
+    loop; here the flushes waiting at one moment are done together and their results reach the
+    loop in one wake-up. ``threads`` of them share the queue, so one slow fsync does not hold
+    up every other camera's. They sleep on the queue while nothing is written.
+    """
+
+    def __init__(self, threads: int = 4) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._count = threads
+        self._lock = threading.Lock()
+
+    def flush(self, work) -> asyncio.Future:
+        """Run ``work()`` in the thread; the future has its result or its exception."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        with self._lock:
+            while len(self._threads) < self._count:
+                thread = threading.Thread(target=self._run, name=f"storage-flush-{len(self._threads)}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        self._queue.put((loop, done, work))
+        return done
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            finished: dict[asyncio.AbstractEventLoop, list] = {}
+            for loop, done, work in batch:
+                try:
+                    outcome = (work(), None)
+                except BaseException as err:  # noqa: BLE001 - handed to the waiting coroutine
+                    outcome = (None, err)
+                finished.setdefault(loop, []).append((done, outcome))
+            for loop, results in finished.items():
+                try:
+                    loop.call_soon_threadsafe(_settle, results)
+                except RuntimeError:
+                    pass  # that loop is closed: nobody waits any more
+
+
+def _settle(results: list) -> None:
+    for done, (value, err) in results:
+        if done.cancelled():
+            continue
+        if err is None:
+            done.set_result(value)
+        else:
+            done.set_exception(err)
+
+
 def partial_path(final: Path) -> Path:
     """Where an unfinished write of ``final`` keeps its bytes."""
     return final.with_name(final.name + PARTIAL_SUFFIX)
@@ -31,8 +93,9 @@ class LocalFileWriter(StorageWriter):
     after a crash can still index them.
     """
 
-    def __init__(self, final: Path, fsync: bool) -> None:
+    def __init__(self, final: Path, fsync: bool, flusher: FlushThreads) -> None:
         self.final = final
+        self._flusher = flusher
         self.partial = partial_path(final)
         self.fsync = fsync
         # 0600 whatever the umask: recordings are for Valt's user only.
@@ -49,7 +112,7 @@ class LocalFileWriter(StorageWriter):
 
     async def flush(self) -> None:
         """Push buffered bytes to the disk (and fsync when configured)."""
-        await asyncio.to_thread(self._flush)
+        await self._flusher.flush(self._flush)
 
     def _flush(self) -> None:
         try:
@@ -101,6 +164,7 @@ class LocalStorage(StorageBackend):
     def __init__(self, config: LocalStorageConfig) -> None:
         super().__init__(config)
         self.root = Path(config.path).resolve()
+        self._flusher = FlushThreads()
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
@@ -110,7 +174,7 @@ class LocalStorage(StorageBackend):
         path = self._path(key)
         try:
             make_private_dir(path.parent)
-            return LocalFileWriter(path, self.config.fsync)
+            return LocalFileWriter(path, self.config.fsync, self._flusher)
         except OSError as err:
             raise StorageError(f"cannot create {key}: {err.strerror}") from err
 
