@@ -433,7 +433,7 @@ async def test_openapi_lists_real_statuses_query_parameters_and_bodies(env):
     assert not any(code.endswith("XX") for p in paths.values() for op in p.values() for code in op["responses"])
     listing = paths["/api/v1/recordings"]["get"]
     wanted = {p["name"]: p for p in listing["parameters"] if p["in"] == "query"}
-    assert set(wanted) == {"q", "room_id", "author_id", "state", "from", "to", "limit", "offset"}
+    assert set(wanted) == {"q", "shared", "room_id", "author_id", "state", "from", "to", "limit", "offset"}
     assert wanted["room_id"]["schema"]["type"] == "integer"
     assert wanted["from"]["schema"]["format"] == "date-time"
     media = paths["/api/v1/recordings/{recording_id}/tracks/{track_id}/media"]["get"]

@@ -147,7 +147,9 @@ async def test_an_admin_enrols_a_server_sees_its_seed_once_and_moves_a_camera_an
         await expect(page.locator("header.bar a", has_text="Media servers")).to_have_count(0)
         response = await page.goto(server.base + "/admin/media-servers")
         assert response.status == 403
-        await expect(page.locator("[role=alert]")).to_have_text("Your role (operator) cannot open this page.")
+        await expect(page.locator("[role=alert]")).to_have_text(
+            "You may not open this page: it needs the right "
+            "\u201cSee the system: media servers, plugins, settings\u201d.")
         await expect(page.locator(".server-table")).to_have_count(0)
     finally:
         server.stop()

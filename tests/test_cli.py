@@ -197,7 +197,7 @@ def test_operator_commands_unlock_passwd_disable_and_list_a_user(tmp_path):
             assert http("POST", server.base + "/api/v1/auth/login", {**login, "password": "guess"})[0] == 401
         assert http("POST", server.base + "/api/v1/auth/login", login)[0] == 401  # locked here
         listed = run(tmp_path, "user", "list")
-        assert re.search(r"chief\s+admin\s+enabled\s+never\s+127\.0\.0\.1", listed.stdout), listed.stdout
+        assert re.search(r"chief\s+Administrators\s+enabled\s+never\s+127\.0\.0\.1", listed.stdout), listed.stdout
         unlocked = run(tmp_path, "user", "unlock", "chief")
         assert unlocked.returncode == 0 and "unlocked 'chief'" in unlocked.stdout, unlocked.stderr
         status, body = http("POST", server.base + "/api/v1/auth/login", login)

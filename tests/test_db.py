@@ -147,6 +147,22 @@ async def test_upgrade_from_0001_keeps_rows_and_their_links(database_url):
         await db.dispose()
 
 
+async def test_every_table_with_an_id_keeps_autoincrement_on_sqlite(tmp_path):
+    """A migration that rebuilds a SQLite table must keep AUTOINCREMENT (0004 once lost it on markers)."""
+    from sqlmodel import SQLModel
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ids.db'}")
+    try:
+        await db.upgrade()
+        async with db.engine.connect() as conn:
+            tables = dict((await conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type='table'")).all())
+        with_ids = [t.name for t in SQLModel.metadata.sorted_tables if "id" in t.c and t.c.id.primary_key]
+        assert len(with_ids) >= 17
+        assert [name for name in with_ids if "AUTOINCREMENT" not in tables[name]] == []
+    finally:
+        await db.dispose()
+
+
 async def test_ids_of_deleted_rows_are_never_reused(database_url):
     """A live token or an audit entry for "camera 2" must never name another camera later."""
     db = Database(database_url)
@@ -232,5 +248,70 @@ async def test_upgrade_to_0004_keeps_markers_as_events(database_url):
         assert [tuple(r) for r in rows] == [(1.5, "door opened - by staff", "blue", None),
                                             (2.5, "only a note", "blue", None),
                                             (3.5, "only a label", "blue", None)]
+    finally:
+        await db.dispose()
+
+
+#: What each role granted before 0005 (the role table of that version, written out).
+ROLE_PERMISSIONS_0004 = {
+    "viewer": {"rooms.view", "cameras.view", "live.watch", "recordings.view"},
+    "operator": {"rooms.view", "cameras.view", "live.watch", "recordings.view", "recordings.record",
+                 "recordings.edit", "markers.write", "clips.create", "cameras.control"},
+    "admin": {"rooms.view", "cameras.view", "live.watch", "recordings.view", "recordings.record", "recordings.edit",
+              "markers.write", "clips.create", "cameras.control", "rooms.manage", "cameras.manage", "users.manage",
+              "servers.manage", "system.view", "audit.view", "recordings.delete", "markers.manage"},
+}
+
+
+async def test_upgrade_to_0005_keeps_every_users_access(database_url):
+    """The roles become built-in groups: each user may do what their role allowed, in every room,
+    and sees every recording, as before; nobody gains more than the new rights that did not exist."""
+    from alembic import command
+
+    from valt_core.auth.access import load_access, recording_filter
+    from valt_core.db import alembic_config
+    from valt_core.db.models import Recording, User
+
+    db = Database(database_url)
+    try:
+        def to(revision):
+            def run(conn):
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+            return run
+
+        await db._run_sync(to("0004"))
+        async with db.engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO rooms (name, description, created_at) "
+                                       "VALUES ('r', '', '2026-01-01 00:00:00.000000')"))
+            # A site's own group named like a built-in one keeps its name.
+            await conn.execute(sa.text("INSERT INTO groups (name, description, created_at) "
+                                       "VALUES ('Viewers', 'ours', '2026-01-01 00:00:00.000000')"))
+            for name, role in (("ann", "admin"), ("otto", "operator"), ("vic", "viewer"), ("vera", "viewer")):
+                await conn.execute(sa.text("INSERT INTO users (username, display_name, email, role, auth_backend, "
+                                           "disabled, created_at) VALUES (:n, '', '', :r, 'local', 0, "
+                                           "'2026-01-01 00:00:00.000000')"), {"n": name, "r": role})
+            for author in (1, 2, None):
+                await conn.execute(sa.text("INSERT INTO recordings (room_id, author_id, name, state, started_at, "
+                                           "legal_hold, notes) VALUES (1, :a, 'rec', 'stopped', "
+                                           "'2026-01-01 00:00:00.000000', 0, '')"), {"a": author})
+        await db.upgrade()
+        new_rights = {"clips.download", "recordings.view_all", "recordings.share", "recordings.change_author"}
+        async with db.session() as s:
+            users = {u.username: u for u in (await s.exec(sa.select(User))).scalars()}
+            names = sorted((await s.exec(sa.text("SELECT name FROM groups"))).scalars())
+        assert names == ["Administrators", "Operators", "Viewers", "Viewers (built-in)"]
+        for name, role in (("ann", "admin"), ("otto", "operator"), ("vic", "viewer"), ("vera", "viewer")):
+            access = await load_access(db, users[name])
+            assert access.role == role
+            held = set(access.rights)
+            assert held - new_rights == ROLE_PERMISSIONS_0004[role], name
+            assert all(access.allows(r, 1) and access.rooms(r) is None for r in held)  # every room, as before
+            async with db.session() as s:
+                seen = (await s.exec(sa.select(sa.func.count()).select_from(Recording)
+                                     .where(recording_filter(access)))).one()[0]
+            assert seen == 3, name  # every recording, whoever made it
+        assert not (await load_access(db, users["vic"])).allows("clips.create")
     finally:
         await db.dispose()

@@ -47,6 +47,14 @@ STATE_DEPENDENT_400 = {
     "probe_camera_post": "a driver not installed, settings its driver refuses",
     # cross-field rules of a PTZ command (goto_preset needs a preset; an absolute zoom is 0..1)
     "camera_ptz_post": "an action without the fields it needs",
+    # a group's members, rooms and authors must exist; one video-access entry names an author
+    # or a group of authors, not both
+    "create_group_post": "unknown users, rooms or groups; an author and an author group in one entry",
+    "change_group_patch": "unknown users, rooms or groups; an author and an author group in one entry",
+    # a new author must be a user
+    "change_recording_patch": "an unknown user as the author",
+    # a share names one existing user or group, and ends in the future
+    "create_share_post": "an unknown user or group, both or neither, an end already past",
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 

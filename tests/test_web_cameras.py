@@ -23,7 +23,7 @@ async def test_admin_cameras_needs_a_signed_in_admin(env):
         page = await env.client.get("/admin/cameras")
         html = await page.get_data(as_text=True)
         assert page.status_code == 403, name
-        assert "Not allowed" in html and "cannot open this page" in html
+        assert "Not allowed" in html and "You may not open this page" in html
         # Neither the 403 page nor any other page links to it for them.
         assert NAV_LINK not in html
         assert NAV_LINK not in await (await env.client.get("/")).get_data(as_text=True)

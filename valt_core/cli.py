@@ -308,13 +308,16 @@ async def _user_list(ctx) -> int:
     from sqlmodel import select
 
     from .db.models import User
+    from .users import groups_of
 
     async with ctx.db.session() as s:
         users = (await s.exec(select(User).order_by(User.username))).all()
-    rows = [("NAME", "ROLE", "STATE", "LAST SIGN-IN", "LOCKED FOR")]
+    groups = await groups_of(ctx, [u.id for u in users])
+    rows = [("NAME", "GROUPS", "STATE", "LAST SIGN-IN", "LOCKED FOR")]
     for u in users:
         locked = await ctx.sessions.attempts.locked_addresses(u.username)
-        rows.append((u.username, u.role, "disabled" if u.disabled else "enabled",
+        names = ", ".join(g.name for g in groups[u.id]) or "-"
+        rows.append((u.username, names, "disabled" if u.disabled else "enabled",
                      u.last_login_at.isoformat(timespec="seconds") if u.last_login_at else "never",
                      ", ".join(locked) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -494,6 +497,7 @@ DEMO_ROOMS = {
 async def _demo(settings) -> int:
     from sqlmodel import select
 
+    from .auth.access import set_role
     from .context import ValtContext
     from .db.models import Camera, Room, User
     from .users import create_user
@@ -510,8 +514,9 @@ async def _demo(settings) -> int:
                 # Each demo start sets the password it prints, so the printed one always works.
                 backend = ctx.sessions.password_backend()
                 admin.password_hash = backend.hash_password(password)
-                admin.role, admin.disabled = "admin", False
+                admin.disabled = False
                 s.add(admin)
+                await set_role(s, admin.id, "admin")
                 await s.commit()
                 await ctx.sessions.attempts.unlock("admin")
         if admin is None:

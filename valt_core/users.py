@@ -1,4 +1,8 @@
-"""Creating and changing users, shared by the API and the ``valt user`` commands."""
+"""Creating and changing users, shared by the API and the ``valt user`` commands.
+
+A user's *role* is which of the three built-in groups (Administrators, Operators, Viewers) they
+are in: giving a role moves them between those groups and leaves their other groups alone.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ import re
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from .auth.access import set_role
 from .context import ValtContext
-from .db.models import ROLES, ApiToken, User
+from .db.models import ROLES, ApiToken, Group, GroupMember, User
 from .db.types import utcnow
 from .errors import ConfigError, Conflict, NotFound, ValidationFailed
 
@@ -20,7 +25,7 @@ async def create_user(
     username: str,
     password: str,
     *,
-    role: str = "viewer",
+    role: str | None = "viewer",
     display_name: str = "",
     email: str = "",
 ) -> User:
@@ -30,23 +35,39 @@ async def create_user(
     """
     if not USERNAME.fullmatch(username) or len(username) > 150:
         raise ValidationFailed("a user name is 1 to 150 letters, digits and . _ @ -")
-    if role not in ROLES:
+    if role is not None and role not in ROLES:
         raise ValidationFailed(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
     if len(password) < 8:
         raise ValidationFailed("the password must have at least 8 characters")
     backend = ctx.sessions.password_backend()
     if backend is None:
         raise ConfigError("no enabled auth backend stores passwords; enable 'local' in [auth] backends")
-    user = User(username=username, role=role, display_name=display_name, email=email,
+    user = User(username=username, display_name=display_name, email=email,
                 auth_backend=backend.name, password_hash=backend.hash_password(password))
     async with ctx.db.session() as s:
         s.add(user)
         try:
-            await s.commit()
+            await s.flush()
         except IntegrityError as err:
             raise Conflict(f"a user named {username!r} already exists") from err
+        await set_role(s, user.id, role)
+        await s.commit()
         await s.refresh(user)
     return user
+
+
+async def groups_of(ctx: ValtContext, user_ids: list[int]) -> dict[int, list[Group]]:
+    """Each user's groups, by user id (built-in ones first, then by name)."""
+    out: dict[int, list[Group]] = {uid: [] for uid in user_ids}
+    if not user_ids:
+        return out
+    async with ctx.db.session() as s:
+        rows = (await s.exec(select(GroupMember.user_id, Group).join(Group, Group.id == GroupMember.group_id)
+                             .where(GroupMember.user_id.in_(user_ids))
+                             .order_by(Group.builtin == "", Group.name))).all()
+    for uid, group in rows:
+        out[uid].append(group)
+    return out
 
 
 async def find_user(ctx: ValtContext, name_or_id: str | int) -> User:
@@ -88,8 +109,7 @@ async def change_user(
         user = await s.get(User, user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
-        access_changed = ((role is not None and role != user.role)
-                          or (disabled is not None and disabled != user.disabled))
+        access_changed = role is not None or (disabled is not None and disabled != user.disabled)
         if password is not None:
             backend = ctx.sessions.backends.get(user.auth_backend)
             if backend is None or not backend.manages_passwords:
@@ -97,7 +117,7 @@ async def change_user(
                                        "which keeps its own passwords")
             user.password_hash = backend.hash_password(password)
         if role is not None:
-            user.role = role
+            await set_role(s, user_id, role)
         if disabled is not None:
             user.disabled = disabled
         if display_name is not None:

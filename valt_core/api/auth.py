@@ -6,9 +6,10 @@ from pydantic import ConfigDict, Field
 from quart import jsonify
 
 from ..context import get_context
+from ..users import groups_of
 from . import api
-from .guard import RequestModel, body, caller, public, read_body, remote_addr, require, responds
-from .schemas import LoginOut, UserOut
+from .guard import SIGNED_IN, RequestModel, body, caller, public, read_body, remote_addr, require, responds
+from .schemas import LoginOut, MeOut
 from .serialize import user_json
 
 
@@ -31,12 +32,12 @@ async def login():
     return jsonify({
         "token": issued.token,
         "expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
-        "user": user_json(issued.user),
+        "user": user_json(issued.user, (await groups_of(get_context(), [issued.user.id]))[issued.user.id]),
     })
 
 
 @api.post("/auth/logout")
-@require("rooms.view")
+@require(SIGNED_IN)
 async def logout():
     """Revoke the token used for this request."""
     ctx = get_context()
@@ -48,8 +49,11 @@ async def logout():
 
 
 @api.get("/auth/me")
-@require("rooms.view")
-@responds(200, UserOut, description="The signed-in user.")
+@require(SIGNED_IN)
+@responds(200, MeOut, description="The signed-in user and their rights.")
 async def me():
-    """The signed-in user."""
-    return jsonify(user_json(caller().user))
+    """The signed-in user, their groups and the rights they hold (and in which rooms)."""
+    who = caller()
+    groups = (await groups_of(get_context(), [who.user.id]))[who.user.id]
+    rights = {name: (None if rooms is None else sorted(rooms)) for name, rooms in sorted(who.access.rights.items())}
+    return jsonify({**user_json(who.user, groups), "rights": rights})

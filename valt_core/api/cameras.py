@@ -38,7 +38,7 @@ from ..errors import CameraDisabled, Conflict, NotFound, NotSupported, Validatio
 from ..media_control import camera_spec
 from ..redact import redact
 from . import api
-from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
+from .guard import RequestModel, body, caller, check_room, read_body, remote_addr, require, responds
 from .schemas import CameraOut
 from .serialize import MASK, camera_json
 
@@ -130,16 +130,23 @@ class PresetCreate(RequestModel):
 
 # --- helpers -----------------------------------------------------------------------------
 
-async def _camera(camera_id: int) -> Camera:
+async def _camera(camera_id: int, right: str | None = None) -> Camera:
+    # With a right: one the caller must hold in the camera's room (a camera of a room they may
+    # not see is not found).
     async with get_context().db.session() as s:
         camera = await s.get(Camera, camera_id)
     if camera is None:
         raise NotFound(f"no camera {camera_id}")
+    if right is not None:
+        try:
+            check_room(right, camera.room_id)
+        except NotFound:
+            raise NotFound(f"no camera {camera_id}") from None
     return camera
 
 
-async def _enabled_camera(camera_id: int) -> Camera:
-    camera = await _camera(camera_id)
+async def _enabled_camera(camera_id: int, right: str) -> Camera:
+    camera = await _camera(camera_id, right)
     if not camera.enabled:
         # Disabled means nobody sees the room through it: no live view, no still.
         raise CameraDisabled(f"camera {camera.name!r} is disabled; enable it first")
@@ -289,10 +296,12 @@ async def list_camera_drivers():
 @require("cameras.view")
 @responds(200, list[CameraOut], description="All cameras.")
 async def list_cameras():
-    """All cameras."""
+    """The cameras of the rooms the caller may see (all, for a grant of every room)."""
     ctx = get_context()
+    visible = caller().access.rooms("cameras.view")
     async with ctx.db.session() as s:
-        cameras = (await s.exec(select(Camera).order_by(Camera.name))).all()
+        query = select(Camera).order_by(Camera.name)
+        cameras = (await s.exec(query if visible is None else query.where(Camera.room_id.in_(visible)))).all()
     return jsonify([camera_json(c, ctx.cameras) for c in cameras])
 
 
@@ -332,7 +341,7 @@ async def create_camera():
 @responds(200, CameraOut, description="The camera.")
 async def get_camera(camera_id: int):
     """One camera."""
-    return jsonify(camera_json(await _camera(camera_id), get_context().cameras))
+    return jsonify(camera_json(await _camera(camera_id, "cameras.view"), get_context().cameras))
 
 
 @api.patch("/cameras/<int:camera_id>")
@@ -459,7 +468,7 @@ async def camera_snapshot(camera_id: int):
     The driver takes it when it can; otherwise it is the newest keyframe of the live stream.
     """
     ctx = get_context()
-    camera = await _enabled_camera(camera_id)
+    camera = await _enabled_camera(camera_id, "live.watch")
     if Capability.SNAPSHOT in ctx.cameras.capabilities(camera):
         jpeg = await _control(camera, "snapshot", Capability.SNAPSHOT, "take snapshots")
     else:
@@ -479,7 +488,7 @@ async def camera_live(camera_id: int):
     Otherwise the endpoints are on this server, which relays the camera when it is elsewhere.
     """
     ctx = get_context()
-    camera = await _enabled_camera(camera_id)
+    camera = await _enabled_camera(camera_id, "live.watch")
     server, base, key = await _live_route(camera)
     token, expires = issue_media_token(key, camera_id, caller().user.id, ctx.settings.live.token_ttl_s,
                                        camera_created=camera_key(camera.created_at), session_id=caller().token.id)
@@ -538,7 +547,7 @@ async def _live_route(camera: Camera) -> tuple[str | None, str, bytes]:
 @responds(200, description="Where the camera points.", errors=(409, 501, 502))
 async def camera_ptz_position(camera_id: int):
     """Where a PTZ camera points: pan and tilt -1..1, zoom 0..1, and whether it is moving."""
-    camera = await _camera(camera_id)
+    camera = await _camera(camera_id, "cameras.view")
     pos = PtzPosition(**await _control(camera, "ptz_position", Capability.PTZ, "pan, tilt or zoom"))
     return jsonify({"pan": pos.pan, "tilt": pos.tilt, "zoom": pos.zoom, "moving": pos.moving})
 
@@ -550,7 +559,7 @@ async def camera_ptz_position(camera_id: int):
 async def camera_ptz(camera_id: int):
     """Steer a PTZ camera: ``move`` (press and hold), ``stop``, ``absolute``, ``relative``, ``goto_preset``."""
     data = await read_body(PtzRequest)
-    camera = await _camera(camera_id)
+    camera = await _camera(camera_id, "cameras.control")
     where = {"pan": data.pan, "tilt": data.tilt, "zoom": data.zoom}
     if data.action == "move":
         await _control(camera, "ptz_move", Capability.PTZ, "pan, tilt or zoom", **where)
@@ -572,7 +581,7 @@ async def camera_ptz(camera_id: int):
 @responds(200, description="The presets.", errors=(409, 501, 502))
 async def camera_presets(camera_id: int):
     """The camera's stored positions."""
-    camera = await _camera(camera_id)
+    camera = await _camera(camera_id, "cameras.view")
     presets = await _control(camera, "presets", Capability.PRESETS, "use presets")
     return jsonify([_preset_json(Preset(**p)) for p in presets])
 
@@ -584,7 +593,7 @@ async def camera_presets(camera_id: int):
 async def save_camera_preset(camera_id: int):
     """Store where the camera points now under a name (replacing a preset of that name)."""
     data = await read_body(PresetCreate)
-    camera = await _camera(camera_id)
+    camera = await _camera(camera_id, "cameras.control")
     preset = Preset(**await _control(camera, "save_preset", Capability.PRESETS, "use presets", name=data.name))
     await _audit("camera.preset.save", camera, preset=preset.token, preset_name=preset.name)
     return jsonify(_preset_json(preset)), 201
@@ -595,7 +604,7 @@ async def save_camera_preset(camera_id: int):
 @responds(204, media_type=None, description="Deleted.", errors=(409, 501, 502))
 async def delete_camera_preset(camera_id: int, token: str):
     """Delete a stored position."""
-    camera = await _camera(camera_id)
+    camera = await _camera(camera_id, "cameras.control")
     await _control(camera, "remove_preset", Capability.PRESETS, "use presets", token=token)
     await _audit("camera.preset.delete", camera, preset=token)
     return "", 204

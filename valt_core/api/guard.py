@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from quart import g, request
 from werkzeug.routing import IntegerConverter
 
-from ..auth.access import ALL_PERMISSIONS, role_allows
+from ..auth.access import ALL_PERMISSIONS, Access, load_access
 from ..context import get_context
 from ..db.models import ApiToken, User
-from ..errors import Forbidden, NotAuthenticated, ValidationFailed, validation_problems
+from ..errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed, validation_problems
 
 SESSION_COOKIE = "valt_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -117,9 +117,10 @@ class QueryModel(BaseModel):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the user, their token, and whether it came in a cookie."""
+    """Who is calling: the user, what they may do, their token, and whether it came in a cookie."""
 
     user: User
+    access: Access
     token: ApiToken
     via_cookie: bool
 
@@ -150,20 +151,25 @@ async def authenticate() -> Caller:
         if not ctx.sessions.csrf_ok(token, presented):
             raise Forbidden("missing or wrong CSRF token")
     user, row = found
-    return Caller(user=user, token=row, via_cookie=via_cookie)
+    return Caller(user=user, access=await load_access(ctx.db, user), token=row, via_cookie=via_cookie)
+
+
+#: The "permission" of routes open to anyone signed in, whatever they may do (who am I, sign out).
+SIGNED_IN = "signed-in"
 
 
 def require(permission: str) -> Callable[[F], F]:
-    """Allow the route only to signed-in callers whose role grants ``permission``."""
-    if permission not in ALL_PERMISSIONS:
+    """Allow the route only to signed-in callers who hold ``permission`` (in some room, at least:
+    a route about one room checks that room itself)."""
+    if permission not in ALL_PERMISSIONS and permission != SIGNED_IN:
         raise ValueError(f"unknown permission {permission!r}")
 
     def wrap(view: F) -> F:
         @functools.wraps(view)
         async def guarded(*args: Any, **kwargs: Any) -> Any:
             caller = await authenticate()
-            if not role_allows(caller.user.role, permission):
-                raise Forbidden(f"your role ({caller.user.role}) may not do this ({permission})")
+            if permission != SIGNED_IN and not caller.access.allows(permission):
+                raise Forbidden(f"you may not do this: it needs the right {permission!r}")
             g.caller = caller
             return await view(*args, **kwargs)
 
@@ -171,6 +177,21 @@ def require(permission: str) -> Callable[[F], F]:
         return guarded  # type: ignore[return-value]
 
     return wrap
+
+
+def check_room(permission: str, room_id: int | None) -> None:
+    """Raise unless the caller holds ``permission`` in ``room_id`` (a route about one room).
+
+    A room the caller may not even see answers 404, as if it did not exist; one they see but
+    may not do this in, 403. A camera outside any room counts as room 0: only a grant for
+    every room reaches it.
+    """
+    access = caller().access
+    room = room_id or 0
+    if not access.allows("rooms.view", room):
+        raise NotFound(f"no room {room_id}" if room_id else "no such camera")
+    if not access.allows(permission, room):
+        raise Forbidden(f"you may not do this in room {room_id}: it needs the right {permission!r} there")
 
 
 def public(view: F) -> F:

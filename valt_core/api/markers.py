@@ -17,7 +17,6 @@ from pydantic import AfterValidator, Field
 from quart import Response, jsonify
 from sqlmodel import select
 
-from ..auth.access import role_allows
 from ..context import get_context
 from ..db.models import MARKER_COLORS, Marker, Recording, Segment, Track, User
 from ..db.types import utcnow
@@ -149,9 +148,12 @@ async def _editable(marker_id: int) -> tuple[Marker, Recording]:
         rec = await visible_recording(marker.recording_id)
     except NotFound:
         raise NotFound(f"no marker {marker_id}") from None
-    user = caller().user
-    if marker.author_id != user.id and not role_allows(user.role, "markers.manage"):
-        raise Forbidden(f"only the marker's author, or a role with markers.manage, may change marker {marker_id}")
+    who = caller()
+    if not who.access.allows("markers.write", rec.room_id):
+        raise Forbidden(f"you may not change markers of recordings in room {rec.room_id}")
+    if marker.author_id != who.user.id and not who.access.allows("markers.manage"):
+        raise Forbidden(f"only the marker's author, or someone with the right markers.manage, may change marker "
+                        f"{marker_id}")
     return marker, rec
 
 
@@ -178,6 +180,8 @@ async def add_marker(recording_id: int):
     ctx = get_context()
     data = await read_body(MarkerNew)
     rec = await visible_recording(recording_id)
+    if not caller().access.allows("markers.write", rec.room_id):
+        raise Forbidden(f"you may not mark recordings in room {rec.room_id}")
     await _check_times(rec, data.time_s, data.duration_s)
     marker = Marker(recording_id=recording_id, author_id=caller().user.id, time_s=data.time_s,
                     duration_s=data.duration_s, event=data.event, color=data.color)

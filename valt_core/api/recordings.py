@@ -10,10 +10,10 @@ from pydantic import AfterValidator, Field
 from quart import jsonify, request
 from sqlmodel import select
 
-from ..auth.access import may_see_recording
+from ..auth.access import recording_reach
 from ..context import get_context
 from ..db.models import Clip, ClipFile, Gap, Marker, Recording, Segment, Track, User
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, Forbidden, NotFound
 from . import api
 from .guard import (
     Id,
@@ -21,6 +21,7 @@ from .guard import (
     RequestModel,
     body,
     caller,
+    check_room,
     query,
     read_body,
     read_query,
@@ -72,12 +73,20 @@ class MediaRange(QueryModel):
     end: float | None = Field(None, description="Up to this second.")
 
 
-async def visible_recording(recording_id: int) -> Recording:
-    """The recording, if the caller may see it; otherwise 404 (its existence is not revealed)."""
-    async with get_context().db.session() as s:
+async def visible_recording(recording_id: int, *, download: bool = False) -> Recording:
+    """The recording, if the caller may see it; otherwise 404 (its existence is not revealed).
+
+    With ``download``, the caller must also be allowed its media as files (403 otherwise: a
+    view-only share shows the recording but does not hand it out).
+    """
+    ctx = get_context()
+    async with ctx.db.session() as s:
         rec = await s.get(Recording, recording_id)
-    if rec is None or not may_see_recording(caller().user, rec):
+    reach = None if rec is None else await recording_reach(ctx.db, caller().access, rec)
+    if reach is None:
         raise NotFound(f"no recording {recording_id}")
+    if download and reach != "download":
+        raise Forbidden(f"you may watch recording {recording_id} but not download it")
     return rec
 
 
@@ -139,6 +148,7 @@ def _running(room_id: int):
 async def record_start(room_id: int):
     """Start recording every camera of the room."""
     data = await read_body(RecordStart, optional=True)
+    check_room("recordings.record", room_id)
     rec = await get_context().media.start_recording(room_id, caller().user, data.name)
     await _audit("recording.start", rec.id, room_id=room_id)
     return jsonify(await recording_json(rec.id)), 201
@@ -146,6 +156,7 @@ async def record_start(room_id: int):
 
 async def _act_on_running(room_id: int, action: str):
     # pause, resume and stop all act on the room's running recording the same way.
+    check_room("recordings.record", room_id)
     session = _running(room_id)
     await getattr(get_context().media, f"{action}_recording")(session.recording_id)
     await _audit(f"recording.{action}", session.recording_id)
@@ -194,7 +205,7 @@ async def track_media(recording_id: int, track_id: int):
     """The track as an MP4 a browser plays (Range supported); ``?start=&end=`` in seconds."""
     ctx = get_context()
     part = read_query(MediaRange)
-    await visible_recording(recording_id)
+    await visible_recording(recording_id, download=True)
     async with ctx.db.session() as s:
         track = await s.get(Track, track_id)
     if track is None or track.recording_id != recording_id:
@@ -238,7 +249,9 @@ async def clip_json(clip_id: int) -> dict:
 async def create_clip(recording_id: int):
     """Start a clip job over all tracks (or ``track_ids``); poll ``GET /clips/{id}``."""
     data = await read_body(ClipRequest)
-    await visible_recording(recording_id)
+    rec = await visible_recording(recording_id, download=True)
+    if not caller().access.allows("clips.create", rec.room_id):
+        raise Forbidden(f"you may not cut clips of recordings in room {rec.room_id}")
     clip = await get_context().media.clips.create(recording_id, data.start_s, data.end_s, data.exact,
                                                   data.track_ids, caller().user.id)
     await _audit("clip.create", recording_id, clip_id=clip.id, start_s=data.start_s, end_s=data.end_s)
@@ -269,7 +282,7 @@ async def download_clip(clip_id: int):
             raise NotFound(f"no clip {clip_id}")
         files = (await s.exec(select(ClipFile).where(ClipFile.clip_id == clip_id).order_by(ClipFile.id))).all()
     try:
-        await visible_recording(clip.recording_id)
+        await visible_recording(clip.recording_id, download=True)
     except NotFound:
         raise NotFound(f"no clip {clip_id}") from None
     if clip.state != "done":

@@ -17,10 +17,10 @@ from pydantic import Field
 from quart import Response, jsonify
 from sqlmodel import select
 
-from ..auth.access import recording_filter
+from ..auth.access import recording_filter, shared_with_filter
 from ..context import get_context
 from ..db.models import Clip, ClipFile, Gap, Marker, Recording, Room, Segment, Track, User
-from ..errors import Conflict, NotFound, StorageError
+from ..errors import Conflict, Forbidden, NotFound, StorageError, ValidationFailed
 from ..media.stills import jpeg_from_media
 from . import api
 from .guard import (
@@ -58,6 +58,7 @@ class RecordingSearch(QueryModel):
     state: Literal[RECORDING_STATES] | None = Field(None, description="Only recordings in this state.")  # type: ignore[valid-type]
     from_: datetime | None = Field(None, alias="from", description="Started at or after this time.")
     to: datetime | None = Field(None, description="Started before this time.")
+    shared: Literal["me"] | None = Field(None, description="`me`: only recordings shared with me (or my groups).")
     limit: int = Field(50, ge=1, le=200, description="Recordings per page.")
     offset: int = Field(0, ge=0, le=10_000_000, description="Recordings to skip.")
 
@@ -67,6 +68,8 @@ class RecordingChange(RequestModel):
 
     name: str | None = Field(None, max_length=200)
     notes: str | None = Field(None, max_length=20_000)
+    author_id: Id | None = Field(None, description="A new author (needs `recordings.change_author`): "
+                                                   "who sees the recording changes with it.")
 
 
 def _like(text: str) -> str:
@@ -76,7 +79,10 @@ def _like(text: str) -> str:
 
 
 def _search_conditions(wanted: RecordingSearch) -> list:
-    conditions = [recording_filter(caller().user)]
+    access = caller().access
+    conditions = [recording_filter(access)]
+    if wanted.shared == "me":
+        conditions.append(shared_with_filter(access))
     if wanted.room_id is not None:
         conditions.append(Recording.room_id == wanted.room_id)
     if wanted.author_id is not None:
@@ -167,16 +173,22 @@ async def list_recordings():
 @body(RecordingChange)
 @responds(200, RecordingOut, description="The recording, changed.")
 async def change_recording(recording_id: int):
-    """Rename a recording or edit its notes."""
+    """Rename a recording, edit its notes, or give it another author."""
     ctx = get_context()
     data = await read_body(RecordingChange)
-    await visible_recording(recording_id)
+    rec = await visible_recording(recording_id)
+    if not caller().access.allows("recordings.edit", rec.room_id):
+        raise Forbidden(f"you may not change recordings in room {rec.room_id}")
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "author_id" in changes and not caller().access.allows("recordings.change_author"):
+        raise Forbidden("changing a recording's author needs the right 'recordings.change_author'")
     if changes:
         async with ctx.db.session() as s:
             rec = await s.get(Recording, recording_id)
             if rec is None:
                 raise NotFound(f"no recording {recording_id}")
+            if "author_id" in changes and await s.get(User, changes["author_id"]) is None:
+                raise ValidationFailed(f"no user {changes['author_id']}", fields={"author_id": "unknown user"})
             before = {name: getattr(rec, name) for name in changes}
             for name, value in changes.items():
                 setattr(rec, name, value)
@@ -186,6 +198,8 @@ async def change_recording(recording_id: int):
         detail = {"fields": sorted(changes)}
         if "name" in changes:
             detail.update(name_before=before["name"], name=changes["name"])
+        if "author_id" in changes:
+            detail.update(author_before=before["author_id"], author_id=changes["author_id"])
         await ctx.audit.record("recording.change", actor=caller().user, target_type="recording",
                                target_id=recording_id, detail=detail, remote_addr=remote_addr())
     return jsonify(await recording_json(recording_id))

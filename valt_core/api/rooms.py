@@ -15,7 +15,7 @@ from ..db.models import Camera, MediaServer, Room
 from ..errors import Conflict, NotFound, ValtError
 from . import api
 from .cameras import assign_media_server, restart_ingest
-from .guard import Id, RequestModel, body, caller, read_body, remote_addr, require, responds
+from .guard import Id, RequestModel, body, caller, check_room, read_body, remote_addr, require, responds
 from .schemas import RoomOut
 from .serialize import cameras_by_room, room_json
 
@@ -51,10 +51,12 @@ class RoomUpdate(RequestModel):
 @require("rooms.view")
 @responds(200, list[RoomOut], description="All rooms.")
 async def list_rooms():
-    """All rooms, each with its cameras."""
+    """The rooms the caller may see, each with its cameras."""
     ctx = get_context()
+    visible = caller().access.rooms("rooms.view")
     async with ctx.db.session() as s:
-        rooms = (await s.exec(select(Room).order_by(Room.name))).all()
+        query = select(Room).order_by(Room.name)
+        rooms = (await s.exec(query if visible is None else query.where(Room.id.in_(visible)))).all()
         cameras = (await s.exec(select(Camera).order_by(Camera.name))).all()
     by_room = cameras_by_room(list(cameras))
     return jsonify([room_json(r, by_room.get(r.id, []), ctx.cameras, ctx.media.session_for_room(r.id))
@@ -87,6 +89,7 @@ async def create_room():
 async def get_room(room_id: int):
     """One room with its cameras."""
     ctx = get_context()
+    check_room("rooms.view", room_id)
     async with ctx.db.session() as s:
         room = await s.get(Room, room_id)
         if room is None:

@@ -20,6 +20,13 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class GroupRef(Answer):
+    """A group named in another answer."""
+
+    id: int
+    name: str
+
+
 class UserOut(Answer):
     """A user, without password hash or lockout internals."""
 
@@ -27,10 +34,17 @@ class UserOut(Answer):
     username: str
     display_name: str
     email: str
-    role: Literal["admin", "operator", "viewer"]
+    role: Literal["admin", "operator", "viewer", ""]
+    groups: list[GroupRef]
     auth_backend: str
     disabled: bool
     last_login_at: str | None
+
+
+class MeOut(UserOut):
+    """The signed-in user and the rights they hold: each right's rooms, or ``null`` for every room."""
+
+    rights: dict[str, list[int] | None]
 
 
 class UserDetailOut(UserOut):

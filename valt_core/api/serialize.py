@@ -6,7 +6,7 @@ from typing import Any
 
 from ..cameras.base import SECRET_FIELD_NAMES
 from ..cameras.service import CameraService
-from ..db.models import Camera, Room, User
+from ..db.models import ROLES, Camera, Group, Room, User
 from ..redact import redact
 
 MASK = "********"
@@ -20,14 +20,17 @@ def cameras_by_room(cameras: list[Camera]) -> dict[int | None, list[Camera]]:
     return grouped
 
 
-def user_json(user: User) -> dict[str, Any]:
-    """A user, without the password hash or lockout internals."""
+def user_json(user: User, groups: list[Group]) -> dict[str, Any]:
+    """A user and their groups, without the password hash or lockout internals. ``role`` is the
+    most powerful built-in group they are in ("" when none)."""
+    builtin = {g.builtin for g in groups}
     return {
         "id": user.id,
         "username": user.username,
         "display_name": user.display_name,
         "email": user.email,
-        "role": user.role,
+        "role": next((r for r in ROLES if r in builtin), ""),
+        "groups": [{"id": g.id, "name": g.name} for g in groups],
         "auth_backend": user.auth_backend,
         "disabled": user.disabled,
         "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,

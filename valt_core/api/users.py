@@ -11,7 +11,7 @@ from sqlmodel import select
 from ..context import get_context
 from ..db.models import User
 from ..errors import Conflict
-from ..users import change_user, create_user, find_user
+from ..users import change_user, create_user, find_user, groups_of
 from . import api
 from .guard import RequestModel, body, caller, read_body, remote_addr, require, responds
 from .schemas import UnlockOut, UserDetailOut, UserOut
@@ -24,7 +24,8 @@ class UserCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=1, max_length=150, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=8, max_length=1024)
-    role: Literal["admin", "operator", "viewer"] = "viewer"
+    role: Literal["admin", "operator", "viewer"] | None = Field(
+        "viewer", description="The built-in group to put the user in; null: none (give them groups of your own).")
     display_name: str = Field("", max_length=200)
     email: str = Field("", max_length=254)
 
@@ -36,7 +37,8 @@ async def list_users():
     """All users."""
     async with get_context().db.session() as s:
         users = (await s.exec(select(User).order_by(User.username))).all()
-    return jsonify([user_json(u) for u in users])
+    groups = await groups_of(get_context(), [u.id for u in users])
+    return jsonify([user_json(u, groups[u.id]) for u in users])
 
 
 @api.post("/users")
@@ -50,9 +52,9 @@ async def add_user():
     user = await create_user(ctx, data.username, data.password, role=data.role,
                              display_name=data.display_name, email=data.email)
     await ctx.audit.record("user.create", actor=caller().user, target_type="user",
-                           target_id=user.id, detail={"username": user.username, "role": user.role},
+                           target_id=user.id, detail={"username": user.username, "role": data.role},
                            remote_addr=remote_addr())
-    return jsonify(user_json(user)), 201
+    return jsonify(await _answer(user)), 201
 
 
 class UserUpdate(RequestModel):
@@ -77,7 +79,7 @@ async def get_user(user_id: int):
     """One user, and the client addresses their name is locked for now."""
     ctx = get_context()
     user = await find_user(ctx, user_id)
-    return jsonify({**user_json(user), "locked_for": await ctx.sessions.attempts.locked_addresses(user.username)})
+    return jsonify({**await _answer(user), "locked_for": await ctx.sessions.attempts.locked_addresses(user.username)})
 
 
 @api.patch("/users/<int:user_id>")
@@ -98,7 +100,7 @@ async def update_user(user_id: int):
     user = await change_user(ctx, user_id, keep_token_id=keep, **fields)
     await ctx.audit.record("user.update", actor=me, target_type="user", target_id=user_id,
                            detail={"username": user.username, "fields": sorted(fields)}, remote_addr=remote_addr())
-    return jsonify(user_json(user))
+    return jsonify(await _answer(user))
 
 
 @api.post("/users/<int:user_id>/unlock")
@@ -111,4 +113,8 @@ async def unlock_user(user_id: int):
     cleared = await ctx.sessions.attempts.unlock(user.username)
     await ctx.audit.record("user.unlock", actor=caller().user, target_type="user", target_id=user_id,
                            detail={"username": user.username}, remote_addr=remote_addr())
-    return jsonify({**user_json(user), "cleared": cleared})
+    return jsonify({**await _answer(user), "cleared": cleared})
+
+
+async def _answer(user: User) -> dict:
+    return user_json(user, (await groups_of(get_context(), [user.id]))[user.id])

@@ -22,7 +22,7 @@ from ..db import Database
 from ..db.models import ApiToken, Camera, User
 from ..db.types import utcnow
 from ..errors import CameraDisabled, Forbidden, NotAuthenticated, NotFound, ValtError
-from .access import role_allows
+from .access import load_access
 from .media_tokens import MediaClaims, camera_key, verify_media_token
 
 if TYPE_CHECKING:
@@ -151,10 +151,10 @@ class LiveAccess:
             return NotAuthenticated("the session that asked for this live token has ended; sign in again"), user
         if user is None or user.disabled:
             return NotAuthenticated("this account is disabled"), user
-        if not role_allows(user.role, "live.watch"):
-            return Forbidden(f"your role ({user.role}) may not watch live"), user
         if camera is None or camera_key(camera.created_at) != claims.camera_key:
             return NotFound(f"no camera {claims.camera_id}"), user
+        if not (await load_access(self.db, user)).allows("live.watch", camera.room_id or 0):
+            return Forbidden(f"you may not watch camera {camera.name!r} live"), user
         if not camera.enabled:
             return CameraDisabled(f"camera {camera.name!r} is disabled"), user
         return None, user

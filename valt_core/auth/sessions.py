@@ -23,6 +23,7 @@ from ..db.models import ApiToken, User
 from ..db.types import utcnow
 from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
 from ..settings import AuthSettings
+from .access import set_role
 from .base import AuthBackend
 from .throttle import WRONG, AddressLimiter, AttemptCounter, CheckSlots
 
@@ -113,6 +114,7 @@ class SessionService:
             if user.id is None:
                 s.add(user)  # first sign-in of a person a directory backend vouched for
                 await s.flush()
+                await set_role(s, user.id, "viewer")
             else:
                 user = await s.get(User, user.id) or user
             user.last_login_at = now
@@ -149,7 +151,7 @@ class SessionService:
             identity = await backend.check_password(username, password, None)
             if identity is not None:
                 return User(username=username, display_name=identity.display_name, email=identity.email,
-                            role="viewer", auth_backend=name), identity
+                            auth_backend=name), identity
         return None, None
 
     async def user_for_token(self, token: str) -> tuple[User, ApiToken] | None:

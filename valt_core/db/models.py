@@ -31,7 +31,7 @@ NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 class User(SQLModel, table=True):
-    """A person who can sign in. ``role`` is one of :data:`ROLES`."""
+    """A person who can sign in. What they may do comes from their groups (and own grants)."""
 
     __tablename__ = "users"
     __table_args__ = NEVER_REUSE_IDS
@@ -39,7 +39,6 @@ class User(SQLModel, table=True):
     username: str = Field(max_length=150, unique=True, index=True)
     display_name: str = Field(default="", max_length=200)
     email: str = Field(default="", max_length=254)
-    role: str = Field(default="viewer", max_length=20)
     auth_backend: str = Field(default="local", max_length=50)
     password_hash: Optional[str] = Field(default=None, max_length=255)
     disabled: bool = False
@@ -55,6 +54,8 @@ class Group(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=150, unique=True)
     description: str = Field(default="", max_length=500)
+    builtin: str = Field(default="", max_length=20,
+                         description="One of ROLES for the three built-in groups (never deleted), else empty.")
     created_at: datetime = _created()
 
 
@@ -67,7 +68,7 @@ class GroupMember(SQLModel, table=True):
 
 
 class Right(SQLModel, table=True):
-    """A right (``observe``, ``record``, ``review``, ``share``, ``manage``) on one room or all.
+    """A right (one of :data:`valt_core.auth.access.RIGHTS`) on one room or on all of them.
 
     Granted to a group or a single user; ``room_id`` ``None`` means every room.
     """
@@ -79,6 +80,33 @@ class Right(SQLModel, table=True):
     user_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
     room_id: Optional[int] = Field(default=None, foreign_key="rooms.id", ondelete="CASCADE")
     right: str = Field(max_length=30)
+
+
+class VideoAccess(SQLModel, table=True):
+    """A group's access to recordings by who made them: one author's, the recordings of one
+    group's members, or (both ``None``) every author's."""
+
+    __tablename__ = "video_access"
+    __table_args__ = NEVER_REUSE_IDS
+    id: Optional[int] = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="groups.id", index=True, ondelete="CASCADE")
+    author_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
+    author_group_id: Optional[int] = Field(default=None, foreign_key="groups.id", ondelete="CASCADE")
+
+
+class RecordingShare(SQLModel, table=True):
+    """A recording shared with one user or one group, view-only or with download, maybe until a date."""
+
+    __tablename__ = "recording_shares"
+    __table_args__ = NEVER_REUSE_IDS
+    id: Optional[int] = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recordings.id", index=True, ondelete="CASCADE")
+    user_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True, ondelete="CASCADE")
+    group_id: Optional[int] = Field(default=None, foreign_key="groups.id", index=True, ondelete="CASCADE")
+    can_download: bool = False
+    until: Optional[datetime] = _ts()
+    shared_by_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = _created()
 
 
 class MediaServer(SQLModel, table=True):

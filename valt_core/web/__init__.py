@@ -10,7 +10,7 @@ from sqlmodel import select
 from .. import __version__
 from ..api.guard import SESSION_COOKIE
 from ..api.serialize import cameras_by_room
-from ..auth.access import may_see_recording, role_allows
+from ..auth.access import NOBODY, RIGHTS, Access, load_access, recording_reach
 from ..context import get_context
 from ..db.models import Camera, Recording, Room, User
 from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
@@ -28,6 +28,14 @@ async def signed_in_user() -> tuple[User, str] | None:
         return None
     found = await get_context().sessions.user_for_token(token)
     return (found[0], token) if found else None
+
+
+async def signed_in_access() -> tuple[User, str, Access] | None:
+    """The user of the session cookie, the cookie's token and what the user may do, or ``None``."""
+    signed_in = await signed_in_user()
+    if signed_in is None:
+        return None
+    return signed_in[0], signed_in[1], await load_access(get_context().db, signed_in[0])
 
 
 @web.get("/login")
@@ -96,26 +104,30 @@ FORBIDDEN = """{% extends "base.html" %}{% block title %}Not allowed · Valt{% e
 
 
 async def _rooms_page(template: str, room_id: int | None = None, enabled_only: bool = False,
-                      permission: str | None = None, **extra):
-    # Every signed-in page lists rooms and their cameras; strangers go to the sign-in page,
-    # and a page that needs a permission the user lacks answers 403 (the nav hides its link).
+                      permission: str | None = None, signed_in: tuple[User, str, Access] | None = None, **extra):
+    # Every signed-in page lists the rooms the user may see and their cameras; strangers go to
+    # the sign-in page, and a page that needs a right the user lacks answers 403 (the nav hides
+    # its link).
     ctx = get_context()
-    signed_in = await signed_in_user()
+    signed_in = signed_in or await signed_in_access()
     if signed_in is None:
         return redirect(url_for("web.login_page"))
-    user, token = signed_in
-    frame = {"user": user, "csrf": ctx.sessions.csrf_token(token), "version": __version__,
-             "can_manage_cameras": role_allows(user.role, "cameras.manage"),
-             "can_view_servers": role_allows(user.role, "system.view"),
-             "can_review": role_allows(user.role, "recordings.view")}
-    if permission is not None and not role_allows(user.role, permission):
-        html = await render_template_string(FORBIDDEN, message=f"Your role ({user.role}) cannot open this page.",
-                                            **frame)
+    user, token, access = signed_in
+    frame = {"user": user, "role": access.role, "csrf": ctx.sessions.csrf_token(token), "version": __version__,
+             "can_manage_cameras": access.allows("cameras.manage"),
+             "can_view_servers": access.allows("system.view"),
+             "can_review": access.allows("recordings.view")}
+    if permission is not None and not access.allows(permission):
+        html = await render_template_string(FORBIDDEN, message="You may not open this page: it needs the right "
+                                            f"\u201c{RIGHTS[permission]}\u201d.", **frame)
         return html, 403
+    visible = access.rooms("rooms.view")
     async with ctx.db.session() as s:
         query = select(Room).order_by(Room.name)
         if room_id is not None:
             query = query.where(Room.id == room_id)
+        if visible is not None:
+            query = query.where(Room.id.in_(visible))
         rooms = (await s.exec(query)).all()
         cameras = select(Camera).order_by(Camera.name)
         if enabled_only:
@@ -124,10 +136,10 @@ async def _rooms_page(template: str, room_id: int | None = None, enabled_only: b
     if room_id is not None and not rooms:
         return "No such room", 404
     return await render_template(
-        template, rooms=rooms, by_room=by_room, unassigned=by_room.get(None, []),
-        can_record=role_allows(user.role, "recordings.record"),
-        can_control=role_allows(user.role, "cameras.control"),
-        can_mark=role_allows(user.role, "markers.write"), **frame, **extra,
+        template, rooms=rooms, by_room=by_room, unassigned=by_room.get(None, []) if visible is None else [],
+        can_record=access.allows("recordings.record"),
+        can_control=access.allows("cameras.control"),
+        can_mark=access.allows("markers.write"), **frame, **extra,
     )
 
 
@@ -171,43 +183,47 @@ async def admin_media_servers():
     user may change and which NATS server a new media server joins.
     """
     ctx = get_context()
-    signed_in = await signed_in_user()
-    role = signed_in[0].role if signed_in else ""
-    page = {"can_manage_servers": role_allows(role, "servers.manage"),
-            "can_move_cameras": role_allows(role, "servers.manage") and role_allows(role, "cameras.manage"),
+    signed_in = await signed_in_access()
+    access = signed_in[2] if signed_in else NOBODY
+    page = {"can_manage_servers": access.allows("servers.manage"),
+            "can_move_cameras": access.allows("servers.manage") and access.allows("cameras.manage"),
             # Shown in the command a site runs on the new server's host; a password in it is masked.
             "bus_url": redact(ctx.settings.bus.url), "embedded": ctx.media.engine is not None,
             "app_seed_file": str(ctx.settings.bus.nkey_seed_file or "")}
-    return await _rooms_page("admin_media_servers.html", permission="system.view", page=page)
+    return await _rooms_page("admin_media_servers.html", permission="system.view", page=page, signed_in=signed_in)
 
 
-def _review_rights(role: str) -> dict[str, bool]:
+def _review_rights(access: Access) -> dict[str, bool]:
     # What the review pages' scripts may offer; the API checks each call again.
-    return {"edit": role_allows(role, "recordings.edit"), "delete": role_allows(role, "recordings.delete"),
-            "mark": role_allows(role, "markers.write"), "manage_markers": role_allows(role, "markers.manage"),
-            "clip": role_allows(role, "clips.create"), "audit": role_allows(role, "audit.view")}
+    return {"edit": access.allows("recordings.edit"), "delete": access.allows("recordings.delete"),
+            "mark": access.allows("markers.write"), "manage_markers": access.allows("markers.manage"),
+            "clip": access.allows("clips.create"), "audit": access.allows("audit.view"),
+            "download": access.allows("clips.download"), "share": access.allows("recordings.share")}
 
 
 @web.get("/review")
 async def review():
     """Find recordings: search, filters and pages (the page's script asks the API)."""
-    signed_in = await signed_in_user()
-    rights = _review_rights(signed_in[0].role if signed_in else "")
-    return await _rooms_page("review.html", permission="recordings.view", rights=rights)
+    signed_in = await signed_in_access()
+    rights = _review_rights(signed_in[2] if signed_in else NOBODY)
+    return await _rooms_page("review.html", permission="recordings.view", rights=rights, signed_in=signed_in)
 
 
 @web.get("/review/recordings/<int:recording_id>")
 async def review_recording(recording_id: int):
     """The player of one recording: every track on one clock, markers, clips (audited as opened)."""
     ctx = get_context()
-    signed_in = await signed_in_user()
-    if signed_in is not None and role_allows(signed_in[0].role, "recordings.view"):
+    signed_in = await signed_in_access()
+    rights = _review_rights(signed_in[2] if signed_in else NOBODY)
+    if signed_in is not None and signed_in[2].allows("recordings.view"):
         async with ctx.db.session() as s:
             rec = await s.get(Recording, recording_id)
-        if rec is None or not may_see_recording(signed_in[0], rec):
+        reach = None if rec is None else await recording_reach(ctx.db, signed_in[2], rec)
+        if reach is None:
             return "No such recording", 404
+        rights["download"] = reach == "download"
+        rights["clip"] = rights["clip"] and reach == "download"
         await ctx.audit.record("recording.open", actor=signed_in[0], target_type="recording",
                                target_id=recording_id, remote_addr=request.remote_addr or "")
-    rights = _review_rights(signed_in[0].role if signed_in else "")
     return await _rooms_page("review_player.html", permission="recordings.view", rights=rights,
-                             recording_id=recording_id)
+                             recording_id=recording_id, signed_in=signed_in)

@@ -11,7 +11,7 @@ const TYPING_DELAY_MS = 300;
 // While a listed recording runs, the page is asked again now and then: its length grows, and its
 // thumbnail appears once the first segment is written.
 const RUNNING_REFRESH_MS = 10000;
-const FILTERS = ["q", "from", "to", "room_id", "author_id", "state"];
+const FILTERS = ["q", "shared", "from", "to", "room_id", "author_id", "state"];
 
 const root = document.getElementById("review");
 const rights = JSON.parse(root.dataset.rights);
@@ -98,7 +98,7 @@ function apiQuery() {
   const wanted = filtersFromForm();
   const params = new URLSearchParams();
   if (wanted.q) params.set("q", wanted.q);
-  for (const name of ["room_id", "author_id", "state"]) if (wanted[name]) params.set(name, wanted[name]);
+  for (const name of ["shared", "room_id", "author_id", "state"]) if (wanted[name]) params.set(name, wanted[name]);
   if (wanted.from) params.set("from", localMidnight(wanted.from));
   if (wanted.to) params.set("to", localMidnight(wanted.to, 1));  // "to" is the whole day, inclusive
   params.set("limit", String(PAGE_SIZE));

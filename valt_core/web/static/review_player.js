@@ -130,7 +130,8 @@ class TrackView {
     const href = `/api/v1/recordings/${recordingId}/tracks/${this.track.id}/media`;
     const why = this.segments.length ? "This track cannot play in the browser; " : "This track has no video yet; ";
     this.noVideo.replaceChildren(el("strong", {}, why),
-                                 this.segments.length ? el("a", {href, download: ""}, "download it") : null);
+                                 this.segments.length && rights.download !== false
+                                   ? el("a", {href, download: ""}, "download it") : null);
     this.noVideo.hidden = false;
     this.view.classList.add("unplayable");
   }
@@ -922,7 +923,7 @@ class ReviewPlayer {
   }
 
   openMarkerForm() {
-    if (!rights.mark) { this.say("Your role cannot add markers."); return; }
+    if (!rights.mark) { this.say("You may not add markers."); return; }
     this.showPane("markers");
     this.markerAt = this.clock.now();
     this.markerTime.textContent = fmt(this.markerAt, true);
@@ -1163,7 +1164,9 @@ class ReviewPlayer {
     }
     this.clipTable.replaceChildren(...clips.map((c) => {
       let state;
-      if (c.state === "done") {
+      if (c.state === "done" && rights.download === false) {
+        state = el("span", {className: "view-only", textContent: "ready (view only: no download)"});
+      } else if (c.state === "done") {
         state = el("a", {className: "download", href: `/api/v1/clips/${c.id}/download`, download: "",
                          textContent: "Download"});
       } else if (c.state === "failed") {
