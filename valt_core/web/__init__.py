@@ -10,7 +10,7 @@ from sqlmodel import select
 from .. import __version__
 from ..api.guard import SESSION_COOKIE
 from ..api.serialize import cameras_by_room
-from ..auth.access import NOBODY, RIGHTS, Access, load_access, recording_reach
+from ..auth.access import NOBODY, RIGHTS, Access, load_access, may_share, recording_reach
 from ..context import get_context
 from ..db.models import Camera, Recording, Room, User
 from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
@@ -223,6 +223,7 @@ async def review_recording(recording_id: int):
             return "No such recording", 404
         rights["download"] = reach == "download"
         rights["clip"] = rights["clip"] and reach == "download"
+        rights["share"] = await may_share(ctx.db, signed_in[2], rec)
         await ctx.audit.record("recording.open", actor=signed_in[0], target_type="recording",
                                target_id=recording_id, remote_addr=request.remote_addr or "")
     return await _rooms_page("review_player.html", permission="recordings.view", rights=rights,

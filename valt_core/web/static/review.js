@@ -338,7 +338,7 @@ form.elements.q.addEventListener("input", () => {
   clearTimeout(typingTimer);
   typingTimer = setTimeout(filtersChanged, TYPING_DELAY_MS);
 });
-for (const name of ["from", "to", "room_id", "author_id", "state"]) {
+for (const name of ["shared", "from", "to", "room_id", "author_id", "state"]) {
   form.elements[name].addEventListener("change", filtersChanged);
 }
 form.addEventListener("reset", () => setTimeout(filtersChanged));  // after the form cleared itself

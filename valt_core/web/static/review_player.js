@@ -1087,7 +1087,7 @@ class ReviewPlayer {
             aligned, " Keyframe-aligned (may start up to one keyframe interval early)"),
          el("label", {title: "Starts exactly at the in point"}, this.exact, " Exact start")),
       el("div", {className: "clip-row"}, rights.clip ? this.createClip :
-         el("span", {className: "help"}, "Your role cannot cut clips.")),
+         el("span", {className: "help"}, "You may not cut clips of this recording.")),
       el("table", {className: "clip-table"},
          el("thead", {}, el("tr", {}, ...["Clip", "Range", "Cameras", "Made by", "When", "State", "Size", "SHA-256", ""]
            .map((h) => el("th", {}, h)))),
