@@ -248,6 +248,18 @@ async def test_changes_are_refused_as_the_policy_says_and_audited(site):
     assert [r["id"] for r in (await api(env, "GET", "/api/v1/rooms", tokens["olga"]))[1]] == [site["room_b"]]
     assert (await api(env, "GET", f"/api/v1/recordings/{rec_id}/tracks/{track_id}/media", tokens["vic"]))[0] == 403
 
+    # Rights limited to a room hold there only: Carl sees the recording (room A) but may rename
+    # and mark only recordings of room B.
+    status, _ = await api(env, "PATCH", f"/api/v1/groups/{site['groups']['Supervisors']}", tokens["boss"],
+                          {"rights": [{"right": r} for r in VIEW + ["clips.download"]]
+                           + [{"right": r, "room_id": site["room_b"]} for r in ("recordings.edit", "markers.write")]})
+    assert status == 200
+    carl = await login(env, "carl")
+    assert (await api(env, "GET", f"/api/v1/recordings/{rec_id}", carl))[0] == 200
+    assert (await api(env, "PATCH", f"/api/v1/recordings/{rec_id}", carl, {"name": "renamed"}))[0] == 403
+    assert (await api(env, "POST", f"/api/v1/recordings/{rec_id}/markers", carl, marker))[0] == 403
+    assert (await api(env, "POST", f"/api/v1/recordings/{rec_id}/markers", tokens["alice"], marker))[0] == 201
+
     # Every share and group change is in the audit log.
     async def audited():
         status, log = await api(env, "GET", "/api/v1/audit?limit=200", tokens["boss"])
