@@ -215,22 +215,25 @@ async def test_migrations_build_exactly_the_models_schema(database_url):
         await db.dispose()
 
 
-async def test_upgrade_to_0004_keeps_markers_as_events(database_url):
-    """A marker written before 0004 (label and note) is the same moment after it, with its text."""
+async def upgrade_to(db: Database, revision: str) -> None:
+    """Migrate ``db`` up to ``revision`` only (to write rows as an older version did)."""
     from alembic import command
 
     from valt_core.db import alembic_config
 
+    def run(conn):
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+    await db._run_sync(run)
+
+
+async def test_upgrade_to_0004_keeps_markers_as_events(database_url):
+    """A marker written before 0004 (label and note) is the same moment after it, with its text."""
     db = Database(database_url)
     try:
-        def to(revision):
-            def run(conn):
-                cfg = alembic_config()
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
-            return run
-
-        await db._run_sync(to("0003"))
+        await upgrade_to(db, "0003")
         async with db.engine.begin() as conn:
             await conn.execute(sa.text("INSERT INTO rooms (name, description, created_at) "
                                        "VALUES ('r', '', '2026-01-01 00:00:00.000000')"))
@@ -266,22 +269,12 @@ ROLE_PERMISSIONS_0004 = {
 async def test_upgrade_to_0005_keeps_every_users_access(database_url):
     """The roles become built-in groups: each user may do what their role allowed, in every room,
     and sees every recording, as before; nobody gains more than the new rights that did not exist."""
-    from alembic import command
-
     from valt_core.auth.access import load_access, recording_filter
-    from valt_core.db import alembic_config
     from valt_core.db.models import Recording, User
 
     db = Database(database_url)
     try:
-        def to(revision):
-            def run(conn):
-                cfg = alembic_config()
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
-            return run
-
-        await db._run_sync(to("0004"))
+        await upgrade_to(db, "0004")
         async with db.engine.begin() as conn:
             await conn.execute(sa.text("INSERT INTO rooms (name, description, created_at) "
                                        "VALUES ('r', '', '2026-01-01 00:00:00.000000')"))
