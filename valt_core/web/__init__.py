@@ -116,6 +116,7 @@ async def _rooms_page(template: str, room_id: int | None = None, enabled_only: b
     frame = {"user": user, "role": access.role, "csrf": ctx.sessions.csrf_token(token), "version": __version__,
              "can_manage_cameras": access.allows("cameras.manage"),
              "can_view_servers": access.allows("system.view"),
+             "can_manage_users": access.allows("users.manage"),
              "can_review": access.allows("recordings.view")}
     if permission is not None and not access.allows(permission):
         html = await render_template_string(FORBIDDEN, message="You may not open this page: it needs the right "
@@ -191,6 +192,26 @@ async def admin_media_servers():
             "bus_url": redact(ctx.settings.bus.url), "embedded": ctx.media.engine is not None,
             "app_seed_file": str(ctx.settings.bus.nkey_seed_file or "")}
     return await _rooms_page("admin_media_servers.html", permission="system.view", page=page, signed_in=signed_in)
+
+
+@web.get("/admin/users")
+async def admin_users():
+    """Users: add one, disable or enable, reset a password, change the built-in group (admins).
+
+    The page's script does it through the API; the page tells it who is signed in, since
+    nobody may disable themselves or leave the Administrators.
+    """
+    signed_in = await signed_in_access()
+    page = {"me": signed_in[0].id if signed_in else None}
+    return await _rooms_page("admin_users.html", permission="users.manage", page=page, signed_in=signed_in)
+
+
+@web.get("/admin/groups")
+async def admin_groups():
+    """Groups: members, rights with their room limits, and video access (admins), through the API."""
+    signed_in = await signed_in_access()
+    page = {"me": signed_in[0].id if signed_in else None}
+    return await _rooms_page("admin_groups.html", permission="users.manage", page=page, signed_in=signed_in)
 
 
 def _review_rights(access: Access) -> dict[str, bool]:
