@@ -92,26 +92,38 @@ class CameraLeases:
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.ttl_s / 4)
-            # All at once: the updates go out together and their acks come back together, so a
-            # server of a hundred cameras wakes a few times per round instead of a hundred.
-            held = list(self.held.items())
-            results = await asyncio.gather(*(self._renew_one(c, r) for c, r in held), return_exceptions=True)
-            for (camera_id, _), result in zip(held, results):
-                if isinstance(result, Exception):  # one lease's trouble must not end the renewals
-                    log.error("lease of camera %s: renewal failed; trying again", camera_id, exc_info=result)
+            try:
+                await self._renew_all()
+            except Exception:  # noqa: BLE001 - a round's trouble must not end the renewals
+                log.exception("lease renewal round failed; trying again")
 
-    async def _renew_one(self, camera_id: int, revision: int) -> None:
+    async def _renew_all(self) -> None:
+        # Every update in one batch: they go out together and their acks come back together, so
+        # a server of a hundred cameras wakes a few times per round instead of a hundred.
+        held = list(self.held.items())
+        if not held:
+            return
+        assert self._kv is not None
+        try:
+            results = await self._kv.update_many([(lease_key(c), self.server.encode(), r) for c, r in held])
+        except BusUnavailable:
+            return  # nobody can take a lease while the bus is away; try again
+        for (camera_id, _revision), result in zip(held, results):
+            if camera_id not in self.held:
+                continue  # given back meanwhile
+            if isinstance(result, int):
+                self.held[camera_id] = result
+            elif isinstance(result, WrongRevision):
+                try:
+                    await self._retake(camera_id)
+                except Exception:  # noqa: BLE001 - one lease's trouble must not stop the others'
+                    log.exception("lease of camera %s: taking it again failed; trying again", camera_id)
+            # BusUnavailable for one: as for all, try again next round
+
+    async def _retake(self, camera_id: int) -> None:
+        # The lease is not at the revision we wrote: it expired (and is free, or another's).
         assert self._kv is not None
         key = lease_key(camera_id)
-        try:
-            revision = await self._kv.update(key, self.server.encode(), revision)
-            if camera_id in self.held:  # not given back meanwhile
-                self.held[camera_id] = revision
-            return
-        except BusUnavailable:
-            return  # nobody can take it while the bus is away; try again
-        except WrongRevision:
-            pass
         try:
             # Expired (the bus was away) and free: take it again.
             revision = await self._kv.create(key, self.server.encode())
