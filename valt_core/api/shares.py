@@ -42,6 +42,13 @@ class ShareCreate(RequestModel):
         return self
 
 
+class ShareTargetsOut(Answer):
+    """Who one may share with: people (not oneself) and groups, by name."""
+
+    users: list[dict]
+    groups: list[dict]
+
+
 class ShareOut(Answer):
     """A share of a recording."""
 
@@ -69,6 +76,21 @@ async def _shareable(recording_id: int) -> Recording:
     if not await may_share(get_context().db, caller().access, rec):
         raise Forbidden(f"you may not share recording {recording_id}")
     return rec
+
+
+@api.get("/share-targets")
+@require("recordings.share")
+@responds(200, ShareTargetsOut, description="The people and groups one may share with.")
+async def share_targets():
+    """Everyone enabled but the caller, and every group, by name: what a share form offers."""
+    me = caller().user.id
+    async with get_context().db.session() as s:
+        users = (await s.exec(select(User.id, User.username, User.display_name)
+                              .where(User.disabled == False, User.id != me)  # noqa: E712
+                              .order_by(User.username))).all()
+        groups = (await s.exec(select(Group.id, Group.name).order_by(Group.name))).all()
+    return jsonify({"users": [{"id": i, "name": d or u, "username": u} for i, u, d in users],
+                    "groups": [{"id": i, "name": n} for i, n in groups]})
 
 
 @api.get("/recordings/<int:recording_id>/shares")
