@@ -126,6 +126,11 @@ class _TlsClient(Client):
         await super()._process_info(info, initial_connection)
 
 
+#: How a server that dropped the connection after the TLS handshake shows, when its alert did not
+#: reach us first (reading: reset; writing our CONNECT: broken pipe; TLS: an EOF).
+_DROPPED = (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
+
+
 def _tls_refusal(err: Exception) -> str | None:
     """What a TLS failure that trying again cannot mend says, with a hint at the setting; else ``None``."""
     if isinstance(err, nats.errors.SecureConnWantedError):
@@ -419,6 +424,7 @@ class NatsBus(Bus):
         self._start_errors: list[str] | None = None
         # The TLS refusals seen while start() tries; once every server refused, start() gives up.
         self._tls_refusals: list[str] = []
+        self._tls_in_use = False
         self._refused: asyncio.Future[str] | None = None
 
     # --- the connection ----------------------------------------------------------------------
@@ -474,6 +480,7 @@ class NatsBus(Bus):
         """
         options: dict[str, Any] = {k: v for k, v in self._auth.items() if v}
         tls = self._tls_context()
+        self._tls_in_use = tls is not None
         if tls is not None:
             options["tls"] = tls
         where = ", ".join(self._clean(url) for url in self.servers)
@@ -512,6 +519,11 @@ class NatsBus(Bus):
     async def _on_error(self, err: Exception) -> None:
         text = self._clean(str(err) or type(err).__name__)
         refusal = _tls_refusal(err) if self._refused is not None else None
+        if refusal is None and self._refused is not None and self._tls_in_use and isinstance(err, _DROPPED):
+            # Under TLS 1.3 the server judges our certificate after our side of the handshake is
+            # done; its alert may not reach us before it drops the connection.
+            refusal = ("TLS: the server closed the connection after the TLS handshake: it may want a client "
+                       "certificate it trusts ([bus] tls_cert and tls_key, signed by a CA it knows)")
         if refusal is not None and self._refused is not None:
             self._tls_refusals.append(refusal)
             if len(self._tls_refusals) >= len(self.servers) and not self._refused.done():
