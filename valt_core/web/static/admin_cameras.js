@@ -4,7 +4,7 @@
 // Text from the API and from devices is always set with textContent, never as HTML.
 
 import {api} from "./api.js";
-import {el, showMessage} from "./dom.js";
+import {busy, el, showMessage} from "./dom.js";
 
 const MASK = "********";  // how the API shows a stored secret; sent back, it keeps the secret
 
@@ -101,19 +101,6 @@ function renderList() {
   }
   if (!rows.length) rows.push(el("tr", {}, el("td", {colSpan: 6, className: "empty"}, "No cameras yet.")));
   table.replaceChildren(...rows);
-}
-
-/** Run `work` with the button disabled and relabelled, so a slow camera cannot be asked twice. */
-async function busy(button, label, work) {
-  const text = button.textContent;
-  button.disabled = true;
-  button.textContent = label;
-  try {
-    await work();
-  } finally {
-    button.disabled = false;
-    button.textContent = text;
-  }
 }
 
 async function loadCameras() {

@@ -5,7 +5,7 @@
 // audits it. Text from the API is always set with textContent, never as HTML.
 
 import {api} from "./api.js";
-import {el, showMessage} from "./dom.js";
+import {busy, el, showMessage} from "./dom.js";
 
 const page = JSON.parse(document.getElementById("page-data").textContent);
 const list = document.querySelector(".group-list ul");
@@ -274,19 +274,6 @@ function select(id) {
 }
 
 // --- saving and deleting ---------------------------------------------------------------
-
-async function busy(button, label, work) {
-  const text = button.textContent;
-  button.disabled = true;
-  button.textContent = label;
-  try {
-    await work();
-  } finally {
-    button.disabled = false;
-    // The work may have relabelled it ("Create group" becomes "Save" once the group exists).
-    if (button.textContent === label) button.textContent = text;
-  }
-}
 
 async function save() {
   const creating = draft.id == null;

@@ -3,7 +3,7 @@
 // Text from the API is always set with textContent, never as HTML.
 
 import {api} from "./api.js";
-import {el, showMessage} from "./dom.js";
+import {busy, el, showMessage} from "./dom.js";
 
 const ROLES = [["admin", "Administrators"], ["operator", "Operators"], ["viewer", "Viewers"],
                ["", "None"]];
@@ -28,18 +28,6 @@ function showResult(box, ok, message) {
 function explain(err) {
   const fields = Object.entries(err.fields || {});
   return fields.length ? fields.map(([name, text]) => `${name}: ${text}`).join("; ") : err.message;
-}
-
-async function busy(button, label, work) {
-  const text = button.textContent;
-  button.disabled = true;
-  button.textContent = label;
-  try {
-    await work();
-  } finally {
-    button.disabled = false;
-    button.textContent = text;
-  }
 }
 
 const who = (user) => user.display_name || user.username;

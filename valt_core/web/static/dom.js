@@ -12,3 +12,17 @@ export function showMessage(box, message) {
   box.textContent = message || "";
   box.hidden = !message;
 }
+
+/** Run `work` with `button` disabled and labelled `label`, so a slow call cannot be made twice.
+    The old label comes back unless the work relabelled the button itself. */
+export async function busy(button, label, work) {
+  const text = button.textContent;
+  button.disabled = true;
+  button.textContent = label;
+  try {
+    await work();
+  } finally {
+    button.disabled = false;
+    if (button.textContent === label) button.textContent = text;
+  }
+}
