@@ -99,9 +99,11 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
         await ctx.storage.check()
         await ctx.bus.start()
         await ctx.media.start()
+        ctx.directory_sync.start()
 
     @app.after_serving
     async def stop() -> None:
+        await ctx.directory_sync.stop()
         await ctx.live.stop()
         await ctx.review.close()
         await ctx.media.stop()

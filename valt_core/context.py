@@ -18,6 +18,7 @@ from .storage.base import StorageBackend
 from .transports.base import Transport
 
 if TYPE_CHECKING:
+    from .auth.directory_sync import DirectorySync
     from .auth.live_access import LiveAccess
     from .bus.base import Bus
     from .media.engine import MediaEngine
@@ -47,6 +48,8 @@ class ValtContext:
     live: "LiveAccess" = field(init=False)
     #: Thumbnails, players' media types and viewing spans of the review side.
     review: "ReviewService" = field(init=False)
+    #: Users of directory backends checked against their directory on a schedule.
+    directory_sync: "DirectorySync" = field(init=False)
     transports: dict[str, Transport] = field(default_factory=dict)
 
     @classmethod
@@ -91,6 +94,9 @@ class ValtContext:
         from .review import ReviewService
 
         ctx.review = ReviewService(settings.data_dir, audit)
+        from .auth.directory_sync import DirectorySync
+
+        ctx.directory_sync = DirectorySync(db, auth_backends, audit, settings.auth.sync_minutes * 60)
         return ctx
 
 

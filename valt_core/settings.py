@@ -132,6 +132,9 @@ class AuthSettings(StrictModel):
     check_queue: int = Field(
         16, ge=0, description="Sign-ins that may wait for a check; beyond it the answer is 503 busy.")
     session_hours: float = Field(12.0, gt=0, description="Lifetime of a login token.")
+    sync_minutes: float = Field(
+        15.0, ge=0, description="How often users of a directory backend (`ldap`) are checked against the "
+                                "directory: gone ones are disabled, group memberships updated (0: never).")
 
 
 class MediaSettings(StrictModel):

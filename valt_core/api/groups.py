@@ -164,8 +164,13 @@ async def _check_refs(s, members: list[int] | None, rights: list[Grant] | None,
 async def _replace(s, group: Group, members: list[int] | None, rights: list[Grant] | None,
                    video: list[AuthorAccess] | None) -> None:
     if members is not None:
-        await s.exec(sa.delete(GroupMember).where(GroupMember.group_id == group.id))
-        s.add_all([GroupMember(group_id=group.id, user_id=uid) for uid in sorted(set(members))])
+        # Those who stay keep their membership's source: one a directory gave stays the
+        # directory's (its sync may still take it away); newcomers are the admin's.
+        wanted = set(members)
+        await s.exec(sa.delete(GroupMember).where(GroupMember.group_id == group.id,
+                                                  GroupMember.user_id.not_in(wanted)))
+        kept = set((await s.exec(select(GroupMember.user_id).where(GroupMember.group_id == group.id))).all())
+        s.add_all([GroupMember(group_id=group.id, user_id=uid) for uid in sorted(wanted - kept)])
     if rights is not None:
         await s.exec(sa.delete(Right).where(Right.group_id == group.id))
         unique = {(g.right, g.room_id) for g in rights}

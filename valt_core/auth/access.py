@@ -24,7 +24,7 @@ them: the API answers 404. Every route, page, live token and media read asks thi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -168,6 +168,24 @@ async def set_role(s, user_id: int, role: str | None) -> None:
             await s.delete(row)
     if role is not None and await s.get(GroupMember, (groups[role], user_id)) is None:
         s.add(GroupMember(group_id=groups[role], user_id=user_id))
+
+
+async def sync_source_groups(s, user_id: int, source: str, names: Sequence[str]) -> list[str]:
+    """Make the user's memberships that came from auth backend ``source`` exactly the groups
+    named ``names`` (in session ``s``); memberships an admin gave are left as they are.
+
+    Names of groups that do not exist are ignored. Returns the names of the groups of ``names``
+    the user is now in, sorted.
+    """
+    found = (await s.exec(select(Group.id, Group.name).where(Group.name.in_(list(names))))).all() if names else []
+    groups = dict(found)
+    rows = (await s.exec(select(GroupMember).where(GroupMember.user_id == user_id))).all()
+    held = {row.group_id for row in rows}
+    for row in rows:
+        if row.source == source and row.group_id not in groups:
+            await s.delete(row)
+    s.add_all([GroupMember(group_id=gid, user_id=user_id, source=source) for gid in groups if gid not in held])
+    return sorted(groups.values())
 
 
 def _active_shares(access: Access) -> Any:

@@ -23,8 +23,9 @@ from ..db.models import ApiToken, User
 from ..db.types import utcnow
 from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
 from ..settings import AuthSettings
-from .access import set_role
-from .base import AuthBackend
+from .access import set_role, sync_source_groups
+from .base import AuthBackend, Identity, SignInRefused
+from .flows import SignInFlows
 from .throttle import WRONG, AddressLimiter, AttemptCounter, CheckSlots
 
 # How long an address over its failure rate waits for its 429.
@@ -66,6 +67,7 @@ class SessionService:
         self.attempts = AttemptCounter(db, settings)
         self.address_limiter = AddressLimiter(settings.address_failures_per_minute)
         self.check_slots = CheckSlots(settings.max_concurrent_checks, settings.check_queue)
+        self.flows = SignInFlows(db)
 
     def password_backend(self) -> AuthBackend | None:
         """The first enabled backend that stores passwords in Valt (``local``), if any."""
@@ -107,21 +109,57 @@ class SessionService:
                                     actor_name=username, remote_addr=remote_addr)
             raise LoginFailed(WRONG)
         await self.attempts.succeeded(username, remote_addr)
+        return await self._issue(user, identity, remote_addr)
+
+    async def sign_in(self, backend_name: str, identity: Identity, remote_addr: str = "") -> IssuedToken:
+        """Issue a session token to a person a redirect sign-in backend vouched for.
+
+        Creates the user on first sign-in. Raises :class:`SignInRefused` when the name belongs
+        to a user of another backend (a provider must not take over a local account of the same
+        name) or the user is disabled.
+        """
+        async with self.db.session() as s:
+            user = (await s.exec(select(User).where(User.username == identity.username))).first()
+        refusal = None
+        if user is not None and user.auth_backend != backend_name:
+            refusal = (f"the user name {identity.username!r} signs in another way here "
+                       f"({user.auth_backend}); ask an administrator")
+        elif user is not None and user.disabled:
+            refusal = "this account is disabled; ask an administrator"
+        if refusal is not None:
+            await self.audit.record("auth.login_refused", actor=user, actor_name=identity.username,
+                                    remote_addr=remote_addr, detail={"reason": refusal, "method": backend_name})
+            raise SignInRefused(refusal)
+        if user is None:
+            user = User(username=identity.username, display_name=identity.display_name, email=identity.email,
+                        auth_backend=backend_name)
+        return await self._issue(user, identity, remote_addr)
+
+    async def _issue(self, user: User, identity: Identity, remote_addr: str) -> IssuedToken:
+        # The token of a checked sign-in; a person a directory vouches for for the first time
+        # becomes a user here, and a backend that manages groups sets theirs on every sign-in.
         now = utcnow()
         token = secrets.token_urlsafe(32)
         expires = now + timedelta(hours=self.settings.session_hours)
         async with self.db.session() as s:
             if user.id is None:
-                s.add(user)  # first sign-in of a person a directory backend vouched for
+                s.add(user)
                 await s.flush()
-                await set_role(s, user.id, "viewer")
+                if identity.groups is None:
+                    await set_role(s, user.id, "viewer")
             else:
                 user = await s.get(User, user.id) or user
+            # A directory or provider is the source of its users' names and addresses.
+            user.display_name = identity.display_name or user.display_name
+            user.email = identity.email or user.email
+            if identity.groups is not None:
+                await sync_source_groups(s, user.id, user.auth_backend, identity.groups)
             user.last_login_at = now
             s.add(user)
             s.add(ApiToken(user_id=user.id, kind="session", token_hash=token_digest(token), expires_at=expires))
             await s.commit()
-        await self.audit.record("auth.login", actor=user, remote_addr=remote_addr)
+        await self.audit.record("auth.login", actor=user, remote_addr=remote_addr,
+                                detail={"method": user.auth_backend})
         return IssuedToken(token=token, expires_at=expires, user=user)
 
     async def _check(self, username: str, password: str) -> tuple[User | None, Any]:
@@ -148,6 +186,8 @@ class SessionService:
             return user, identity
         # Directory backends may vouch for people Valt has not seen yet.
         for name, backend in self.backends.items():
+            if not backend.checks_passwords:
+                continue
             identity = await backend.check_password(username, password, None)
             if identity is not None:
                 return User(username=username, display_name=identity.display_name, email=identity.email,

@@ -65,6 +65,8 @@ class GroupMember(SQLModel, table=True):
     __tablename__ = "group_members"
     group_id: int = Field(foreign_key="groups.id", primary_key=True, ondelete="CASCADE")
     user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    source: str = Field(default="", max_length=50)
+    """Empty when an admin gave it; the auth backend's name when that backend's groups did."""
 
 
 class Right(SQLModel, table=True):
@@ -320,6 +322,23 @@ class ApiToken(SQLModel, table=True):
     expires_at: Optional[datetime] = _ts()
     last_used_at: Optional[datetime] = _ts()
     revoked_at: Optional[datetime] = _ts()
+
+
+class SignInFlow(SQLModel, table=True):
+    """A redirect sign-in between its start and the provider's answer; used once.
+
+    Found by the SHA-256 of the random state the browser carries to the provider and back;
+    ``browser_hash`` is the SHA-256 of the flow cookie set at the start (empty when the backend
+    cannot bind the answer to the browser, see ``AuthBackend.binds_browser``).
+    """
+
+    __tablename__ = "sign_in_flows"
+    state_hash: str = Field(max_length=64, primary_key=True)
+    backend: str = Field(max_length=50)
+    browser_hash: str = Field(default="", max_length=64)
+    next_path: str = Field(default="/", max_length=500)
+    data: str = Field(default="{}", sa_type=sa.Text)
+    expires_at: datetime = Field(sa_type=UTCDateTime(), nullable=False, index=True)
 
 
 class LoginThrottle(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from quart import Blueprint, make_response, redirect, render_template, render_template_string, request, url_for
@@ -17,6 +18,7 @@ from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
 from ..redact import redact
 
 web = Blueprint("web", __name__)
+log = logging.getLogger(__name__)
 
 LOGIN_CSRF_COOKIE = "valt_login_csrf"
 
@@ -46,7 +48,11 @@ async def login_page():
 
 async def _login_form(error: str | None, status: int, username: str = ""):
     csrf = secrets.token_urlsafe(24)
-    html = await render_template("login.html", error=error, csrf=csrf, username=username, version=__version__)
+    backends = get_context().auth_backends
+    buttons = [(name, b.sign_in_label) for name, b in backends.items() if b.sign_in_label]
+    passwords = any(b.checks_passwords for b in backends.values())
+    html = await render_template("login.html", error=error, csrf=csrf, username=username, version=__version__,
+                                 buttons=buttons, passwords=passwords, next=local_path(request.args.get("next")))
     resp = await make_response(html, status)
     resp.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="Strict", path="/login",
                     secure=get_context().settings.server.secure_cookies)
@@ -71,7 +77,7 @@ async def login_submit():
         return resp
     except LoginFailed:
         return await _login_form("Wrong user name or password.", 401, username)
-    resp = redirect(url_for("web.home"))
+    resp = redirect(local_path(form.get("next")))
     resp.set_cookie(SESSION_COOKIE, issued.token, httponly=True, samesite="Lax",
                     secure=ctx.settings.server.secure_cookies,
                     max_age=int(ctx.settings.auth.session_hours * 3600))
@@ -93,9 +99,26 @@ async def logout():
             await ctx.sessions.revoke(found[1].id)
             ctx.live.signed_out(found[1].id)
             await ctx.audit.record("auth.logout", actor=user, remote_addr=request.remote_addr or "")
+            backend = ctx.auth_backends.get(user.auth_backend)
+            if backend is not None and backend.sign_in_label:
+                # End the provider's session too, when it offers that, or the next "Sign in
+                # with ..." would sign the same person in again without a question.
+                leave = await _provider_sign_out(backend, user, url_for("web.login_page", _external=True))
+                if leave:
+                    resp = redirect(leave, 303)
+                    resp.delete_cookie(SESSION_COOKIE)
+                    return resp
     resp = redirect(url_for("web.login_page"))
     resp.delete_cookie(SESSION_COOKIE)
     return resp
+
+
+async def _provider_sign_out(backend, user: User, return_url: str) -> str | None:
+    try:
+        return await backend.sign_out_url(user.username, return_url)
+    except Exception as err:  # noqa: BLE001 - Valt's own sign-out is done; the provider's is a courtesy
+        log.warning("sign-out at %s failed: %s", backend.name, redact(f"{type(err).__name__}: {err}"))
+        return None
 
 
 # A 403 page in the site's frame; one line of template is not worth a file of its own.
@@ -249,3 +272,8 @@ async def review_recording(recording_id: int):
                                target_id=recording_id, remote_addr=request.remote_addr or "")
     return await _rooms_page("review_player.html", permission="recordings.view", rights=rights,
                              recording_id=recording_id, signed_in=signed_in)
+
+
+# The redirect sign-in routes register themselves on this blueprint.
+from . import sso  # noqa: E402,F401
+from .sso import local_path  # noqa: E402
