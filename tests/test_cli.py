@@ -23,7 +23,8 @@ FAST_AUTH_ENV = {"VALT_AUTH__BACKEND_OPTIONS": json.dumps(
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VALT_")}
-    env.update(VALT_DATA_DIR=str(tmp_path / "data"), **FAST_AUTH_ENV, **extra)
+    # A dict, not keywords: a test may give its own VALT_AUTH__BACKEND_OPTIONS (keywords would clash).
+    env.update({"VALT_DATA_DIR": str(tmp_path / "data"), **FAST_AUTH_ENV, **extra})
     return env
 
 
