@@ -279,3 +279,9 @@ async def test_the_plugin_registers_through_its_entry_point():
     from valt_core.plugins import PluginHost
 
     assert PluginHost.load([]).auth_backends["saml"] is SamlAuthBackend
+
+
+def test_every_setting_is_in_the_saml_doc():
+    text = (Path(__file__).resolve().parents[4] / "docs" / "auth-saml.md").read_text()
+    for name in SamlAuthConfig.model_fields:
+        assert f"| `{name}` |" in text, f"{name} is not in docs/auth-saml.md"
