@@ -26,20 +26,21 @@ const users = new Map(config.users.map((u) => [u.username, u]));
 
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+const page = (title, body) => `<!doctype html>
+<html><head><meta charset="utf-8"><title>Test provider: ${escape(title)}</title></head>
+<body><h1>Test provider</h1>
+${body}
+</body></html>`;
+
 function loginPage(uid, clientId, message) {
-  return `<!doctype html>
-<html><head><meta charset="utf-8"><title>Test provider: sign in</title></head>
-<body>
-<h1>Test provider</h1>
-<p>Sign in to continue to <b>${escape(clientId)}</b>.</p>
+  return page('sign in', `<p>Sign in to continue to <b>${escape(clientId)}</b>.</p>
 ${message ? `<p class="error" role="alert">${escape(message)}</p>` : ''}
 <form method="post" action="/interaction/${escape(uid)}/login" autocomplete="off">
   <label>User name <input name="login" autofocus></label>
   <label>Password <input name="password" type="password"></label>
   <button type="submit">Sign in</button>
   <button type="submit" name="cancel" value="1">Cancel</button>
-</form>
-</body></html>`;
+</form>`);
 }
 
 const provider = new Provider(config.issuer, {
@@ -61,7 +62,22 @@ const provider = new Provider(config.issuer, {
   conformIdTokenClaims: !config.claims_in_id_token,
   features: {
     devInteractions: { enabled: false },
-    rpInitiatedLogout: { enabled: true },
+    rpInitiatedLogout: {
+      enabled: true,
+      // The package's own pages load web fonts from the internet; these load nothing.
+      async logoutSource(ctx, form) {
+        ctx.body = page('Sign out', `${form}<p>Sign out of the test provider too?</p>
+<button type="submit" form="op.logoutForm" name="logout" value="yes">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button>`);
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.body = page('Signed out', '<p>You are signed out of the test provider.</p>');
+      },
+    },
+  },
+  async renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = page('Error', `<p class="error" role="alert">${escape(out.error)}: ${escape(out.error_description || '')}</p>`);
   },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(_ctx, sub) {
