@@ -120,10 +120,8 @@ class SamlIdp:
         self._servers: dict[int, Server] = {}
         self._lock = threading.Lock()
         self._xmlsec = get_xmlsec_binary(["/usr/bin", "/usr/local/bin"])
-        self.metadata_xml = create_metadata_string(None, config=self._config(900, with_sps=False),
-                                                   valid=None, sign=False).decode("utf-8")
         self.metadata_file = directory / "idp-metadata.xml"
-        self.metadata_file.write_text(self.metadata_xml)
+        self._publish_metadata()
         self._http = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
         self._thread = threading.Thread(target=self._http.serve_forever, name="saml-idp", daemon=True)
         self._thread.start()
@@ -144,6 +142,18 @@ class SamlIdp:
             self._sp_metadata[html.unescape(match.group(1))] = text
             self._servers.clear()
         return html.unescape(match.group(1))
+
+    def rotate_key(self) -> None:
+        """Sign with a new key from now on, and publish only its certificate (a roll-over)."""
+        with self._lock:
+            self.keys = make_key_pair(self.directory / f"key-{secrets.token_hex(4)}", "idp")
+            self._servers.clear()
+        self._publish_metadata()
+
+    def _publish_metadata(self) -> None:
+        self.metadata_xml = create_metadata_string(None, config=self._config(900, with_sps=False),
+                                                   valid=None, sign=False).decode("utf-8")
+        self.metadata_file.write_text(self.metadata_xml)
 
     def stop(self) -> None:
         """Stop serving."""
@@ -172,13 +182,14 @@ class SamlIdp:
 
     def respond(self, request: PendingRequest | None, username: str, *, acs_url: str = "",
                 sp_entity_id: str = "", in_response_to: str | None = "", valid_seconds: int = 900,
-                sign_assertion: bool = True, sign_response: bool = False) -> str:
+                sign_assertion: bool = True, sign_response: bool = False, encrypt: bool = False) -> str:
         """A base64 SAMLResponse for ``username`` answering ``request``.
 
         The keyword arguments make the wrong answers: another ``sp_entity_id`` (audience),
         ``in_response_to`` another ID or ``None`` (unsolicited; then ``request`` may be ``None``
         and ``acs_url`` and ``sp_entity_id`` say where it goes), a short ``valid_seconds``
-        (to arrive expired), no signatures at all.
+        (to arrive expired), no signatures at all. ``encrypt`` encrypts the assertion to the
+        SP's encryption certificate from its metadata.
         """
         user = self.users[username]
         if in_response_to == "":
@@ -192,7 +203,7 @@ class SamlIdp:
             name_id=NameID(format=NAMEID_FORMAT_UNSPECIFIED, text=username),
             authn={"class_ref": PASSWORD_CONTEXT, "authn_auth": self.entity_id},
             sign_assertion=sign_assertion, sign_response=sign_response,
-            sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+            sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, encrypt_assertion=encrypt)
         return base64.b64encode(str(response).encode("utf-8")).decode("ascii")
 
     def _server(self, valid_seconds: int) -> Server:

@@ -26,6 +26,7 @@ from saml2.mdstore import MetadataStore
 from saml2.sigver import get_xmlsec_binary
 from valt_auth_saml.backend import SamlAuthBackend
 from valt_auth_saml.config import SamlAuthConfig
+from valt_auth_saml.service_provider import ServiceProvider
 
 from tests.peers.saml_idp import SamlIdp, make_key_pair, read_post_form, tampered
 from valt_core.auth import Identity, SignInRefused
@@ -181,6 +182,77 @@ async def test_an_answer_for_another_service_provider_is_refused(backend, saml_i
     elsewhere = saml_idp.respond(request, "ann", acs_url="https://elsewhere.example.org/acs")
     with pytest.raises(SignInRefused, match="addressed to another URL"):
         await backend.finish_sign_in(ACS, {"SAMLResponse": elsewhere}, start.flow)
+
+
+async def test_an_encrypted_assertion_is_decrypted_with_the_sp_key(backend, saml_idp):
+    start = await backend.begin_sign_in(ACS, "state")
+    request = saml_idp.accept_request(urllib.parse.urlsplit(start.url).query)
+    sealed = saml_idp.respond(request, "ann", encrypt=True)
+    assert b"EncryptedAssertion" in base64.b64decode(sealed) and b"Ann Archer" not in base64.b64decode(sealed)
+    identity = await backend.finish_sign_in(ACS, {"SAMLResponse": sealed}, start.flow)
+    assert identity.username == "ann" and identity.groups == ("Interviewers", "Supervisors")
+
+
+async def test_a_forged_assertion_beside_the_signed_one_is_refused(backend, saml_idp):
+    """Signature wrapping: the signed assertion kept for its signature, an unsigned one added."""
+    start = await backend.begin_sign_in(ACS, "state")
+    request = saml_idp.accept_request(urllib.parse.urlsplit(start.url).query)
+    xml = base64.b64decode(saml_idp.respond(request, "bob")).decode()
+    signed = re.search(r"<ns1:Assertion .*</ns1:Assertion>", xml, re.S).group(0)
+    forged = re.sub(r"<ns2:Signature .*</ns2:Signature>", "", signed, flags=re.S)
+    forged = forged.replace(">bob<", ">ann<").replace('ID="', 'ID="x')
+    for wrapped in (xml.replace(signed, forged + signed), xml.replace(signed, signed + forged)):
+        with pytest.raises(SignInRefused):
+            await backend.finish_sign_in(ACS, {"SAMLResponse": base64.b64encode(wrapped.encode()).decode()},
+                                         start.flow)
+
+
+async def test_an_answer_signed_by_another_idp_is_refused(backend, saml_idp, tmp_path):
+    impostor = SamlIdp(tmp_path / "impostor")
+    try:
+        impostor.entity_id = saml_idp.entity_id  # claims to be the real one, with its own key
+        impostor.trust_sp(backend.sp.sp_metadata(ACS))
+        impostor.add_user("ann", "x", groups=["idp-supervisors"])
+        start = await backend.begin_sign_in(ACS, "state")
+        request = saml_idp.accept_request(urllib.parse.urlsplit(start.url).query)
+        with pytest.raises(SignInRefused, match="not signed as required"):
+            await backend.finish_sign_in(ACS, {"SAMLResponse": impostor.respond(request, "ann")}, start.flow)
+    finally:
+        impostor.stop()
+
+
+async def test_a_new_idp_signing_key_is_picked_up_from_its_metadata(sp_keys, tmp_path):
+    idp = SamlIdp(tmp_path / "rolling")
+    try:
+        idp.add_user("ann", "pw", groups=["idp-supervisors"])
+        backend = make_backend(idp, sp_keys, metadata_refresh_hours=6)
+        hours = [0.0]
+        backend.sp = ServiceProvider(backend.config, clock=lambda: hours[0] * 3600)
+        idp.trust_sp(backend.sp.sp_metadata(ACS))
+        from_file = make_backend(idp, sp_keys, idp_metadata_url=None, idp_metadata_file=str(idp.metadata_file))
+        file_start = await from_file.begin_sign_in(ACS, "state")
+        file_request = idp.accept_request(urllib.parse.urlsplit(file_start.url).query)
+        start = await backend.begin_sign_in(ACS, "state")
+        request = idp.accept_request(urllib.parse.urlsplit(start.url).query)
+        assert (await backend.finish_sign_in(ACS, {"SAMLResponse": idp.respond(request, "ann")},
+                                             start.flow)).username == "ann"
+        old_key_answer = idp.respond(request, "ann")
+        idp.rotate_key()
+        new_key_answer = idp.respond(request, "ann")
+        with pytest.raises(SignInRefused, match="not signed"):  # the metadata read before has the old key
+            await backend.finish_sign_in(ACS, {"SAMLResponse": new_key_answer}, start.flow)
+        hours[0] = 5.9
+        with pytest.raises(SignInRefused, match="not signed"):
+            await backend.finish_sign_in(ACS, {"SAMLResponse": new_key_answer}, start.flow)
+        hours[0] = 6.0  # read again: the new key is trusted, the old one no more
+        with pytest.raises(SignInRefused, match="not signed"):
+            await backend.finish_sign_in(ACS, {"SAMLResponse": old_key_answer}, start.flow)
+        assert (await backend.finish_sign_in(ACS, {"SAMLResponse": new_key_answer}, start.flow)).username == "ann"
+        # A metadata file is read again as soon as it changes.
+        answer = idp.respond(file_request, "ann")
+        assert (await from_file.finish_sign_in(ACS, {"SAMLResponse": answer}, file_start.flow)).username == "ann"
+    finally:
+        idp.stop()
 
 
 async def test_an_expired_assertion_is_refused(saml_idp, sp_keys, trusted):

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -58,8 +58,9 @@ class _Metadata:
 class ServiceProvider:
     """Valt's SP for one IdP: makes signed AuthnRequests, checks responses, writes SP metadata."""
 
-    def __init__(self, config: SamlAuthConfig) -> None:
+    def __init__(self, config: SamlAuthConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self._clock = clock  # when the metadata is due to be read again
         self._lock = threading.Lock()
         self._metadata: _Metadata | None = None
         self._clients: dict[str, Saml2Client] = {}
@@ -200,7 +201,7 @@ class ServiceProvider:
     def _refresh_metadata(self) -> bool:
         """Read the IdP metadata if never read, too old, or its file changed; True when it was read."""
         c = self.config
-        now = time.monotonic()
+        now = self._clock()
         old = self._metadata
         if c.idp_metadata_file is not None:
             try:
