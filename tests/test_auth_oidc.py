@@ -45,7 +45,7 @@ def provider(tmp_path_factory):
 
 def make_backend(provider: OidcProvider, **options) -> OidcAuthBackend:
     config = {"issuer": provider.issuer, "client_id": "valt", "client_secret": SECRET,
-              "scopes": ["openid", "profile", "email", "groups"], "group_mapping": MAPPING,
+              "scopes": ["openid", "profile", "email", "groups"], "group_map": MAPPING,
               "sign_in_label": "Sign in with Test IdP", **options}
     return OidcAuthBackend(OidcAuthConfig(**config))
 
@@ -98,8 +98,8 @@ async def test_groups_come_from_userinfo_when_the_id_token_has_none(provider):
     assert identity.groups == () and identity.email == ""
 
 
-async def test_no_group_mapping_leaves_groups_to_valt(provider):
-    identity, _, _ = await sign_in(make_backend(provider, group_mapping={}), "olivia", "olivia's provider pw")
+async def test_no_group_map_leaves_groups_to_valt(provider):
+    identity, _, _ = await sign_in(make_backend(provider, group_map={}), "olivia", "olivia's provider pw")
     assert identity.groups is None
 
 

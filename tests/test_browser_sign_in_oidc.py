@@ -30,7 +30,7 @@ async def test_sign_in_with_the_provider_lands_signed_in_with_the_mapped_group(t
     issuer = f"http://127.0.0.1:{provider_port}"
     options = {"issuer": issuer, "client_id": "valt", "client_secret": SECRET,
                "sign_in_label": "Sign in with Test IdP", "scopes": ["openid", "profile", "email", "groups"],
-               "group_mapping": {"idp-observers": "Viewers"}}
+               "group_map": {"idp-observers": "Viewers"}}
     # Valt reads the provider's discovery document at the first sign-in, so it may start first;
     # the provider needs Valt's port for the client's redirect URIs.
     server = Server(tmp_path, "demo", VALT_DEMO_PASSWORD="oidc journey pw",

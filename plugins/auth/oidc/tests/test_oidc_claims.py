@@ -5,6 +5,8 @@ The flow itself is tested against a real provider in tests/test_auth_oidc.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 from valt_auth_oidc.backend import OidcAuthBackend, claim_value, identity_from_claims, map_groups
@@ -20,7 +22,7 @@ def config(**options) -> OidcAuthConfig:
     return OidcAuthConfig(**{**BASE, **options})
 
 
-def test_group_mapping_keeps_mapped_groups_once_and_ignores_the_rest():
+def test_group_map_keeps_mapped_groups_once_and_ignores_the_rest():
     mapping = {"idp-a": "Observers", "idp-b": "Observers", "idp-c": "Staff"}
     assert map_groups(["idp-c", "idp-a", "idp-b", "idp-x", 7, None], mapping) == ("Observers", "Staff")
     assert map_groups("idp-c", mapping) == ("Staff",)  # one group sent as a string
@@ -37,7 +39,7 @@ def test_dotted_claim_names_reach_nested_claims_unless_a_claim_has_that_name():
 
 
 def test_identity_from_claims():
-    cfg = config(group_mapping={"g1": "Observers"})
+    cfg = config(group_map={"g1": "Observers"})
     claims = {"sub": "248289761001", "preferred_username": " jane ", "name": "Jane Doe",
               "email": "jane@example.org", "groups": ["g1", "g2"]}
     identity = identity_from_claims(claims, cfg)
@@ -48,8 +50,15 @@ def test_identity_from_claims():
                                 config())
     assert (bare.username, bare.display_name, bare.groups) == ("248289761001", "", None)
     assert identity_from_claims(claims, config(username_claim="email")).username == "jane@example.org"
-    with pytest.raises(SignInRefused):
+    with pytest.raises(SignInRefused, match="did not say who"):
         identity_from_claims({"sub": ""}, cfg)
+    with pytest.raises(SignInRefused, match="longer than Valt allows"):
+        identity_from_claims({"sub": "x", "preferred_username": "a" * 151}, cfg)
+
+
+def test_every_setting_is_in_the_oidc_doc():
+    doc = (Path(__file__).resolve().parents[4] / "docs" / "auth-oidc.md").read_text()
+    assert [n for n in OidcAuthConfig.model_fields if f"| `{n}` |" not in doc] == []
 
 
 @pytest.mark.parametrize("options, problem", [
@@ -60,7 +69,7 @@ def test_identity_from_claims():
     ({"id_token_algorithms": ["none"]}, "choose from"),
     ({"client_secret": None}, "exactly one"),
     ({"client_secret_file": "/x"}, "exactly one"),
-    ({"clock_leeway_s": 3600}, "less than or equal"),
+    ({"clock_skew_s": 3600}, "less than or equal"),
     ({"client_secrt": "typo"}, "Extra inputs"),
 ])
 def test_bad_settings_are_refused(options, problem):

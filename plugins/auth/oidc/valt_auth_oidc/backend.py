@@ -18,6 +18,8 @@ from .config import OidcAuthConfig
 log = logging.getLogger(__name__)
 
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+#: The users table's limit on user names.
+MAX_USERNAME = 150
 
 
 def claim_value(claims: Mapping[str, Any], name: str) -> Any:
@@ -52,10 +54,12 @@ def identity_from_claims(claims: Mapping[str, Any], config: OidcAuthConfig) -> I
         username = claims.get("sub")
     if not isinstance(username, str) or not username.strip():
         raise SignInRefused("The identity provider did not say who signed in.")
+    if len(username.strip()) > MAX_USERNAME:
+        raise SignInRefused(f"The identity provider's user name is longer than Valt allows ({MAX_USERNAME}).")
     name, email = claims.get("name"), claims.get("email")
     groups = None
-    if config.group_mapping:
-        groups = map_groups(claim_value(claims, config.groups_claim), config.group_mapping)
+    if config.group_map:
+        groups = map_groups(claim_value(claims, config.groups_claim), config.group_map)
     return Identity(username=username.strip(), display_name=name if isinstance(name, str) else "",
                     email=email if isinstance(email, str) else "", groups=groups)
 
@@ -78,8 +82,8 @@ class OidcAuthBackend(AuthBackend):
         self.client = OidcClient(
             issuer=config.issuer, client_id=config.client_id, client_secret=secret,
             auth_method=config.token_endpoint_auth_method, algorithms=config.id_token_algorithms,
-            leeway_s=config.clock_leeway_s, timeout_s=config.timeout_s, cache_s=config.metadata_cache_s,
-            ca_file=str(config.tls_ca_file) if config.tls_ca_file else None)
+            leeway_s=config.clock_skew_s, timeout_s=config.timeout_s, cache_s=config.metadata_cache_s,
+            ca_file=str(config.ca_file) if config.ca_file else None)
 
     async def begin_sign_in(self, callback_url: str, state: str) -> SignInStart:
         """The provider's authorization URL (with ``state``, a nonce and a PKCE challenge) and the flow."""

@@ -56,7 +56,7 @@ class OidcAuthConfig(BaseModel):
         "groups",
         description="The claim listing the person's groups at the provider (a list, or one string). A dotted "
                     "name such as realm_access.roles reaches into nested objects when no claim has that name.")
-    group_mapping: dict[str, str] = Field(
+    group_map: dict[str, str] = Field(
         default_factory=dict,
         description="Provider group -> Valt group name. Provider groups not listed are ignored. Empty: Valt "
                     "leaves people's groups to its admins.")
@@ -65,14 +65,14 @@ class OidcAuthConfig(BaseModel):
     id_token_algorithms: list[str] = Field(
         default_factory=lambda: list(ASYMMETRIC_ALGORITHMS),
         description="Signature algorithms accepted on ID tokens (public-key algorithms only).")
-    clock_leeway_s: int = Field(
+    clock_skew_s: int = Field(
         60, ge=0, le=300, description="Clock difference with the provider tolerated on the ID token's times.")
     timeout_s: float = Field(10.0, gt=0, le=120, description="Time limit of each call to the provider.")
     metadata_cache_s: float = Field(
         3600.0, ge=0,
         description="How long the discovery document and the provider's keys are reused before being read "
                     "again. A token signed with a key not yet seen makes Valt read them again at once.")
-    tls_ca_file: Path | None = Field(
+    ca_file: Path | None = Field(
         None, description="PEM file of the CA that signed the provider's certificate, when it is not a public CA.")
 
     @field_validator("issuer")
