@@ -30,6 +30,7 @@ from valt_auth_saml.service_provider import ServiceProvider
 
 from tests.peers.saml_idp import SamlIdp, make_key_pair, read_post_form, tampered
 from valt_core.auth import Identity, SignInRefused
+from valt_core.errors import ConfigError
 
 VALT = "http://127.0.0.1:8080"
 ACS = f"{VALT}/auth/sso/saml/callback"
@@ -219,6 +220,32 @@ async def test_an_answer_signed_by_another_idp_is_refused(backend, saml_idp, tmp
             await backend.finish_sign_in(ACS, {"SAMLResponse": impostor.respond(request, "ann")}, start.flow)
     finally:
         impostor.stop()
+
+
+async def test_with_a_federations_metadata_only_the_chosen_idp_is_believed(backend, saml_idp, sp_keys, tmp_path):
+    other = SamlIdp(tmp_path / "member")
+    try:
+        other.trust_sp(backend.sp.sp_metadata(ACS))
+        other.add_user("ann", "x", groups=["idp-supervisors"])
+        both = "".join(re.sub(r"^<\?xml[^>]*>\s*", "", idp.metadata_xml) for idp in (saml_idp, other))
+        aggregate = tmp_path / "federation.xml"
+        aggregate.write_text(f'<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">{both}'
+                             "</md:EntitiesDescriptor>")
+        unsure = make_backend(saml_idp, sp_keys, idp_metadata_url=None, idp_metadata_file=str(aggregate))
+        with pytest.raises(ConfigError, match="describes 2 identity providers; set idp_entity_id"):
+            await unsure.begin_sign_in(ACS, "state")
+        chosen = make_backend(saml_idp, sp_keys, idp_metadata_url=None, idp_metadata_file=str(aggregate),
+                              idp_entity_id=saml_idp.entity_id)
+        start = await chosen.begin_sign_in(ACS, "state")
+        assert start.url.startswith(saml_idp.base)
+        request = saml_idp.accept_request(urllib.parse.urlsplit(start.url).query)
+        # Signed with a key the metadata vouches for, but by the other member of the federation.
+        with pytest.raises(SignInRefused, match="did not come from the configured identity provider"):
+            await chosen.finish_sign_in(ACS, {"SAMLResponse": other.respond(request, "ann")}, start.flow)
+        assert (await chosen.finish_sign_in(ACS, {"SAMLResponse": saml_idp.respond(request, "ann")},
+                                            start.flow)).username == "ann"
+    finally:
+        other.stop()
 
 
 async def test_a_new_idp_signing_key_is_picked_up_from_its_metadata(sp_keys, tmp_path):

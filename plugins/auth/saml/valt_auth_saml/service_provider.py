@@ -104,18 +104,24 @@ class ServiceProvider:
             log.warning("SAML response refused: no usable assertion")
             raise SignInRefused("The identity provider's answer holds no assertion Valt can use.")
         # pysaml2 checked these already; checked again here because they are what binds the
-        # answer to this sign-in and this IdP.
-        if response.in_response_to != request_id:
+        # answer to this sign-in and this IdP. When only the assertion is signed, the response
+        # around it is not: what counts is in the assertion (its subject confirmations'
+        # InResponseTo and Recipient, its Issuer).
+        assertion = response.assertion
+        confirmations = [c.subject_confirmation_data for c in assertion.subject.subject_confirmation]
+        if (response.in_response_to != request_id or not confirmations
+                or any(c is None or c.in_response_to != request_id for c in confirmations)):
+            log.warning("SAML response refused: unsolicited (InResponseTo)")
             raise SignInRefused(_UNSOLICITED)
         # pysaml2 accepts any bearer Recipient unless given its "conversation info": check it here.
-        recipients = {c.subject_confirmation_data.recipient for c in response.assertion.subject.subject_confirmation
-                      if c.subject_confirmation_data is not None}
-        if recipients != {acs_url}:
+        if {c.recipient for c in confirmations} != {acs_url}:
             log.warning("SAML response refused: recipient (SubjectConfirmationData)")
             raise SignInRefused(_ELSEWHERE)
-        issuer = response.issuer()
-        if issuer != idp:
-            log.warning("SAML response from an unexpected issuer refused")
+        issuers = {(assertion.issuer.text or "").strip() if assertion.issuer is not None else ""}
+        if response.response.issuer is not None:
+            issuers.add(response.issuer())
+        if issuers != {idp}:
+            log.warning("SAML response refused: issuer")
             raise SignInRefused("The answer did not come from the configured identity provider.")
         return self._identity(response)
 
