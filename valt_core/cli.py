@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     disable.add_argument("name")
     enable = user_sub.add_parser("enable", help="enable a disabled user again")
     enable.add_argument("name")
+    user_sub.add_parser("sync", help="check directory users (ldap) against the directory now: "
+                                     "disable those gone, update their groups")
 
     verify = sub.add_parser("verify", help="check a recording's segments against the index and hash chain")
     verify.add_argument("recording_id", type=int)
@@ -171,6 +173,8 @@ async def _async_command(args: argparse.Namespace, settings) -> int:
     if args.command == "user":
         if args.user_command == "add":
             return await _user_add(args, settings)
+        if args.user_command == "sync":
+            return await _user_sync(settings)
         return await _user_manage(args, settings)
     if args.command == "verify":
         return await _verify(args, settings)
@@ -272,6 +276,23 @@ async def _user_add(args: argparse.Namespace, settings) -> int:
         await ctx.db.dispose()
     print(f"created user {user.username!r} with role {role}")
     return 0
+
+
+async def _user_sync(settings) -> int:
+    from .context import ValtContext
+
+    ctx = ValtContext.build(settings)
+    try:
+        await ctx.db.check_schema()
+        results = await ctx.directory_sync.run_once()
+    finally:
+        await ctx.db.dispose()
+    if not results:
+        print("no enabled auth backend looks people up in a directory: nothing to sync")
+    for name, result in results.items():
+        state = "FAILED (the directory could not be reached; no one was disabled)" if result.failed else "done"
+        print(f"{name}: {state}: {result.checked} checked, {result.disabled} disabled")
+    return 1 if any(r.failed for r in results.values()) else 0
 
 
 async def _user_manage(args: argparse.Namespace, settings) -> int:

@@ -95,8 +95,13 @@ class ValtContext:
 
         ctx.review = ReviewService(settings.data_dir, audit)
         from .auth.directory_sync import DirectorySync
+        from .users import change_user
 
-        ctx.directory_sync = DirectorySync(db, auth_backends, audit, settings.auth.sync_minutes * 60)
+        async def disable_user(user_id: int) -> None:
+            await change_user(ctx, user_id, disabled=True)
+
+        ctx.directory_sync = DirectorySync(db, auth_backends, audit, settings.auth.sync_minutes * 60,
+                                           disable_user=disable_user, access_changed=ctx.live.user_changed)
         return ctx
 
 

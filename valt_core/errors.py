@@ -95,6 +95,14 @@ class ServiceBusy(ValtError):
     code = "busy"
 
 
+class DirectoryUnavailable(ValtError):
+    """A directory or identity provider an auth backend needs cannot be reached (or refuses
+    Valt's own account): no one can be checked, which is not a wrong password."""
+
+    http_status = 503
+    code = "directory_unavailable"
+
+
 class Forbidden(ValtError):
     """The caller is known but lacks the right for this action."""
 

@@ -21,7 +21,7 @@ from ..audit import AuditLog
 from ..db import Database
 from ..db.models import ApiToken, User
 from ..db.types import utcnow
-from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
+from ..errors import DirectoryUnavailable, LoginFailed, ServiceBusy, TooManyAttempts
 from ..settings import AuthSettings
 from .access import set_role, sync_source_groups
 from .base import AuthBackend, Identity, SignInRefused
@@ -100,6 +100,11 @@ class SessionService:
                 user, identity = await self._check(username, password)
         except ServiceBusy:
             await self.attempts.release(username, remote_addr)  # not checked: not a failure
+            raise
+        except DirectoryUnavailable as err:
+            await self.attempts.release(username, remote_addr)
+            await self.audit.record("auth.login_refused", actor_name=username, remote_addr=remote_addr,
+                                    detail={"reason": err.message})
             raise
         if identity is None or user is None:
             self.address_limiter.failed(remote_addr)
@@ -189,9 +194,18 @@ class SessionService:
             if not backend.checks_passwords:
                 continue
             identity = await backend.check_password(username, password, None)
-            if identity is not None:
-                return User(username=username, display_name=identity.display_name, email=identity.email,
-                            auth_backend=name), identity
+            if identity is None:
+                continue
+            if identity.username != username:
+                # The directory spells the name its own way ("Alice" typed, "alice" stored):
+                # that spelling is the user, so one person never becomes two users.
+                async with self.db.session() as s:
+                    known = (await s.exec(select(User).where(User.username == identity.username))).first()
+                if known is not None:
+                    ok = known.auth_backend == name and not known.disabled
+                    return known, identity if ok else None
+            return User(username=identity.username, display_name=identity.display_name, email=identity.email,
+                        auth_backend=name), identity
         return None, None
 
     async def user_for_token(self, token: str) -> tuple[User, ApiToken] | None:

@@ -14,7 +14,7 @@ from ..api.serialize import cameras_by_room
 from ..auth.access import NOBODY, RIGHTS, Access, load_access, may_share, recording_reach
 from ..context import get_context
 from ..db.models import Camera, Recording, Room, User
-from ..errors import LoginFailed, ServiceBusy, TooManyAttempts
+from ..errors import DirectoryUnavailable, LoginFailed, ServiceBusy, TooManyAttempts
 from ..redact import redact
 
 web = Blueprint("web", __name__)
@@ -71,7 +71,7 @@ async def login_submit():
         return await _login_form("The form expired; please try again.", 400, username)
     try:
         issued = await ctx.sessions.login(username, form.get("password", ""), request.remote_addr or "")
-    except (TooManyAttempts, ServiceBusy) as err:
+    except (TooManyAttempts, ServiceBusy, DirectoryUnavailable) as err:
         resp = await _login_form(err.message, err.http_status, username)
         resp.headers.update(err.headers())
         return resp
