@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from pydantic import ValidationError
 from valt_auth_oidc.backend import OidcAuthBackend, claim_value, identity_from_claims, map_groups
+from valt_auth_oidc.client import ProviderError, pick_key, signing_keys
 from valt_auth_oidc.config import OidcAuthConfig
 
 from valt_core.auth import SignInRefused
@@ -104,3 +106,22 @@ def test_the_button_label_comes_from_the_settings():
     backend = OidcAuthBackend(config(sign_in_label="Sign in with Contoso"))
     assert backend.sign_in_label == "Sign in with Contoso" and backend.checks_passwords is False
     assert OidcAuthBackend.name == "oidc" and OidcAuthBackend.Config is OidcAuthConfig
+
+
+def test_a_token_without_kid_takes_the_only_key_of_its_kind():
+    rsa, ec, okp = (RSAKey.generate_key(2048, parameters={"kid": "r"}), ECKey.generate_key("P-256"),
+                    OKPKey.generate_key("Ed25519"))
+    keys = KeySet([rsa, ec, okp])
+    assert pick_key(keys, None, "RS256") is rsa and pick_key(keys, None, "PS256") is rsa
+    assert pick_key(keys, None, "ES256") is ec and pick_key(keys, None, "EdDSA") is okp
+    assert pick_key(keys, "r", "RS256") is rsa and pick_key(keys, "gone", "RS256") is None
+    assert pick_key(KeySet([rsa, RSAKey.generate_key(2048)]), None, "RS256") is None  # which one? neither
+
+
+def test_jwks_keeps_signature_keys_it_can_read():
+    sig = RSAKey.generate_key(2048, parameters={"kid": "s"}).as_dict(private=False)
+    enc = {**RSAKey.generate_key(2048).as_dict(private=False), "kid": "e", "use": "enc"}
+    keys = signing_keys({"keys": [sig, enc, {"kty": "future", "kid": "f"}, "junk"]})
+    assert [k.kid for k in keys.keys] == ["s"]
+    with pytest.raises(ProviderError, match="publishes no key"):
+        signing_keys({"keys": [enc]})

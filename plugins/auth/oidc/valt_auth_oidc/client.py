@@ -250,10 +250,10 @@ class OidcClient:
             raise ProviderError("The identity token is signed with an algorithm Valt does not accept.",
                                 f"alg {alg!r}; accepted: {', '.join(self.algorithms)}")
         kid = header.get("kid")
-        key = _pick_key(await self._keys(refresh=False), kid, alg)
+        key = pick_key(await self._keys(refresh=False), kid, alg)
         if key is None:
             log.info("oidc: ID token signed with unknown key %r; reading the provider's keys again", kid)
-            key = _pick_key(await self._keys(refresh=True), kid, alg)
+            key = pick_key(await self._keys(refresh=True), kid, alg)
         if key is None:
             raise ProviderError("The identity token is signed with a key the identity provider does not publish.",
                                 f"kid {kid!r}")
@@ -317,14 +317,14 @@ class OidcClient:
         return add_params_to_uri(metadata.end_session_endpoint, params)
 
 
-def _pick_key(keys: KeySet, kid: str | None, alg: str):
+def pick_key(keys: KeySet, kid: str | None, alg: str):
     """The key ``kid`` names; with no ``kid``, the only key of the algorithm's kind."""
     if kid is not None:
         try:
             return keys.get_by_kid(kid)
         except (JoseError, ValueError, KeyError):
             return None
-    kty = {"R": "RSA", "P": "RSA", "E": "EC"}.get(alg[0], "OKP")
+    kty = "OKP" if alg == "EdDSA" else "EC" if alg.startswith("ES") else "RSA"
     candidates = [k for k in keys.keys if k.key_type == kty]
     return candidates[0] if len(candidates) == 1 else None
 
