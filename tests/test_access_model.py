@@ -287,3 +287,32 @@ async def test_group_input_is_checked_and_built_in_groups_are_kept(site):
     # Deleting a group takes away what it gave: Carl no longer sees Unit 1's recording.
     assert (await api(env, "DELETE", f"/api/v1/groups/{site['groups']['Supervisors']}", boss))[0] == 204
     assert (await api(env, "GET", f"/api/v1/recordings/{site['rec']['id']}", site["tokens"]["carl"]))[0] == 403
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_users_own_rights_add_to_their_groups_and_only_an_admin_sets_them(env):
+    boss = await env.user("boss", "admin")
+    pat = await env.user("pat", "viewer")
+    uid = (await api(env, "GET", "/api/v1/auth/me", pat))[1]["id"]
+    status, room = await api(env, "POST", "/api/v1/rooms", boss, {"name": "Room 9"})
+    assert status == 201
+    before = (await api(env, "GET", "/api/v1/auth/me", pat))[1]["rights"]
+    assert "recordings.record" not in before and "rooms.view" in before
+    grants = {"rights": [{"right": "recordings.record", "room_id": room["id"]}, {"right": "system.view"}]}
+    assert (await api(env, "PUT", f"/api/v1/users/{uid}/rights", pat, grants))[0] == 403  # not an admin
+    status, stored = await api(env, "PUT", f"/api/v1/users/{uid}/rights", boss, grants)
+    assert status == 200 and stored == [{"right": "recordings.record", "room_id": room["id"]},
+                                        {"right": "system.view", "room_id": None}], stored
+    after = (await api(env, "GET", "/api/v1/auth/me", pat))[1]["rights"]
+    assert after["recordings.record"] == [room["id"]] and after["system.view"] is None
+    assert {k: v for k, v in after.items() if k in before} == before  # the group's rights are all still there
+    assert (await api(env, "GET", "/api/v1/plugins", pat))[0] == 200
+    for bad, field in (({"rights": [{"right": "no.such"}]}, "rights.0.right"),
+                       ({"rights": [{"right": "system.view", "room_id": room["id"]}]}, "rights.0.room_id"),
+                       ({"rights": [{"right": "live.watch", "room_id": 999}]}, "rights.0.room_id")):
+        status, answer = await api(env, "PUT", f"/api/v1/users/{uid}/rights", boss, bad)
+        assert status == 400 and field in answer["details"]["fields"], answer
+    assert (await api(env, "GET", f"/api/v1/users/{uid}/rights", boss))[1] == stored  # nothing lost
+    assert (await api(env, "PUT", f"/api/v1/users/{uid}/rights", boss, {"rights": []}))[1] == []
+    assert (await api(env, "GET", "/api/v1/plugins", pat))[0] == 403
+    assert (await api(env, "GET", "/api/v1/users/9999/rights", boss))[0] == 404

@@ -55,6 +55,8 @@ STATE_DEPENDENT_400 = {
     "change_recording_patch": "an unknown user as the author",
     # a share names one existing user or group, and ends in the future
     "create_share_post": "an unknown user or group, both or neither, an end already past",
+    # a user's own grants name rights there are, in rooms there are, limited only where they can be
+    "set_user_rights_put": "an unknown right or room, a room limit on a right rooms cannot limit",
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 

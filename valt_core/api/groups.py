@@ -296,3 +296,58 @@ async def delete_group(group_id: int):
     _changed_people(ctx, set(before["members"]))
     await _audit("group.delete", group_id, name=before["name"])
     return "", 204
+
+
+class UserRights(RequestModel):
+    """Body of ``PUT /api/v1/users/{id}/rights``: the user's own grants, replacing those they had."""
+
+    model_config = ConfigDict(extra="forbid")
+    rights: list[Grant] = Field(max_length=500, description="Rights given to this user alone, on top of their "
+                                                            "groups' (own grants can only add).")
+
+
+async def _own_rights(s, user_id: int) -> list[dict[str, Any]]:
+    rows = (await s.exec(select(Right.right, Right.room_id).where(Right.user_id == user_id)
+                         .order_by(Right.right, Right.room_id))).all()
+    return [{"right": right, "room_id": room_id} for right, room_id in rows]
+
+
+async def _user(s, user_id: int) -> User:
+    user = await s.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+@api.get("/users/<int:user_id>/rights")
+@require("users.manage")
+@responds(200, list[GrantOut], description="The user's own grants (not those of their groups).")
+async def get_user_rights(user_id: int):
+    """The rights given to this user alone."""
+    async with get_context().db.session() as s:
+        await _user(s, user_id)
+        return jsonify(await _own_rights(s, user_id))
+
+
+@api.put("/users/<int:user_id>/rights")
+@require("users.manage")
+@body(UserRights)
+@responds(200, list[GrantOut], description="The user's own grants, as now stored.")
+async def set_user_rights(user_id: int):
+    """Replace the rights given to this user alone (their groups' rights are not touched)."""
+    ctx = get_context()
+    data = await read_body(UserRights)
+    async with ctx.db.session() as s:
+        user = await _user(s, user_id)
+        await _check_refs(s, None, data.rights, None)
+        before = await _own_rights(s, user_id)
+        await s.exec(sa.delete(Right).where(Right.user_id == user_id))
+        unique = {(g.right, g.room_id) for g in data.rights}
+        s.add_all([Right(user_id=user_id, right=r, room_id=room) for r, room in sorted(unique, key=str)])
+        await s.commit()
+        after = await _own_rights(s, user_id)
+    _changed_people(ctx, {user_id})
+    if before != after:
+        await ctx.audit.record("user.rights", actor=caller().user, target_type="user", target_id=user_id,
+                               detail={"username": user.username, "rights": after}, remote_addr=remote_addr())
+    return jsonify(after)
