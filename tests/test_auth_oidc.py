@@ -11,6 +11,7 @@ own verification against the JWKS the running provider publishes.
 from __future__ import annotations
 
 import re
+import ssl
 import time
 import uuid
 
@@ -23,6 +24,7 @@ from valt_auth_oidc.config import OidcAuthConfig
 
 from valt_core.auth import SignInRefused
 
+from .peers.nats import TlsFiles
 from .peers.oidc import OidcProvider, ProviderClient, new_signing_key, sign_in_at_provider
 
 # Nothing listens there: the flow stops at the provider's redirect to it, as a browser would go on.
@@ -50,11 +52,11 @@ def make_backend(provider: OidcProvider, **options) -> OidcAuthBackend:
     return OidcAuthBackend(OidcAuthConfig(**config))
 
 
-async def sign_in(backend: OidcAuthBackend, username: str, password: str, tamper=None):
+async def sign_in(backend: OidcAuthBackend, username: str, password: str, tamper=None, verify=True):
     """The whole flow; ``tamper`` may change the flow the core would hand back."""
     state = uuid.uuid4().hex
     start = await backend.begin_sign_in(CALLBACK, state)
-    params = await sign_in_at_provider(start.url, username, password, CALLBACK)
+    params = await sign_in_at_provider(start.url, username, password, CALLBACK, verify=verify)
     assert params["state"] == state
     flow = dict(start.flow) if tamper is None else tamper(dict(start.flow))
     return await backend.finish_sign_in(CALLBACK, params, flow), start, params
@@ -258,3 +260,18 @@ async def test_a_wrong_issuer_setting_or_an_unreachable_provider_is_refused(prov
     gone = make_backend(provider, issuer="http://127.0.0.1:9", timeout_s=2)
     with pytest.raises(SignInRefused, match="cannot be reached"):
         await gone.begin_sign_in(CALLBACK, "s")
+
+
+async def test_a_provider_with_a_private_ca_is_trusted_through_ca_file(tmp_path):
+    tls = TlsFiles.make(tmp_path / "tls")
+    server = OidcProvider(tmp_path / "provider", [ProviderClient("valt", SECRET, (CALLBACK,))], tls=tls)
+    try:
+        assert server.issuer.startswith("https://")
+        with pytest.raises(SignInRefused, match="certificate is not trusted"):
+            await make_backend(server).begin_sign_in(CALLBACK, "s")
+        trusted = make_backend(server, ca_file=str(tls.ca_cert))
+        identity, _, _ = await sign_in(trusted, "olivia", "olivia's provider pw",
+                                       verify=ssl.create_default_context(cafile=str(tls.ca_cert)))
+        assert (identity.username, identity.groups) == ("olivia", ("Observers", "Staff"))
+    finally:
+        server.stop()

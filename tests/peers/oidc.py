@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -23,7 +24,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 import httpx
 from joserfc.jwk import RSAKey
 
-from .nats import free_port
+from .nats import TlsFiles, free_port
 from .process import stop_process
 
 PEER_DIR = Path(__file__).resolve().parent / "oidc"
@@ -93,7 +94,8 @@ def node_binary() -> str:
 class OidcProvider:
     """``oidc-provider`` on 127.0.0.1 with ``clients`` and :data:`USERS`; started at construction.
 
-    ``issuer`` is its base URL (discovery at ``/.well-known/openid-configuration``).
+    ``issuer`` is its base URL (discovery at ``/.well-known/openid-configuration``); with ``tls``
+    it speaks HTTPS only, with a certificate from that test CA.
     :meth:`rotate_key` restarts it on the same port signing with a new key only.
     """
 
@@ -101,6 +103,7 @@ class OidcProvider:
     clients: list[ProviderClient]
     users: tuple[ProviderUser, ...] = USERS
     claims_in_id_token: bool = False
+    tls: TlsFiles | None = None
     port: int = field(default_factory=free_port)
     signing_key: RSAKey = field(default_factory=new_signing_key)
     proc: subprocess.Popen | None = None
@@ -114,7 +117,7 @@ class OidcProvider:
     @property
     def issuer(self) -> str:
         """The provider's issuer identifier (also its base URL)."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def _write_config(self) -> None:
         config = {
@@ -125,6 +128,8 @@ class OidcProvider:
             "jwks": {"keys": [self.signing_key.as_dict(private=True)]},
             "claims_in_id_token": self.claims_in_id_token,
         }
+        if self.tls is not None:
+            config["tls"] = {"cert": str(self.tls.cert), "key": str(self.tls.key)}
         self.config_file.write_text(json.dumps(config, indent=1))
         self.config_file.chmod(0o600)
 
@@ -140,11 +145,12 @@ class OidcProvider:
             log.close()
         deadline = time.monotonic() + 20
         url = f"{self.issuer}/.well-known/openid-configuration"
+        tls = ssl.create_default_context(cafile=str(self.tls.ca_cert)) if self.tls else None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"oidc-provider exited: {self.log_file.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(url, timeout=1) as answer:
+                with urllib.request.urlopen(url, timeout=1, context=tls) as answer:
                     if answer.status == 200:
                         return
             except OSError:
@@ -171,13 +177,14 @@ _FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 
 
 async def sign_in_at_provider(url: str, username: str, password: str, callback_url: str, *,
-                              cancel: bool = False) -> dict[str, str]:
+                              cancel: bool = False, verify: ssl.SSLContext | bool = True) -> dict[str, str]:
     """Be a browser at the provider: follow ``url`` to its login form, sign in (or Cancel), and
     follow the redirects until one goes to ``callback_url``; return that redirect's query.
 
     Raises ``AssertionError`` when the provider shows its form again (a wrong password).
+    ``verify`` trusts a provider with a test CA's certificate.
     """
-    async with httpx.AsyncClient(follow_redirects=False, timeout=10) as browser:
+    async with httpx.AsyncClient(follow_redirects=False, timeout=10, verify=verify) as browser:
         answer = await browser.get(url)
         for _ in range(12):
             if answer.is_redirect:

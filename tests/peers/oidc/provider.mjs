@@ -8,7 +8,8 @@
 //                   "token_endpoint_auth_method" }],
 //     "users": [{ "username", "password", "name", "email", "groups": [...] }],
 //     "jwks": { "keys": [private JWKs] },          // the ID token signing keys; the first one signs
-//     "claims_in_id_token": false }                  // true: scope claims go in the ID token too
+//     "claims_in_id_token": false,                   // true: scope claims go in the ID token too
+//     "tls": { "cert", "key" } }                     // optional: HTTPS with these PEM files
 //
 // Unlike the package's development form, the login form here checks the password: a wrong one
 // is refused and asked again; Cancel ends the request with access_denied. Consent is granted on
@@ -18,6 +19,7 @@
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 
 import Provider from 'oidc-provider';
 
@@ -148,7 +150,7 @@ async function interaction(req, res) {
 }
 
 const handle = provider.callback();
-const server = http.createServer((req, res) => {
+const listener = (req, res) => {
   if (req.url.startsWith('/interaction/')) {
     interaction(req, res).catch((err) => {
       console.error('interaction failed', err);
@@ -158,7 +160,11 @@ const server = http.createServer((req, res) => {
     return;
   }
   handle(req, res);
-});
+};
+// With "tls": {"cert", "key"} (PEM file paths) the provider speaks HTTPS only.
+const server = config.tls
+  ? https.createServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, listener)
+  : http.createServer(listener);
 server.listen(config.port, '127.0.0.1', () => {
   console.log(`listening ${server.address().port}`);
 });

@@ -100,6 +100,11 @@ def test_the_secret_is_read_from_its_file_and_never_shown(tmp_path):
         OidcAuthBackend(cfg)
     with pytest.raises(ConfigError, match="No such file"):
         OidcAuthBackend(config(client_secret=None, client_secret_file=tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="ca_file"):
+        OidcAuthBackend(config(ca_file=tmp_path / "missing-ca.pem"))
+    (tmp_path / "bad-ca.pem").write_text("not a certificate")
+    with pytest.raises(ConfigError, match="ca_file"):
+        OidcAuthBackend(config(ca_file=tmp_path / "bad-ca.pem"))
 
 
 def test_the_button_label_comes_from_the_settings():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -79,11 +80,14 @@ class OidcAuthBackend(AuthBackend):
             secret = config.secret()
         except ValueError as err:
             raise ConfigError(f"auth backend 'oidc': {err}") from err
-        self.client = OidcClient(
-            issuer=config.issuer, client_id=config.client_id, client_secret=secret,
-            auth_method=config.token_endpoint_auth_method, algorithms=config.id_token_algorithms,
-            leeway_s=config.clock_skew_s, timeout_s=config.timeout_s, cache_s=config.metadata_cache_s,
-            ca_file=str(config.ca_file) if config.ca_file else None)
+        try:
+            self.client = OidcClient(
+                issuer=config.issuer, client_id=config.client_id, client_secret=secret,
+                auth_method=config.token_endpoint_auth_method, algorithms=config.id_token_algorithms,
+                leeway_s=config.clock_skew_s, timeout_s=config.timeout_s, cache_s=config.metadata_cache_s,
+                ca_file=str(config.ca_file) if config.ca_file else None)
+        except (OSError, ssl.SSLError) as err:
+            raise ConfigError(f"auth backend 'oidc': ca_file {config.ca_file}: {err}") from err
 
     async def begin_sign_in(self, callback_url: str, state: str) -> SignInStart:
         """The provider's authorization URL (with ``state``, a nonce and a PKCE challenge) and the flow."""

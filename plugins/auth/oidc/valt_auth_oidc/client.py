@@ -143,8 +143,7 @@ class OidcClient:
             async with httpx.AsyncClient(timeout=self.timeout, verify=self.verify) as http:
                 answer = await http.get(url, headers={"Accept": "application/json", **(headers or {})})
         except httpx.HTTPError as err:
-            raise ProviderError("The identity provider cannot be reached. Try again in a moment.",
-                                f"{what} {url}: {type(err).__name__}: {err}") from err
+            raise _unreachable(err, f"{what} {url}") from err
         if answer.status_code != 200:
             raise ProviderError(f"The identity provider's {what} failed (HTTP {answer.status_code}).",
                                 f"{what} {url}: HTTP {answer.status_code}")
@@ -221,8 +220,7 @@ class OidcClient:
             async with httpx.AsyncClient(timeout=self.timeout, verify=self.verify) as http:
                 answer = await http.post(metadata.token_endpoint, content=body.encode(), headers=headers)
         except httpx.HTTPError as err:
-            raise ProviderError("The identity provider cannot be reached. Try again in a moment.",
-                                f"token endpoint: {type(err).__name__}: {err}") from err
+            raise _unreachable(err, "token endpoint") from err
         try:
             token = answer.json()
         except ValueError:
@@ -252,6 +250,8 @@ class OidcClient:
         kid = header.get("kid")
         key = pick_key(await self._keys(refresh=False), kid, alg)
         if key is None:
+            # No rate limit needed: ID tokens come from the token endpoint over the back channel,
+            # so a browser cannot make Valt read the keys again by sending made-up kids.
             log.info("oidc: ID token signed with unknown key %r; reading the provider's keys again", kid)
             key = pick_key(await self._keys(refresh=True), kid, alg)
         if key is None:
@@ -327,6 +327,14 @@ def pick_key(keys: KeySet, kid: str | None, alg: str):
     kty = "OKP" if alg == "EdDSA" else "EC" if alg.startswith("ES") else "RSA"
     candidates = [k for k in keys.keys if k.key_type == kty]
     return candidates[0] if len(candidates) == 1 else None
+
+
+def _unreachable(err: httpx.HTTPError, what: str) -> ProviderError:
+    detail = f"{what}: {type(err).__name__}: {err}"
+    if "CERTIFICATE_VERIFY_FAILED" in str(err):
+        return ProviderError("The identity provider's certificate is not trusted here "
+                             "(an administrator may need to set ca_file).", detail)
+    return ProviderError("The identity provider cannot be reached. Try again in a moment.", detail)
 
 
 def _claim_error(claim: str, claims: Mapping[str, Any]) -> ProviderError:
