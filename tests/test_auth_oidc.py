@@ -275,3 +275,16 @@ async def test_a_provider_with_a_private_ca_is_trusted_through_ca_file(tmp_path)
         assert (identity.username, identity.groups) == ("olivia", ("Observers", "Staff"))
     finally:
         server.stop()
+
+
+async def test_groups_in_the_id_token_need_no_userinfo(tmp_path):
+    # Keycloak and Entra ID put the groups claim in the ID token itself.
+    server = OidcProvider(tmp_path / "provider", [ProviderClient("valt", SECRET, (CALLBACK,))],
+                          claims_in_id_token=True)
+    try:
+        backend = make_backend(server, fetch_userinfo=False)
+        identity, _, _ = await sign_in(backend, "ivan", "ivan's provider pw")
+        assert (identity.username, identity.email, identity.groups) == ("ivan", "ivan@example.test",
+                                                                          ("Interviewers",))
+    finally:
+        server.stop()
