@@ -12,6 +12,8 @@ import asyncio
 import base64
 import logging
 import re
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -378,6 +380,12 @@ async def test_the_plugin_registers_through_its_entry_point():
     from valt_core.plugins import PluginHost
 
     assert PluginHost.load([]).auth_backends["saml"] is SamlAuthBackend
+
+
+def test_loading_the_plugin_does_not_import_pysaml2():
+    """Every `valt` command loads every plugin: SAML's library is imported only when it is used."""
+    code = "import sys, valt_auth_saml.plugin; sys.exit('saml2' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
 def test_every_setting_is_in_the_saml_doc():

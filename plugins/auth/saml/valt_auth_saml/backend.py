@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Mapping
 
 from valt_core.auth import AuthBackend, Identity, SignInRefused, SignInStart
 
 from .config import SamlAuthConfig
-from .service_provider import ServiceProvider
 
 #: SP metadata's registered media type (RFC 7727 names it for SAML metadata).
 METADATA_MEDIA_TYPE = "application/samlmetadata+xml"
@@ -34,10 +34,18 @@ class SamlAuthBackend(AuthBackend):
     def __init__(self, config: SamlAuthConfig) -> None:
         super().__init__(config)
         self.sign_in_label = config.sign_in_label
-        self.sp = ServiceProvider(config)
         # pysaml2 logs whole requests, responses and assertions (at debug, and some at error):
         # none of that may reach Valt's logs. Our own module says what went wrong, without them.
         logging.getLogger("saml2").setLevel(logging.CRITICAL)
+        # Its schema library says "Resource 'XMLSchema.xsd' is already loaded" at import.
+        logging.getLogger("xmlschema").setLevel(logging.WARNING)
+        # Imported here, not at the top: pysaml2 takes about a second to import, which every
+        # `valt` command would pay (the plugin host imports every plugin) even without SAML.
+        with warnings.catch_warnings():
+            # pysaml2 still names a cipher mode where cryptography has moved it; nothing to act on.
+            warnings.filterwarnings("ignore", message=".*has been moved to cryptography.hazmat.decrepit")
+            from .service_provider import ServiceProvider
+        self.sp = ServiceProvider(config)
 
     async def begin_sign_in(self, callback_url: str, state: str) -> SignInStart:
         """A signed AuthnRequest to the IdP, with ``state`` as RelayState; the flow keeps its ID."""
