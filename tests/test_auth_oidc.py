@@ -18,6 +18,7 @@ import uuid
 import httpx
 import pytest
 from joserfc import jwt
+from joserfc.jwk import OctKey
 from valt_auth_oidc.backend import OidcAuthBackend
 from valt_auth_oidc.client import ProviderError
 from valt_auth_oidc.config import OidcAuthConfig
@@ -212,14 +213,10 @@ async def test_id_token_checks_are_the_backends_own(provider):
         await verify(forged, "n-1")
     with pytest.raises(ProviderError, match="key the identity provider does not publish"):
         await verify(mint(provider, key=forged_key), "n-1")
+    # HS256 keyed with the client secret is refused outright: the secret is not a signing key here.
+    hs256 = jwt.encode({"alg": "HS256"}, {"sub": "olivia"}, OctKey.import_key((SECRET * 2).encode()))
     with pytest.raises(ProviderError, match="algorithm Valt does not accept"):
-        await verify(jwt.encode({"alg": "HS256"}, {"sub": "olivia"}, _oct(SECRET)), "n-1")
-
-
-def _oct(secret: str):
-    from joserfc.jwk import OctKey
-
-    return OctKey.import_key(secret.encode() * 2)
+        await verify(hs256, "n-1")
 
 
 async def test_a_rotated_signing_key_is_fetched_on_first_sight(provider):
