@@ -362,9 +362,20 @@ def test_settings_are_checked(sp_keys, tmp_path: Path):
     base = {"entity_id": ENTITY_ID, "sp_key_file": str(sp_keys.key), "sp_cert_file": str(sp_keys.cert)}
     with pytest.raises(ValidationError, match="exactly one of idp_metadata_file and idp_metadata_url"):
         SamlAuthConfig.model_validate(base)
+    (tmp_path / "m.xml").write_text("<md/>")
     with pytest.raises(ValidationError, match="exactly one"):
         SamlAuthConfig.model_validate({**base, "idp_metadata_file": str(tmp_path / "m.xml"),
                                        "idp_metadata_url": "https://idp.example.org/metadata"})
+    url = {"idp_metadata_url": "https://idp.example.org/metadata"}
+    with pytest.raises(ValidationError, match="sp_key_file\n  Path does not point to a file"):
+        SamlAuthConfig.model_validate({**base, **url, "sp_key_file": str(tmp_path / "none.pem")})
+    other = make_key_pair(tmp_path, "other")
+    with pytest.raises(ValidationError, match="sp_cert_file is not the certificate of sp_key_file"):
+        SamlAuthConfig.model_validate({**base, **url, "sp_cert_file": str(other.cert)})
+    with pytest.raises(ValidationError, match="sp_cert_file must be a PEM certificate"):
+        SamlAuthConfig.model_validate({**base, **url, "sp_cert_file": str(other.key)})
+    with pytest.raises(ValidationError, match="sp_key_file must be an unencrypted PEM private key"):
+        SamlAuthConfig.model_validate({**base, **url, "sp_key_file": str(other.cert)})
     with pytest.raises(ValidationError, match="https"):
         SamlAuthConfig.model_validate({**base, "idp_metadata_url": "http://idp.example.org/metadata"})
     with pytest.raises(ValidationError, match="Extra inputs"):

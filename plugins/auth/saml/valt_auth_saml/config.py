@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
 #: Where the common identity providers put a person's groups: a plain name, the eduPerson
 #: ``isMemberOf`` (Shibboleth) by friendly name and by OID, Entra ID's and ADFS's claim URIs.
@@ -46,12 +48,12 @@ class SamlAuthConfig(BaseModel):
         ..., min_length=1,
         description="Valt's SP entity ID, as registered at the IdP (the audience the IdP's assertions "
                     "must name); often the metadata URL, e.g. https://valt.example.org/auth/sso/saml/metadata.")
-    sp_key_file: Path = Field(
+    sp_key_file: FilePath = Field(
         ..., description="PEM file of the SP's private RSA key: signs AuthnRequests and decrypts encrypted "
                          "assertions. Keep it readable by Valt only.")
-    sp_cert_file: Path = Field(
+    sp_cert_file: FilePath = Field(
         ..., description="PEM file of the certificate of that key, published in the SP metadata.")
-    idp_metadata_file: Path | None = Field(
+    idp_metadata_file: FilePath | None = Field(
         None, description="The IdP's SAML metadata as a local XML file (set this or idp_metadata_url).")
     idp_metadata_url: str | None = Field(
         None, description="URL of the IdP's SAML metadata, read on first use and again every "
@@ -106,6 +108,23 @@ class SamlAuthConfig(BaseModel):
     def _one_metadata_source(self) -> "SamlAuthConfig":
         if (self.idp_metadata_file is None) == (self.idp_metadata_url is None):
             raise ValueError("set exactly one of idp_metadata_file and idp_metadata_url")
+        return self
+
+    @model_validator(mode="after")
+    def _key_matches_certificate(self) -> "SamlAuthConfig":
+        # Said at start-up, in the settings' words, rather than at someone's first sign-in.
+        try:
+            key = serialization.load_pem_private_key(self.sp_key_file.read_bytes(), password=None)
+        except (ValueError, TypeError, OSError) as err:
+            raise ValueError("sp_key_file must be an unencrypted PEM private key") from err
+        try:
+            cert = x509.load_pem_x509_certificate(self.sp_cert_file.read_bytes())
+        except (ValueError, OSError) as err:
+            raise ValueError("sp_cert_file must be a PEM certificate") from err
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("sp_key_file must be an RSA key (SAML signatures here are RSA-SHA256)")
+        if cert.public_key() != key.public_key():
+            raise ValueError("sp_cert_file is not the certificate of sp_key_file")
         return self
 
 
