@@ -225,7 +225,9 @@ async def admin_users():
     nobody may disable themselves or leave the Administrators.
     """
     signed_in = await signed_in_access()
-    page = {"me": signed_in[0].id if signed_in else None}
+    # Only users of a backend that keeps its passwords in Valt can be given a new one here.
+    password_backends = sorted(n for n, b in get_context().auth_backends.items() if b.manages_passwords)
+    page = {"me": signed_in[0].id if signed_in else None, "password_backends": password_backends}
     return await _rooms_page("admin_users.html", permission="users.manage", page=page, signed_in=signed_in)
 
 

@@ -130,7 +130,9 @@ function render() {
       el("td", {className: "last-login"}, user.last_login_at ? new Date(user.last_login_at).toLocaleString() : "never"),
       el("td", {className: `state state-${state}`}, state),
       roleCell(user),
-      el("td", {className: "actions"}, toggle, reset));
+      el("td", {className: "actions"}, toggle,
+         // A directory's or provider's people change their password there, not here.
+         page.password_backends.includes(user.auth_backend) ? reset : ""));
     row.dataset.username = user.username;
     rows.push(row);
     const outcome = outcomes.get(user.id);
