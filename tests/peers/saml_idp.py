@@ -38,7 +38,7 @@ from saml2.metadata import create_metadata_string
 from saml2.saml import NAME_FORMAT_BASIC, NAMEID_FORMAT_UNSPECIFIED, NameID
 from saml2.server import Server
 from saml2.sigver import get_xmlsec_binary
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
 from .nats import free_port
 
@@ -182,14 +182,16 @@ class SamlIdp:
 
     def respond(self, request: PendingRequest | None, username: str, *, acs_url: str = "",
                 sp_entity_id: str = "", in_response_to: str | None = "", valid_seconds: int = 900,
-                sign_assertion: bool = True, sign_response: bool = False, encrypt: bool = False) -> str:
+                sign_assertion: bool = True, sign_response: bool = False, encrypt: bool = False,
+                sha1: bool = False) -> str:
         """A base64 SAMLResponse for ``username`` answering ``request``.
 
         The keyword arguments make the wrong answers: another ``sp_entity_id`` (audience),
         ``in_response_to`` another ID or ``None`` (unsolicited; then ``request`` may be ``None``
         and ``acs_url`` and ``sp_entity_id`` say where it goes), a short ``valid_seconds``
         (to arrive expired), no signatures at all. ``encrypt`` encrypts the assertion to the
-        SP's encryption certificate from its metadata.
+        SP's encryption certificate from its metadata; ``sha1`` signs with RSA-SHA1 (as an old
+        ADFS relying party may be set to).
         """
         user = self.users[username]
         if in_response_to == "":
@@ -203,7 +205,8 @@ class SamlIdp:
             name_id=NameID(format=NAMEID_FORMAT_UNSPECIFIED, text=username),
             authn={"class_ref": PASSWORD_CONTEXT, "authn_auth": self.entity_id},
             sign_assertion=sign_assertion, sign_response=sign_response,
-            sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, encrypt_assertion=encrypt)
+            sign_alg=SIG_RSA_SHA1 if sha1 else SIG_RSA_SHA256, digest_alg=DIGEST_SHA1 if sha1 else DIGEST_SHA256,
+            encrypt_assertion=encrypt)
         return base64.b64encode(str(response).encode("utf-8")).decode("ascii")
 
     def _server(self, valid_seconds: int) -> Server:

@@ -313,6 +313,16 @@ async def test_unsigned_answers_are_refused_and_a_signed_response_is_enough_by_d
     assert (await strictest.finish_sign_in(ACS, {"SAMLResponse": both}, start.flow)).username == "ann"
 
 
+async def test_a_sha1_signature_is_refused(backend, saml_idp):
+    start = await backend.begin_sign_in(ACS, "state")
+    request = saml_idp.accept_request(urllib.parse.urlsplit(start.url).query)
+    for signed in ({}, {"sign_assertion": False, "sign_response": True}):
+        old = saml_idp.respond(request, "ann", sha1=True, **signed)
+        assert b"#rsa-sha1" in base64.b64decode(old)
+        with pytest.raises(SignInRefused, match="weak algorithm"):
+            await backend.finish_sign_in(ACS, {"SAMLResponse": old}, start.flow)
+
+
 async def test_metadata_from_a_file_a_username_attribute_and_no_group_map(saml_idp, sp_keys, trusted):
     backend = make_backend(saml_idp, sp_keys, idp_metadata_url=None, idp_metadata_file=str(saml_idp.metadata_file),
                            username_attribute="mail", group_map={})
@@ -331,6 +341,8 @@ async def test_sp_metadata_names_the_acs_url_and_the_signing_certificate(backend
     assert root.tag == f"{{{md}}}EntityDescriptor" and root.get("entityID") == ENTITY_ID
     sp = root.find(f"{{{md}}}SPSSODescriptor")
     assert sp.get("AuthnRequestsSigned") == "true"
+    algorithms = [e.get("Algorithm") for e in root.find(f"{{{md}}}Extensions")]
+    assert algorithms and all(re.search(r"(sha256|sha384|sha512)$", a) for a in algorithms), algorithms
     # pysaml2 (as an IdP would) loads it and finds the ACS and the signing key.
     conf = SPConfig()
     conf.load({"entityid": "https://reader.example.org", "xmlsec_binary": get_xmlsec_binary(["/usr/bin"])})

@@ -14,11 +14,12 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md
 from saml2.cache import Cache
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
-from saml2.metadata import create_metadata_string
+from saml2.extension.algsupport import DigestMethod, SigningMethod
+from saml2.metadata import entity_descriptor, metadata_tostring_fix
 from saml2.response import (
     IncorrectlySigned,
     StatusError,
@@ -27,8 +28,18 @@ from saml2.response import (
 )
 from saml2.s_utils import UnravelError
 from saml2.sigver import SigverError, get_xmlsec_binary
-from saml2.validate import ResponseLifetimeExceed, ToEarly
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+from saml2.validate import ResponseLifetimeExceed, ToEarly, valid_instance
+from saml2.xmldsig import (
+    DIGEST_SHA256,
+    DIGEST_SHA384,
+    DIGEST_SHA512,
+    SIG_ECDSA_SHA256,
+    SIG_ECDSA_SHA384,
+    SIG_ECDSA_SHA512,
+    SIG_RSA_SHA256,
+    SIG_RSA_SHA384,
+    SIG_RSA_SHA512,
+)
 
 from valt_core.auth import Identity, SignInRefused
 from valt_core.errors import ConfigError
@@ -39,6 +50,11 @@ log = logging.getLogger(__name__)
 
 #: Most ACS URLs a backend keeps a client for (one per host name Valt is reached by).
 MAX_CLIENTS = 8
+#: Signature and digest algorithms accepted from the IdP and offered in the SP metadata: SHA-2
+#: only (xmlsec1 would verify SHA-1 and MD5 too, which can be forged or soon could be).
+SIGNATURE_ALGORITHMS = (SIG_RSA_SHA256, SIG_RSA_SHA384, SIG_RSA_SHA512,
+                        SIG_ECDSA_SHA256, SIG_ECDSA_SHA384, SIG_ECDSA_SHA512)
+DIGEST_ALGORITHMS = (DIGEST_SHA256, DIGEST_SHA384, DIGEST_SHA512)
 
 
 class _NoIdentityCache(Cache):
@@ -117,6 +133,11 @@ class ServiceProvider:
         if {c.recipient for c in confirmations} != {acs_url}:
             log.warning("SAML response refused: recipient (SubjectConfirmationData)")
             raise SignInRefused(_ELSEWHERE)
+        signatures = [sig for sig in (response.response.signature, assertion.signature) if sig is not None]
+        if not all(_strong(sig) for sig in signatures):
+            log.warning("SAML response refused: weak signature algorithm")
+            raise SignInRefused("The identity provider signs with a weak algorithm (SHA-1 or older); "
+                                "it must be set to sign with SHA-256.")
         issuers = {(assertion.issuer.text or "").strip() if assertion.issuer is not None else ""}
         if response.response.issuer is not None:
             issuers.add(response.issuer())
@@ -128,7 +149,16 @@ class ServiceProvider:
     def sp_metadata(self, acs_url: str) -> bytes:
         """Valt's SP metadata (entity ID, ACS URL, signing and encryption certificate) as XML."""
         client = self.client(acs_url)
-        xml = create_metadata_string(None, config=client.config, valid=None, sign=False)
+        descriptor = entity_descriptor(client.config)
+        # pysaml2 would list every algorithm xmlsec1 knows (MD5 and SHA-1 among them): name the
+        # ones accepted, so that an IdP choosing from the list picks one of those.
+        descriptor.extensions = md.Extensions()
+        for algorithm in DIGEST_ALGORITHMS:
+            descriptor.extensions.add_extension_element(DigestMethod(algorithm=algorithm))
+        for algorithm in SIGNATURE_ALGORITHMS:
+            descriptor.extensions.add_extension_element(SigningMethod(algorithm=algorithm))
+        valid_instance(descriptor)
+        xml = metadata_tostring_fix(descriptor, {"xs": "http://www.w3.org/2001/XMLSchema"}, None)
         return xml if isinstance(xml, bytes) else xml.encode("utf-8")
 
     # --- building the pysaml2 client ---------------------------------------------------------
@@ -263,6 +293,15 @@ class ServiceProvider:
             email=_first(attributes, c.email_attributes),
             groups=groups,
         )
+
+
+def _strong(signature) -> bool:
+    """True when an XML signature uses only the SHA-2 algorithms Valt accepts."""
+    info = signature.signed_info
+    if info is None or info.signature_method is None or info.signature_method.algorithm not in SIGNATURE_ALGORITHMS:
+        return False
+    return all(ref.digest_method is not None and ref.digest_method.algorithm in DIGEST_ALGORITHMS
+               for ref in info.reference)
 
 
 def _attributes(assertion) -> dict[str, list[str]]:
