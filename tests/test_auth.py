@@ -261,3 +261,21 @@ async def test_behind_a_proxy_throttling_keys_on_the_forwarded_client(tmp_path, 
             rows = (await s.exec(select(LoginThrottle).where(LoginThrottle.username == "zed"))).all()
     # Through the proxy: the client it names; straight from elsewhere: the socket's address.
     assert sorted(r.remote_addr for r in rows) == ["198.51.100.7", "203.0.113.9"]
+
+
+async def test_a_trusted_proxys_forwarded_proto_is_the_scheme_and_no_one_elses():
+    from valt_core.proxy import TrustedProxies, parse_networks
+
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append((scope["scheme"], scope["client"][0]))
+
+    middleware = TrustedProxies(app, parse_networks(["192.0.2.1"]))
+    for peer, kind, proto in (("192.0.2.1", "http", b"https"), ("192.0.2.1", "websocket", b"https, http"),
+                              ("203.0.113.9", "http", b"https"), ("192.0.2.1", "http", b"gopher")):
+        scope = {"type": kind, "scheme": "http" if kind == "http" else "ws", "client": (peer, 5000),
+                 "headers": [(b"x-forwarded-proto", proto), (b"x-forwarded-for", b"198.51.100.7")]}
+        await middleware(scope, None, None)
+    assert seen == [("https", "198.51.100.7"), ("wss", "198.51.100.7"), ("http", "203.0.113.9"),
+                    ("http", "198.51.100.7")]
