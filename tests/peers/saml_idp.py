@@ -209,6 +209,14 @@ class SamlIdp:
             encrypt_assertion=encrypt)
         return base64.b64encode(str(response).encode("utf-8")).decode("ascii")
 
+    def refuse(self, request: PendingRequest, signed: bool = True) -> str:
+        """A base64 SAMLResponse saying the sign-in failed (as when the person cancels at the IdP)."""
+        response = self._server(900).create_error_response(
+            request.request_id, request.acs_url,
+            ("urn:oasis:names:tc:SAML:2.0:status:Responder", "The person cancelled the sign-in"),
+            sign=signed, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+        return base64.b64encode(str(response).encode("utf-8")).decode("ascii")
+
     def _server(self, valid_seconds: int) -> Server:
         with self._lock:
             server = self._servers.get(valid_seconds)

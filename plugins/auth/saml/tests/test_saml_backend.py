@@ -313,6 +313,14 @@ async def test_unsigned_answers_are_refused_and_a_signed_response_is_enough_by_d
     assert (await strictest.finish_sign_in(ACS, {"SAMLResponse": both}, start.flow)).username == "ann"
 
 
+async def test_the_idps_own_refusal_is_told_as_such(backend, saml_idp):
+    start = await backend.begin_sign_in(ACS, "state")
+    request = saml_idp.accept_request(urllib.parse.urlsplit(start.url).query)
+    for signed in (True, False):
+        with pytest.raises(SignInRefused, match="The identity provider did not sign you in"):
+            await backend.finish_sign_in(ACS, {"SAMLResponse": saml_idp.refuse(request, signed)}, start.flow)
+
+
 async def test_a_sha1_signature_is_refused(backend, saml_idp):
     start = await backend.begin_sign_in(ACS, "state")
     request = saml_idp.accept_request(urllib.parse.urlsplit(start.url).query)
