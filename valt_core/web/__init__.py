@@ -105,7 +105,12 @@ async def logout():
                 # with ..." would sign the same person in again without a question.
                 leave = await _provider_sign_out(backend, user, url_for("web.login_page", _external=True))
                 if leave:
-                    resp = redirect(leave, 303)
+                    # A page that moves on, not a redirect: the pages' CSP (form-action 'self')
+                    # forbids a form's POST to end on another site, and browsers enforce that on
+                    # redirects too; a navigation from a page is not a form's target.
+                    html = await render_template("signed_out.html", leave=leave, label=backend.sign_in_label,
+                                                 version=__version__)
+                    resp = await make_response(html, 200)
                     resp.delete_cookie(SESSION_COOKIE)
                     return resp
     resp = redirect(url_for("web.login_page"))
