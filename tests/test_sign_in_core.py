@@ -63,3 +63,10 @@ async def test_a_provider_cannot_sign_in_as_a_local_user_of_the_same_name(env):
     me = await (await env.client.get("/api/v1/auth/me", headers=env.bearer(issued.token))).get_json()
     assert me["groups"] and [g["name"] for g in me["groups"]] == ["Operators"]
     assert "recordings.record" in me["rights"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("name", ["", " padded", "x" * 151, "tab\tname", "nul\x00"])
+async def test_a_provider_user_name_valt_cannot_hold_is_refused(env, name):
+    with pytest.raises(SignInRefused, match="user name Valt cannot use"):
+        await env.ctx.sessions.sign_in("oidc", Identity(username=name))

@@ -123,6 +123,12 @@ class SessionService:
         to a user of another backend (a provider must not take over a local account of the same
         name) or the user is disabled.
         """
+        name = identity.username
+        if not name or len(name) > 150 or name != name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):
+            # The users table holds 150 characters; a name with control characters or edge
+            # spaces would show as someone else's in every list.
+            raise SignInRefused("the sign-in service gave a user name Valt cannot use "
+                                "(empty, longer than 150 characters, or with control characters)")
         async with self.db.session() as s:
             user = (await s.exec(select(User).where(User.username == identity.username))).first()
         refusal = None
