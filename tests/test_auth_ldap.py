@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import SecretStr
 from sqlmodel import select
 from valt_auth_ldap.backend import LdapAuthBackend
 from valt_auth_ldap.config import LdapAuthConfig
@@ -136,30 +137,23 @@ async def test_the_sync_disables_who_left_the_directory_and_follows_group_change
 
 
 @SQLITE_ONLY
-async def test_a_directory_that_cannot_be_reached_is_a_503_and_disables_no_one(tmp_path, database_url, directory):
-    settings = make_settings(tmp_path, database_url)
-    settings.auth.backends = ["local", "ldap"]
-    settings.auth.backend_options["ldap"] = options(directory)
-    app = create_app(settings)
-    ctx = app.extensions["valt"]
-    await ctx.db.upgrade()
-    async with app.test_app() as test_app:
-        env = Env(app=app, ctx=ctx, client=test_app.test_client())
-        assert (await login(env, "carol", "carol's directory password"))[0] == 200
-        # The directory moves away (a dead port, as when its server is down).
-        ctx.auth_backends["ldap"].config.urls[:] = [f"ldap://127.0.0.1:{free_port()}"]
-        status, body = await login(env, "carol", "carol's directory password")
-        assert status == 503 and body["error"] == "directory_unavailable", body
-        assert SERVICE_PASSWORD not in json.dumps(body)
-        results = await ctx.directory_sync.run_once()
-        assert results["ldap"].failed and results["ldap"].disabled == 0
-        async with ctx.db.session() as s:
-            assert not (await s.exec(select(User).where(User.username == "carol"))).one().disabled
-        # A refused service account is told as that, without its password.
-        ctx.auth_backends["ldap"].config.urls[:] = [directory.url]
-        ctx.auth_backends["ldap"].config.bind_password = type(ctx.auth_backends["ldap"].config.bind_password)("nope")
-        status, body = await login(env, "carol", "carol's directory password")
-        assert status == 503 and "service account" in body["message"] and "nope" not in json.dumps(body)
+async def test_a_directory_that_cannot_be_reached_is_a_503_and_disables_no_one(ldap_env, directory):
+    env, ctx = ldap_env, ldap_env.ctx
+    assert (await login(env, "carol", "carol's directory password"))[0] == 200
+    # The directory moves away (a dead port, as when its server is down).
+    ctx.auth_backends["ldap"].config.urls[:] = [f"ldap://127.0.0.1:{free_port()}"]
+    status, body = await login(env, "carol", "carol's directory password")
+    assert status == 503 and body["error"] == "directory_unavailable", body
+    assert SERVICE_PASSWORD not in json.dumps(body)
+    results = await ctx.directory_sync.run_once()
+    assert results["ldap"].failed and results["ldap"].disabled == 0
+    async with ctx.db.session() as s:
+        assert not (await s.exec(select(User).where(User.username == "carol"))).one().disabled
+    # A refused service account is told as that, without its password.
+    ctx.auth_backends["ldap"].config.urls[:] = [directory.url]
+    ctx.auth_backends["ldap"].config.bind_password = SecretStr("nope")
+    status, body = await login(env, "carol", "carol's directory password")
+    assert status == 503 and "service account" in body["message"] and "nope" not in json.dumps(body)
 
 
 async def test_ldaps_and_starttls_check_the_directory_certificate(directory):
