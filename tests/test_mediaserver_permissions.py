@@ -39,6 +39,7 @@ async def test_a_media_server_does_its_work_and_no_more(nats_server) -> None:
         with pytest.raises(BusUnavailable, match="does not exist yet"):
             await media.key_value("leases", ttl_s=4)
         await app.key_value("leases", ttl_s=4)
+        await app.key_value("owners")
         await app.key_value("presence", ttl_s=4)
         seen: list[bytes] = []
 
@@ -47,11 +48,14 @@ async def test_a_media_server_does_its_work_and_no_more(nats_server) -> None:
 
         await app.consume_durable("valt.index.>", "valt-index", index)  # makes the index stream
 
-        # Its own work: a lease, its presence, its events.
+        # Its own work: its server lease, a camera, its presence, its events.
         leases = await media.key_value("leases", ttl_s=4)
-        revision = await leases.create("camera-1", b"ms1")
-        assert await leases.update("camera-1", b"ms1", revision) > revision
-        assert (await leases.get("camera-1")).value == b"ms1"
+        revision = await leases.create("server-ms1", b"epoch-1")
+        assert await leases.update("server-ms1", b"epoch-1", revision) > revision
+        owners = await media.key_value("owners")
+        revision = await owners.create("camera-1", b"ms1 epoch-1")
+        assert await owners.update("camera-1", b"ms1 epoch-1", revision) > revision
+        assert (await owners.get("camera-1")).value == b"ms1 epoch-1"
         presence = await media.key_value("presence", ttl_s=4)
         await presence.put("ms1", b"{}")
         await media.publish_durable("valt.index.ms1", b"segment", msg_id="ms1:e:1")
@@ -61,9 +65,11 @@ async def test_a_media_server_does_its_work_and_no_more(nats_server) -> None:
             await asyncio.sleep(0.05)
         assert seen == [b"segment"]
 
-        # Not another server's events or presence.
+        # Not another server's events, lease or presence.
         with pytest.raises(BusPermissionDenied):
             await media.publish_durable("valt.index.ms2", b"forged", msg_id="ms2:e:1")
+        with pytest.raises(BusPermissionDenied):
+            await leases.put("server-ms2", b"forged epoch")
         with pytest.raises(BusPermissionDenied):
             await presence.put("ms2", b"{}")
     finally:

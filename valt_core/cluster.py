@@ -24,6 +24,7 @@ from .db.models import Camera, MediaServer, Segment, Track
 from .db.types import utcnow
 from .errors import ValtError
 from .media.leases import BUCKET as LEASES
+from .media.leases import OWNERS
 from .media.presence import BUCKET as PRESENCE
 from .media.presence import read_presence
 
@@ -82,6 +83,7 @@ class ClusterWatch:
         if self._kv is None:
             # Made here: media servers may read and write these buckets, not create them.
             await self.bus.key_value(LEASES, ttl_s=self.lease_s)
+            await self.bus.key_value(OWNERS)
             self._kv = await self.bus.key_value(PRESENCE, ttl_s=self.lease_s)
         now: dict[str, dict[str, Any]] = {}
         for name in await self._kv.keys():

@@ -84,6 +84,7 @@ async def _wait_for_the_cluster(bus: Any, name: str, lease_s: float, stop: async
     """Wait until the app server has made the cluster's buckets (a media server may not); False if stopped."""
     from .bus.base import BusUnavailable
     from .media.leases import BUCKET as LEASES
+    from .media.leases import OWNERS
     from .media.presence import BUCKET as PRESENCE
 
     told = False
@@ -91,6 +92,7 @@ async def _wait_for_the_cluster(bus: Any, name: str, lease_s: float, stop: async
         try:
             for bucket in (LEASES, PRESENCE):
                 await bus.key_value(bucket, ttl_s=lease_s)
+            await bus.key_value(OWNERS)
             return True
         except BusUnavailable as err:
             if not told:
@@ -207,17 +209,20 @@ async def enrol(ctx: Any, name: str, pool: str = "", live_mode: str = "relayed")
 def media_server_permissions(name: str, prefix: str) -> dict[str, Any]:
     """What media server ``name`` may publish and subscribe to on NATS.
 
-    Its own subjects (events, live relay, commands and the replies to them), the leases bucket,
-    its own presence key, and of the JetStream API only reading what it uses: the index stream's
-    and the two buckets' info, and key reads. The app server makes the stream and the buckets.
+    Its own subjects (events, live relay, commands and the replies to them), its own server
+    lease and presence keys, the camera owners bucket, and of the JetStream API only reading
+    what it uses: the index stream's and the three buckets' info, and key reads. The app
+    server makes the stream and the buckets.
     """
-    kv = [f"KV_{prefix}_leases", f"KV_{prefix}_presence"]
+    kv = [f"KV_{prefix}_leases", f"KV_{prefix}_owners", f"KV_{prefix}_presence"]
     js_reads = ["$JS.API.INFO", f"$JS.API.STREAM.INFO.{prefix}_INDEX"]
     for stream in kv:
         js_reads += [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.MSG.GET.{stream}",
                      f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>"]
     return {
-        "publish": {"allow": [f"valt.index.{name}", f"valt.live.{name}.>", "_INBOX.>", f"$KV.{prefix}_leases.>",
+        # Its own server lease only; any camera's owner entry (taking over a dead server's).
+        "publish": {"allow": [f"valt.index.{name}", f"valt.live.{name}.>", "_INBOX.>",
+                              f"$KV.{prefix}_leases.server-{name}", f"$KV.{prefix}_owners.>",
                               f"$KV.{prefix}_presence.{name}", *js_reads],
                     "deny": DENIED_JS_API},
         "subscribe": {"allow": [f"valt.media.{name}.>", "_INBOX.>"]},

@@ -230,8 +230,8 @@ class BusSettings(StrictModel):
     prefix: str = Field("VALT", pattern=r"^[A-Za-z0-9_-]{1,32}$",
                         description="Names the JetStream stream and key-value buckets of this installation.")
     lease_s: float = Field(
-        4.0, ge=1, le=60, description="How long a media server's presence and camera leases last unrenewed: a "
-                                      "server that dies loses its cameras to another of its pool after about this.")
+        4.0, ge=1, le=60, description="How long a media server's presence and its lease on its cameras last unrenewed: "
+                                      "a server that dies loses its cameras to another of its pool after about this.")
     command_timeout_s: float = Field(30.0, gt=0, le=600, description="How long a command to a media server may take.")
 
     @model_validator(mode="after")
