@@ -326,22 +326,6 @@ async def test_key_value_create_update_delete_with_revisions(buses) -> None:
     assert await leases_b.create("camera-7", b"media-b") > put_rev
 
 
-async def test_key_value_update_many_answers_each_write(buses) -> None:
-    server_a, server_b = await buses(), await buses()
-    leases_a, leases_b = await server_a.key_value("leases"), await server_b.key_value("leases")
-    mine = [await leases_a.create(f"camera-{i}", b"media-a") for i in range(3)]
-    taken = await leases_b.update("camera-1", b"media-b", mine[1])  # camera 1 went to media-b
-    results = await leases_a.update_many([(f"camera-{i}", b"media-a", rev) for i, rev in enumerate(mine)])
-    assert isinstance(results[0], int) and results[0] > mine[0]
-    assert isinstance(results[1], WrongRevision)
-    assert isinstance(results[2], int) and results[2] > mine[2]
-    assert (await leases_b.get("camera-1")).revision == taken
-    assert (await leases_b.get("camera-2")).revision == results[2]
-    assert await leases_a.update_many([]) == []
-    for i in range(3):
-        await leases_a.delete(f"camera-{i}")
-
-
 async def test_key_value_entries_expire_after_the_buckets_ttl(bus) -> None:
     presence = await bus.key_value("presence", ttl_s=1.0)
     await presence.create("media-a", b"alive")

@@ -100,18 +100,6 @@ class KeyValue(ABC):
     async def update(self, key: str, value: bytes, revision: int) -> int:
         """Write ``key`` only if its revision is still ``revision``; :class:`WrongRevision` otherwise."""
 
-    async def update_many(self, writes: list[tuple[str, bytes, int]]) -> list[int | Exception]:
-        """:meth:`update` for each ``(key, value, revision)``, at once; per write its new revision
-        or its error (:class:`WrongRevision`, :class:`BusUnavailable`). A bus that can send them
-        together does (a media server renews every lease it holds this way)."""
-        out: list[int | Exception] = []
-        for key, value, revision in writes:
-            try:
-                out.append(await self.update(key, value, revision))
-            except (WrongRevision, BusUnavailable) as err:
-                out.append(err)
-        return out
-
     @abstractmethod
     async def put(self, key: str, value: bytes) -> int:
         """Write ``key`` unconditionally; the new revision."""

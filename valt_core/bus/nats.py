@@ -333,23 +333,6 @@ class _Bucket(KeyValue):
         except nats.js.errors.KeyWrongLastSequenceError as err:
             raise WrongRevision(f"{key} in bucket {self.name} is not at revision {revision}") from err
 
-    async def update_many(self, writes: list[tuple[str, bytes, int]]) -> list[int | Exception]:
-        """Every update sent at once under one timeout and one watch for refusals (see the base class)."""
-        async def all_of_them() -> list:
-            return await asyncio.gather(*(self.kv.update(k, bytes(v), last=r) for k, v, r in writes),
-                                        return_exceptions=True)
-        results = await self._call(f"updating {len(writes)} keys", all_of_them())
-        out: list[int | Exception] = []
-        for (key, _v, revision), result in zip(writes, results):
-            if isinstance(result, nats.js.errors.KeyWrongLastSequenceError) or (
-                    isinstance(result, nats.js.errors.APIError) and result.err_code in _WRONG_LAST_SEQUENCE):
-                out.append(WrongRevision(f"{key} in bucket {self.name} is not at revision {revision}"))
-            elif isinstance(result, BaseException):
-                out.append(self.bus._unavailable(f"updating {key} in bucket {self.name}", result))
-            else:
-                out.append(result)
-        return out
-
     async def put(self, key: str, value: bytes) -> int:
         """Write ``key`` unconditionally; the new revision."""
         return await self._call(f"writing {key}", self.kv.put(key, bytes(value)))
