@@ -79,3 +79,33 @@ class G711ToAac:
     def flush(self) -> list[Any]:
         """The AAC packets still held by the encoder (at the end of a file)."""
         return list(self.stream.encode(None))
+
+
+def nal_length_size(codec: str, extradata: bytes | None) -> int | None:
+    """Bytes of each NAL unit's length prefix in H.264/H.265 packets stored length-prefixed
+    (MP4's ``avcC``/``hvcC``), or ``None`` when packets are not stored that way (Annex B, or
+    another codec)."""
+    if not extradata:
+        return None
+    if codec == "h264" and len(extradata) >= 5 and extradata[0] == 1:
+        return (extradata[4] & 3) + 1
+    if codec == "hevc" and len(extradata) >= 22 and extradata[0] == 1:
+        return (extradata[21] & 3) + 1
+    return None
+
+
+def whole_nal_units(data: bytes | memoryview, length_size: int) -> bool:
+    """True when ``data`` is a run of length-prefixed NAL units that ends exactly at its end.
+
+    A packet cut short (the torn last sample of a fragment) or one in another framing fails:
+    decoders refuse such a packet outright ("Invalid NAL unit size").
+    """
+    at, end = 0, len(data)
+    while at < end:
+        if at + length_size > end:
+            return False
+        size = int.from_bytes(data[at:at + length_size], "big")
+        if size == 0:
+            return False
+        at += length_size + size
+    return at == end

@@ -8,12 +8,15 @@ G.711 audio, which MP4 players do not take, is the one thing converted (to AAC).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import av
 
-from .codecs import G711, G711ToAac
+from .codecs import G711, G711ToAac, nal_length_size, whole_nal_units
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class BuildResult:
     end_s: float
     """Recording time just after the last frame included."""
     video_frames: int = 0
+    dropped: int = 0
+    """Video packets left out because no decoder could take them (cut short, or mis-framed)."""
 
 
 def build_mp4(
@@ -108,6 +113,9 @@ def build_mp4(
                             out_audio = g711.stream
                         else:
                             out_audio = out.add_stream_from_template(a)
+                # A packet a decoder would refuse outright stops a whole player at it: such a
+                # packet (a torn last sample) is left out, and said, rather than copied.
+                length_size = nal_length_size(v.codec_context.name, v.codec_context.extradata)
                 kinds = {v.index: "video"}
                 shifts["video"] = [float(v.time_base), None]
                 wanted = [v]
@@ -120,6 +128,11 @@ def build_mp4(
                     if dts is None:
                         continue
                     kind = kinds[packet.stream_index]
+                    if kind == "video" and length_size is not None and not whole_nal_units(memoryview(packet), length_size):
+                        result.dropped += 1
+                        log.warning("segment %s: a video packet at %.3f s is cut short or mis-framed; left out",
+                                    seg.key, seg_start + float(dts * v.time_base))
+                        continue
                     tbf = shifts[kind][0]
                     pts = packet.pts if packet.pts is not None else dts
                     t_pts = seg_start + pts * tbf
