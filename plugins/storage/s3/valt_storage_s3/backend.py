@@ -255,6 +255,8 @@ class S3Storage(StorageBackend):
             log.info("s3: the store takes uploads again; draining the spool (%s)", self._pending_text())
         self.store_error = None
         self._backoff = self.config.retry_interval_s
+        self._retry_at = 0.0
+        self._work.set()  # a spool waiting out a back-off drains now
 
     async def _advance(self, entry: SpoolEntry) -> None:
         """Send what can be sent of ``entry``; complete it if its writer is closed."""
@@ -311,17 +313,41 @@ class S3Storage(StorageBackend):
             raise StorageError(f"s3: the spool of {entry.key} is shorter than what was flushed")
         digest = sha256_b64(body)
         what = f"part {number} of {entry.key}"
-        answer = await self._call(f"uploading {what}", "upload_part", Key=key, UploadId=entry.upload_id,
-                                  PartNumber=number, Body=body, ChecksumAlgorithm="SHA256",
-                                  ChecksumSHA256=digest)
+        try:
+            answer = await self._call(f"uploading {what}", "upload_part", Key=key, UploadId=entry.upload_id,
+                                      PartNumber=number, Body=body, ChecksumAlgorithm="SHA256",
+                                      ChecksumSHA256=digest)
+        except StorageError as err:
+            if not isinstance(err, UploadGone) and getattr(err, "answered", True):
+                await self._raise_if_gone(entry)  # the store answered: does it still know the upload?
+            raise
         confirm_checksum(what, digest, answer)
         entry.parts.append(Part(number, answer["ETag"], digest, length))
         await asyncio.to_thread(entry.save)
 
     async def _complete(self, entry: SpoolEntry) -> None:
         parts = [{"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": p.sha256} for p in entry.parts]
-        await self._call(f"completing {entry.key}", "complete_multipart_upload", Key=self._full(entry.key),
-                         UploadId=entry.upload_id, MultipartUpload={"Parts": parts})
+        try:
+            await self._call(f"completing {entry.key}", "complete_multipart_upload", Key=self._full(entry.key),
+                             UploadId=entry.upload_id, MultipartUpload={"Parts": parts})
+        except StorageError as err:
+            if not isinstance(err, UploadGone) and getattr(err, "answered", True):
+                await self._raise_if_gone(entry)  # the store answered: does it still know the upload?
+            raise
+
+    async def _raise_if_gone(self, entry: SpoolEntry) -> None:
+        """After a failed part or completion: :class:`UploadGone` if the store lost the upload.
+
+        Not every store says NoSuchUpload (moto answers 500), so ask for its list of uploads;
+        when even that fails, the store is away and the original error stands.
+        """
+        full = self._full(entry.key)
+        try:
+            answer = await self._call(f"listing uploads of {entry.key}", "list_multipart_uploads", Prefix=full)
+        except StorageError:
+            return
+        if not any(u["UploadId"] == entry.upload_id for u in answer.get("Uploads", [])):
+            raise UploadGone(f"s3: the store has no multipart upload of {entry.key} any more")
 
     async def _verify_size(self, entry: SpoolEntry) -> None:
         head = await self._call(f"checking {entry.key}", "head_object", Key=self._full(entry.key))
@@ -381,6 +407,7 @@ class S3Storage(StorageBackend):
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Yield ``[start, end)`` of ``key``: from the spool while it waits there, else a ranged GET."""
+        await self._start()
         entry = self._spooled(key)
         if entry is not None:
             try:
@@ -426,6 +453,7 @@ class S3Storage(StorageBackend):
 
     async def size(self, key: str) -> int:
         """Size of ``key``: the spool's while it waits there, else the store's."""
+        await self._start()
         entry = self._spooled(key)
         if entry is not None:
             return entry.size
@@ -563,6 +591,8 @@ class S3Storage(StorageBackend):
             return
         except NotFound:
             raise StorageError(f"s3: bucket {self.config.bucket!r} does not exist or is not visible") from None
+        if not any(e.busy for e in self._entries.values()):
+            self._recovered()  # the store answers: what waits out a back-off goes now
         self.object_lock = None
         if await self._lock_enabled():
             log.info("s3: bucket %s has Object Lock: legal holds on recordings are enforced by the store",
@@ -600,6 +630,7 @@ class S3Storage(StorageBackend):
 
     async def set_legal_hold(self, key: str, on: bool) -> None:
         """Put (``on``) or lift an S3 legal hold on ``key``; needs a bucket with Object Lock."""
+        await self._start()
         if not await self._lock_enabled():
             raise StorageError(f"s3: bucket {self.config.bucket!r} has no Object Lock: cannot hold {key}")
         entry = self._spooled(key)
@@ -613,6 +644,7 @@ class S3Storage(StorageBackend):
 
     async def legal_hold(self, key: str, missing_ok: bool = False) -> bool:
         """Whether ``key`` is under a legal hold (``False`` in a bucket without Object Lock)."""
+        await self._start()
         entry = self._spooled(key)
         if entry is not None:
             return entry.hold
@@ -636,6 +668,7 @@ class S3Storage(StorageBackend):
 
         ``None`` while the key waits in the spool: the caller serves it through :meth:`read`.
         """
+        await self._start()
         if self._spooled(key) is not None:
             return None
         client = await self._s3()

@@ -25,7 +25,10 @@ MISSING_CODES = {"404", "NoSuchKey", "NoSuchVersion", "NotFound"}
 
 
 class StoreUnreachable(StorageError):
-    """The endpoint did not answer (down, timed out, connection refused): worth retrying later."""
+    """The endpoint did not answer (down, timed out, refused), or failed (5xx): retried later."""
+
+    #: True for a server-side failure (it answered 5xx), False when nothing answered at all.
+    answered = False
 
 
 class ChecksumMismatch(StorageError):
@@ -82,7 +85,9 @@ def storage_error(err: BaseException, doing: str, config: S3StorageConfig) -> St
         elif code == "NoSuchBucket":
             why = f"bucket {config.bucket!r} does not exist (NoSuchBucket)"
         elif isinstance(status, int) and status >= 500:
-            return StoreUnreachable(f"s3: {where} failed ({code}, HTTP {status}) while {doing}")
+            failed = StoreUnreachable(f"s3: {where} failed ({code}, HTTP {status}) while {doing}")
+            failed.answered = True
+            return failed
         else:
             why = f"the store refused it ({code}, HTTP {status})"
         return StorageError(f"s3: {why}, while {doing}")

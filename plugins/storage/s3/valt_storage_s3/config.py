@@ -44,7 +44,7 @@ class S3StorageConfig(BaseModel):
     retry_interval_s: float = Field(2.0, gt=0, description=(
         "First wait before the spool retries after a failed upload; doubles up to ``retry_max_s``."))
     retry_max_s: float = Field(30.0, gt=0, description="Longest wait between retries of the spool during an outage.")
-    close_wait_s: float = Field(30.0, ge=0, description=(
+    close_wait_s: float = Field(10.0, ge=0, description=(
         "How long closing a writer waits for its upload while the store answers; the rest is finished "
         "in the background (reads are served from the spool meanwhile)."))
     presign_max_s: int = Field(3600, ge=1, le=604800, description="Longest life of a presigned read URL, in seconds.")
