@@ -500,3 +500,11 @@ async def test_a_store_restarted_without_its_multipart_uploads_gets_the_object_a
         await store.aclose()
     finally:
         server.stop()
+
+
+def test_every_setting_is_in_the_plugin_page():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[4] / "docs" / "storage-s3.md").read_text()
+    for name in S3StorageConfig.model_fields:
+        assert f"| `{name}` |" in page, name
