@@ -366,6 +366,29 @@ async def test_a_legal_hold_refuses_deletes_through_valt_and_directly(moto, tmp_
         await store.aclose()
 
 
+async def test_a_hold_asked_for_while_the_object_waits_in_the_spool_reaches_the_store(moto, tmp_path):
+    bucket = new_bucket(moto, lock=True)
+    store = make_store(moto, bucket, tmp_path)
+    try:
+        await store.check()
+        moto.pause()
+        try:
+            w = await store.open_writer("rec/6/000001.mp4")
+            await w.write(b"held while the store was away")
+            await w.close()
+            await store.set_legal_hold("rec/6/000001.mp4", True)
+            assert await store.legal_hold("rec/6/000001.mp4") is True
+            with pytest.raises(StorageError, match="legal hold"):
+                await store.delete("rec/6/000001.mp4")
+        finally:
+            moto.resume()
+        await until(lambda: store.pending().objects == 0, timeout=20)
+        answer = s3(moto).get_object_legal_hold(Bucket=bucket, Key="site-a/rec/6/000001.mp4")
+        assert answer["LegalHold"]["Status"] == "ON"
+    finally:
+        await store.aclose()
+
+
 async def test_a_bucket_without_object_lock_says_so(store, caplog):
     with caplog.at_level(logging.INFO, logger="valt.storage.s3"):
         await store.check()
