@@ -143,6 +143,7 @@ class S3Storage(StorageBackend):
         self._work = asyncio.Event()
         self._retry_at = 0.0
         self._backoff = config.retry_interval_s
+        self._warned_at = 0.0
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -166,10 +167,11 @@ class S3Storage(StorageBackend):
                 self._client_stack = stack
         return self._client
 
-    async def _call(self, doing: str, method: str, **kwargs):
+    async def _call(self, doing: str, method: str, limit: float | None = None, **kwargs):
         """One S3 call, under an overall timeout, failures made :class:`StorageError`."""
         client = await self._s3()
-        limit = (self.config.connect_timeout_s + self.config.read_timeout_s) * (self.config.retries + 1)
+        if limit is None:
+            limit = (self.config.connect_timeout_s + self.config.read_timeout_s) * (self.config.retries + 1)
         try:
             return await asyncio.wait_for(getattr(client, method)(Bucket=self.config.bucket, **kwargs), limit)
         except Exception as err:  # noqa: BLE001 - every SDK and network failure becomes ours
@@ -243,7 +245,9 @@ class S3Storage(StorageBackend):
                 entry.busy = False
 
     def _failed(self, err: StorageError) -> None:
-        if self.store_error is None:
+        # Told when failures start, then once a minute while they go on.
+        if self.store_error is None or time.monotonic() - self._warned_at > 60:
+            self._warned_at = time.monotonic()
             log.warning("s3: upload failed, the spool keeps the bytes and retries: %s", err)
         self.store_error = str(err)
         self._retry_at = time.monotonic() + self._backoff
@@ -547,6 +551,8 @@ class S3Storage(StorageBackend):
             answer = await self._call(f"listing uploads of {key}", "list_multipart_uploads", Prefix=full)
         except StorageError as err:
             log.warning("s3: cannot list stray uploads of %s now: %s", key, err)
+            if isinstance(err, StoreUnreachable):
+                self._failed(err)  # salvage then does not wait for a store that is away
             return
         for upload in answer.get("Uploads", []):
             if upload["Key"] == full and upload["UploadId"] != keep:
@@ -581,10 +587,13 @@ class S3Storage(StorageBackend):
 
         await asyncio.to_thread(probe)
         await self._start()
+        if self.store_error is not None and self.pending().objects:
+            return  # a known outage the workers are retrying: starting a recording must not wait for it
         try:
             # A listing, not HEAD: a HEAD answer has no body, so no error code to tell causes apart.
+            # A short limit: the media engine checks before every recording it starts.
             await self._call(f"checking bucket {self.config.bucket}", "list_objects_v2",
-                             Prefix=self.config.prefix, MaxKeys=1)
+                             limit=self.config.connect_timeout_s + 10, Prefix=self.config.prefix, MaxKeys=1)
         except StoreUnreachable as err:
             log.warning("%s; recording goes on into the spool", err)
             self.store_error = str(err)
@@ -593,8 +602,10 @@ class S3Storage(StorageBackend):
             raise StorageError(f"s3: bucket {self.config.bucket!r} does not exist or is not visible") from None
         if not any(e.busy for e in self._entries.values()):
             self._recovered()  # the store answers: what waits out a back-off goes now
-        self.object_lock = None
-        if await self._lock_enabled():
+        before, self.object_lock = self.object_lock, None
+        if await self._lock_enabled() == before:
+            return  # said already (the engine checks before every recording)
+        if self.object_lock:
             log.info("s3: bucket %s has Object Lock: legal holds on recordings are enforced by the store",
                      self.config.bucket)
         else:
