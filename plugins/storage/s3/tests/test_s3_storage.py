@@ -534,3 +534,50 @@ def test_every_setting_is_in_the_plugin_page():
     page = (Path(__file__).resolve().parents[4] / "docs" / "storage-s3.md").read_text()
     for name in S3StorageConfig.model_fields:
         assert f"| `{name}` |" in page, name
+
+
+WRITER_CHILD = """
+import asyncio, os, sys
+from valt_storage_s3.backend import S3Storage
+from valt_storage_s3.config import S3StorageConfig
+
+async def main():
+    store = S3Storage(S3StorageConfig(bucket=sys.argv[1], endpoint_url=sys.argv[2], spool_dir=sys.argv[3],
+                                      credentials="environment", part_size_mb=5))
+    w = await store.open_writer("rec/8/000001.mp4")
+    for i in range(7):
+        await w.write(bytes([i]) * MiB)
+        await w.flush()
+    await w.write(b"never flushed")
+    print("flushed", flush=True)
+    await asyncio.sleep(60)
+
+MiB = 1024 * 1024
+asyncio.run(main())
+"""
+
+
+async def test_a_sigkilled_writer_keeps_its_flushed_bytes_for_salvage(moto, bucket, tmp_path):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", WRITER_CHILD, bucket, moto.url, str(tmp_path / "spool")],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "flushed"
+    finally:
+        child.kill()
+        child.wait()
+    store = make_store(moto, bucket, tmp_path, prefix="")
+    try:
+        assert await store.unfinished("rec") == ["rec/8/000001.mp4"]
+        size = await store.salvage("rec/8/000001.mp4")
+        flushed = b"".join(bytes([i]) * MiB for i in range(7))
+        # What was written but not flushed may or may not have reached the file; flushed bytes always did.
+        data = await read_all(store, "rec/8/000001.mp4")
+        assert size == len(data) and data[:len(flushed)] == flushed
+        await until(lambda: store.pending().objects == 0)
+        assert s3(moto).list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+        assert s3(moto).head_object(Bucket=bucket, Key="rec/8/000001.mp4")["ContentLength"] == size
+    finally:
+        await store.aclose()
