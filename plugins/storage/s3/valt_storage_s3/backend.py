@@ -140,6 +140,8 @@ class S3Storage(StorageBackend):
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._client_lock: asyncio.Lock | None = None
         self._workers: list[asyncio.Task] = []
+        self._start_lock: asyncio.Lock | None = None
+        self._start_loop: asyncio.AbstractEventLoop | None = None
         self._work = asyncio.Event()
         self._retry_at = 0.0
         self._backoff = config.retry_interval_s
@@ -180,19 +182,28 @@ class S3Storage(StorageBackend):
     async def _start(self) -> None:
         """Load what an earlier process left in the spool and start the upload workers."""
         loop = asyncio.get_running_loop()
-        if self._workers and all(t.get_loop() is loop and not t.done() for t in self._workers):
+        if self._running(loop):
             return
-        if not self._loaded:
-            self._loaded = True
-            for entry in await asyncio.to_thread(self.spool.load):
-                self._entries.setdefault(entry.key, entry)
-            waiting = [e for e in self._entries.values() if e.state == CLOSED]
-            if waiting:
-                log.info("s3: %d object(s) from an earlier run wait in the spool; uploading them", len(waiting))
-        self._work = asyncio.Event()
-        self._workers = [asyncio.create_task(self._worker(), name=f"s3-upload-{i}")
-                         for i in range(self.config.upload_concurrency)]
-        self._work.set()
+        if self._start_lock is None or self._start_loop is not loop:
+            self._start_lock, self._start_loop = asyncio.Lock(), loop
+        async with self._start_lock:  # two first calls at once must not start two sets of workers
+            if self._running(loop):
+                return
+            if not self._loaded:
+                for entry in await asyncio.to_thread(self.spool.load):
+                    self._entries.setdefault(entry.key, entry)
+                self._loaded = True
+                waiting = [e for e in self._entries.values() if e.state == CLOSED]
+                if waiting:
+                    log.info("s3: %d object(s) from an earlier run wait in the spool; uploading them",
+                             len(waiting))
+            self._work = asyncio.Event()
+            self._workers = [asyncio.create_task(self._worker(), name=f"s3-upload-{i}")
+                             for i in range(self.config.upload_concurrency)]
+            self._work.set()
+
+    def _running(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return bool(self._workers) and all(t.get_loop() is loop and not t.done() for t in self._workers)
 
     def _wake(self) -> None:
         self._work.set()
