@@ -109,7 +109,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
         await ctx.media.stop()
         await ctx.bus.close()
         await ctx.cameras.close()
-        await ctx.db.dispose()
+        await ctx.close()
 
     @app.errorhandler(ValtError)
     async def valt_error(err: ValtError):

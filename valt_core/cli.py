@@ -168,7 +168,7 @@ async def _async_command(args: argparse.Namespace, settings) -> int:
                 await ctx.db.check_schema()
                 print(f"database at revision {ctx.db.head_revision()}: current")
         finally:
-            await ctx.db.dispose()
+            await ctx.close()
         return 0
     if args.command == "user":
         if args.user_command == "add":
@@ -222,7 +222,7 @@ async def _media_server(args: argparse.Namespace, settings) -> int:
                   f"pool {row.pool or 'default'}\t{row.live_mode}")
         return 0
     finally:
-        await ctx.db.dispose()
+        await ctx.close()
 
 
 async def _nats_config(args: argparse.Namespace, settings) -> int:
@@ -241,7 +241,7 @@ async def _nats_config(args: argparse.Namespace, settings) -> int:
         await ctx.db.check_schema()
         block = await mediaserver.nats_authorization(ctx, app_public)
     finally:
-        await ctx.db.dispose()
+        await ctx.close()
     print(json.dumps({"authorization": block}, indent=2))
     return 0
 
@@ -273,7 +273,7 @@ async def _user_add(args: argparse.Namespace, settings) -> int:
         await ctx.audit.record("user.create", actor_name="cli", target_type="user", target_id=user.id,
                                detail={"username": user.username, "role": role})
     finally:
-        await ctx.db.dispose()
+        await ctx.close()
     print(f"created user {user.username!r} with role {role}")
     return 0
 
@@ -286,7 +286,7 @@ async def _user_sync(settings) -> int:
         await ctx.db.check_schema()
         results = await ctx.directory_sync.run_once()
     finally:
-        await ctx.db.dispose()
+        await ctx.close()
     if not results:
         print("no enabled auth backend looks people up in a directory: nothing to sync")
     for name, result in results.items():
@@ -320,7 +320,7 @@ async def _user_manage(args: argparse.Namespace, settings) -> int:
         await ctx.audit.record(f"user.{args.user_command}", actor_name="cli", target_type="user",
                                target_id=user.id, detail={"username": user.username})
     finally:
-        await ctx.db.dispose()
+        await ctx.close()
     print(said)
     return 0
 
@@ -372,7 +372,7 @@ async def _audit(args: argparse.Namespace, settings) -> int:
             actor=args.actor, action=args.action, target_type=target_type or None, target_id=target_id or None,
             since=args.since, until=args.until, limit=max(1, args.limit)))
     finally:
-        await ctx.db.dispose()
+        await ctx.close()
     for e in events:
         if args.json:
             print(json.dumps(event_json(e), sort_keys=True))
@@ -401,7 +401,7 @@ async def _verify(args: argparse.Namespace, settings) -> int:
                                target_id=args.recording_id, detail={"ok": report.ok, "problems": len(report.problems)})
     finally:
         await ctx.bus.close()
-        await ctx.db.dispose()
+        await ctx.close()
     for problem in report.problems:
         print(f"PROBLEM: {problem}")
     verdict = "intact" if report.ok else f"NOT intact ({len(report.problems)} problem(s))"
@@ -556,7 +556,7 @@ async def _demo(settings) -> int:
                                      config=driver.config.model_dump(mode="json")))
             await s.commit()
     finally:
-        await ctx.db.dispose()
+        await ctx.close()
     banner = f"Sign in as admin with password: {password}"
     return await _serve(settings, ctx, banner)
 

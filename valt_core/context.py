@@ -52,6 +52,11 @@ class ValtContext:
     directory_sync: "DirectorySync" = field(init=False)
     transports: dict[str, Transport] = field(default_factory=dict)
 
+    async def close(self) -> None:
+        """Release the storage backend's clients and the database's connections."""
+        await self.storage.aclose()
+        await self.db.dispose()
+
     @classmethod
     def build(cls, settings: Settings, plugins: PluginHost | None = None) -> "ValtContext":
         """Load plugins (unless given) and build every service; does no network I/O."""
@@ -61,11 +66,8 @@ class ValtContext:
             connect_timeout_s=settings.database.connect_timeout_s,
             echo=settings.database.echo,
         )
-        storage_options = dict(settings.storage.options)
-        if settings.storage.driver == "local":
-            # The embedded default keeps media beside the database, under the data directory.
-            storage_options.setdefault("path", str(settings.data_dir / "media"))
-        storage = plugins.build_storage_backend(settings.storage.driver, storage_options)
+        storage = plugins.build_storage_backend(settings.storage.driver, settings.storage.options,
+                                                settings.data_dir)
         auth_backends = {
             name: plugins.build_auth_backend(name, settings.auth.backend_options.get(name, {}))
             for name in settings.auth.backends

@@ -42,10 +42,7 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
     if not settings.bus.servers:
         raise ConfigError("a media server needs [bus] url: the NATS server it joins (see docs/deployment.md)")
     plugins = PluginHost.load(settings.plugins.disable)
-    storage_options = dict(settings.storage.options)
-    if settings.storage.driver == "local":
-        storage_options.setdefault("path", str(settings.data_dir / "media"))
-    storage = plugins.build_storage_backend(settings.storage.driver, storage_options)
+    storage = plugins.build_storage_backend(settings.storage.driver, settings.storage.options, settings.data_dir)
     cameras = CameraService(plugins, settings.cameras.control_timeout_s)
     bus = bus_from_settings(settings, f"valt-media-{name}")
     live = LiveListener(settings) if settings.media.live_port else None
@@ -75,6 +72,7 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
             await asyncio.gather(serving, return_exceptions=True)
         await bus.close()
         await cameras.close()
+        await storage.aclose()
     if serving is not None and not serving.cancelled() and serving.exception() is not None:
         raise serving.exception()  # the live port could not open: the media server stops saying why
     return 0

@@ -11,6 +11,7 @@ import importlib.metadata
 import inspect
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
 import pluggy
@@ -208,9 +209,15 @@ class PluginHost:
         klass = self.camera_drivers[name]
         return klass(_validate(klass.Config, config, f"camera driver {name!r}", ValidationFailed))
 
-    def build_storage_backend(self, name: str, options: Mapping[str, Any]) -> StorageBackend:
-        """The storage backend ``name`` with its options validated (:class:`ConfigError` if bad)."""
+    def build_storage_backend(self, name: str, options: Mapping[str, Any],
+                              data_dir: Path | None = None) -> StorageBackend:
+        """The storage backend ``name`` with its options validated (:class:`ConfigError` if bad).
+
+        With ``data_dir``, the backend's own defaults below it fill the options not given.
+        """
         klass = self._pick(self.storage_backends, name, "storage driver")
+        if data_dir is not None:
+            options = {**klass.default_options(data_dir), **options}
         return klass(_validate(klass.Config, options, f"storage driver {name!r}", ConfigError))
 
     def build_transport(self, name: str, options: Mapping[str, Any]) -> Transport:

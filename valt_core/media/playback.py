@@ -128,7 +128,8 @@ def build_mp4(
                     if dts is None:
                         continue
                     kind = kinds[packet.stream_index]
-                    if kind == "video" and length_size is not None and not whole_nal_units(memoryview(packet), length_size):
+                    framed = length_size is not None and kind == "video"
+                    if framed and not whole_nal_units(memoryview(packet), length_size):
                         result.dropped += 1
                         log.warning("segment %s: a video packet at %.3f s is cut short or mis-framed; left out",
                                     seg.key, seg_start + float(dts * v.time_base))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import AsyncIterator, ClassVar
+from pathlib import Path
+from typing import Any, AsyncIterator, ClassVar
 
 from pydantic import BaseModel
 
@@ -71,6 +72,15 @@ class StorageBackend(ABC):
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config
+
+    @classmethod
+    def default_options(cls, data_dir: Path) -> dict[str, Any]:
+        """Options filled in when the site does not set them, below Valt's data directory
+        (``local``'s ``path``: ``DATA_DIR/media``; a spool directory). None by default."""
+        return {}
+
+    async def aclose(self) -> None:  # noqa: B027 - optional: most backends hold nothing to close
+        """Release what the backend holds (clients, worker tasks) when Valt stops."""
 
     @abstractmethod
     async def open_writer(self, key: str) -> StorageWriter:

@@ -161,6 +161,11 @@ class LocalStorage(StorageBackend):
     name = "local"
     Config = LocalStorageConfig
 
+    @classmethod
+    def default_options(cls, data_dir: Path) -> dict:
+        """The embedded default keeps media beside the database: ``DATA_DIR/media``."""
+        return {"path": str(data_dir / "media")}
+
     def __init__(self, config: LocalStorageConfig) -> None:
         super().__init__(config)
         self.root = Path(config.path).resolve()

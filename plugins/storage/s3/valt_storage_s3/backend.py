@@ -125,6 +125,11 @@ class S3Storage(StorageBackend):
     name = "s3"
     Config = S3StorageConfig
 
+    @classmethod
+    def default_options(cls, data_dir: Path) -> dict:
+        """The spool goes below Valt's data directory unless the site puts it elsewhere."""
+        return {"spool_dir": str(data_dir / "s3-spool")}
+
     def __init__(self, config: S3StorageConfig) -> None:
         super().__init__(config)
         self.config: S3StorageConfig = config
