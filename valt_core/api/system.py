@@ -26,6 +26,16 @@ async def health():
     except ValtError as err:
         ok = False
         db_state.update(status="error", message=err.message)
+    pending = ctx.storage.pending()
+    if pending is not None:
+        storage_state["pending"] = {"objects": pending.objects, "bytes": pending.bytes}
+    outage = ctx.storage.outage()
+    if outage is not None:
+        # Recording goes on into the spool, so Valt still works: 200, but said plainly.
+        storage_state.update(status="spooling", message=f"the store cannot be reached ({outage}); "
+                                                        "recordings wait in the local spool and go up when it is back")
+        answer = {"status": "degraded", "version": __version__, "database": db_state, "storage": storage_state}
+        return jsonify(answer), 200 if ok else 503
     try:
         usage = await ctx.storage.usage()
         storage_state.update(free_bytes=usage.free_bytes, used_bytes=usage.used_bytes)

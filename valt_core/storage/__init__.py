@@ -1,5 +1,5 @@
 """The recording storage contract."""
 
-from .base import StorageBackend, StorageUsage, StorageWriter, check_key
+from .base import PendingUploads, StorageBackend, StorageUsage, StorageWriter, check_key
 
-__all__ = ["StorageBackend", "StorageUsage", "StorageWriter", "check_key"]
+__all__ = ["PendingUploads", "StorageBackend", "StorageUsage", "StorageWriter", "check_key"]

@@ -25,6 +25,14 @@ class StorageUsage:
     total_bytes: int | None
 
 
+@dataclass(frozen=True)
+class PendingUploads:
+    """What a backend that writes through a local spool has not handed to its store yet."""
+
+    objects: int
+    bytes: int
+
+
 def check_key(key: str) -> str:
     """Return ``key`` if it is a safe relative key, else raise :class:`ValidationFailed`."""
     parts = key.split("/")
@@ -81,6 +89,16 @@ class StorageBackend(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional: most backends hold nothing to close
         """Release what the backend holds (clients, worker tasks) when Valt stops."""
+
+    def pending(self) -> PendingUploads | None:
+        """For a backend writing through a spool: what waits for the store; ``None`` (the
+        default) for one that writes its store directly."""
+        return None
+
+    def outage(self) -> str | None:
+        """Why the store cannot be reached now while writes go on into a spool (said in the
+        health answer), or ``None`` (the default) when it can, or the backend has no spool."""
+        return None
 
     @abstractmethod
     async def open_writer(self, key: str) -> StorageWriter:

@@ -16,7 +16,6 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, BinaryIO
 
@@ -24,7 +23,7 @@ import aioboto3
 
 from valt_core.errors import NotFound, StorageError
 from valt_core.files import make_private_dir
-from valt_core.storage import StorageBackend, StorageUsage, StorageWriter, check_key
+from valt_core.storage import PendingUploads, StorageBackend, StorageUsage, StorageWriter, check_key
 
 from .client import (
     StoreUnreachable,
@@ -41,14 +40,6 @@ from .spool import CLOSED, OPEN, Part, Spool, SpoolEntry, read_range
 log = logging.getLogger("valt.storage.s3")
 
 READ_CHUNK = 256 * 1024
-
-
-@dataclass(frozen=True)
-class PendingUploads:
-    """What waits in the spool for the store: objects and bytes not in the store yet."""
-
-    objects: int
-    bytes: int
 
 
 class S3Writer(StorageWriter):
@@ -632,6 +623,10 @@ class S3Storage(StorageBackend):
     def _pending_text(self) -> str:
         p = self.pending()
         return f"{p.objects} object(s), {p.bytes} bytes"
+
+    def outage(self) -> str | None:
+        """Why the store failed last, while it keeps failing (writes wait in the spool)."""
+        return self.store_error
 
     def pending(self) -> PendingUploads:
         """Objects and bytes written (and flushed) that the store does not have yet."""

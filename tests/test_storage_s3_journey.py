@@ -1,0 +1,86 @@
+"""Recording into an S3 bucket (moto in server mode) through the whole app, with the store
+frozen mid-recording: recording goes on into the spool, the health answer says so, and when the
+store is back every segment is in the bucket, the track plays with no gap and verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import boto3
+import pytest
+
+from valt_core.app import create_app
+
+from .conftest import Env, make_settings
+from .peers.s3 import ACCESS_KEY, SECRET_KEY, MotoS3
+from .test_bad_input import SIM
+from .test_recording import Studio, probe, wait_for
+
+# The media side is what is tested; one database is enough.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    server = MotoS3(tmp_path_factory.mktemp("moto-journey"))
+    yield server
+    server.stop()
+
+
+async def test_a_store_outage_mid_recording_loses_nothing(tmp_path, database_url, moto, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    bucket = f"valt-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1",
+                      aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    s3.create_bucket(Bucket=bucket)
+    settings = make_settings(tmp_path, database_url)
+    settings.storage.driver = "s3"
+    settings.storage.options = {"bucket": bucket, "endpoint_url": moto.url, "credentials": "environment",
+                                "prefix": "site", "part_size_mb": 5, "connect_timeout_s": 1,
+                                "read_timeout_s": 2, "retries": 0, "retry_interval_s": 0.2, "retry_max_s": 1}
+    settings.media.segment_seconds = 2
+    app = create_app(settings)
+    ctx = app.extensions["valt"]
+    await ctx.db.upgrade()
+    async with app.test_app() as test_app:
+        env = Env(app=app, ctx=ctx, client=test_app.test_client())
+        studio = Studio(env, await env.user("boss", "admin"))
+        await studio.setup({"wide": SIM})
+        rec = await studio.record("start", expect=201)
+        await asyncio.sleep(3)
+        moto.pause()  # the store stops answering (its state kept)
+        try:
+            async def spooling():
+                r = await env.client.get("/api/v1/health")
+                body = await r.get_json()
+                return body["storage"].get("status") == "spooling" and (r.status_code, body)
+
+            code, health = await wait_for(spooling, 20, "the health answer to say the store is away")
+            assert code == 200, health  # Valt still records: not a 503 that takes it out of a balancer
+            assert health["status"] == "degraded" and health["storage"]["pending"]["objects"] >= 1, health
+            assert "spool" in health["storage"]["message"]
+            await asyncio.sleep(4)  # recording goes on meanwhile
+        finally:
+            moto.resume()
+        rec = await studio.record("stop")
+        track = rec["tracks"][0]
+        assert track["gaps"] == [] and track["end_s"] - track["start_s"] >= 8.0, track
+
+        async def drained():
+            body = await (await env.client.get("/api/v1/health")).get_json()
+            return body["storage"]["status"] == "ok" and body["storage"]["pending"]["objects"] == 0 and body
+
+        await wait_for(drained, 30, "the spool to drain")
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="site/recordings/")
+        keys = sorted(o["Key"] for o in listed.get("Contents", []))
+        segments = (await (await env.client.get(
+            f"/api/v1/recordings/{rec['id']}/tracks/{track['id']}/segments", headers=studio.h)).get_json())["segments"]
+        assert len(keys) == len(segments) >= 4, (keys, segments)
+        seen = probe(await (await studio.media(rec["id"], track["id"])).get_data())
+        assert abs(seen["duration"] - (track["end_s"] - track["start_s"])) < 0.5, seen
+        gaps = [b - a for a, b in zip(seen["times"], seen["times"][1:]) if b - a > 0.2]
+        assert gaps == [], gaps  # the outage is no hole in the picture
+        assert (settings.data_dir / "s3-spool").is_dir()  # the spool's default place, below the data directory
+    await ctx.close()
