@@ -290,7 +290,9 @@ async def test_upgrade_to_0005_keeps_every_users_access(database_url):
                                            "legal_hold, notes) VALUES (1, :a, 'rec', 'stopped', "
                                            "'2026-01-01 00:00:00.000000', 0, '')"), {"a": author})
         await db.upgrade()
-        new_rights = {"clips.download", "recordings.view_all", "recordings.share", "recordings.change_author"}
+        # Rights that did not exist before 0005 (recordings.hold: 0007, Administrators only).
+        new_rights = {"clips.download", "recordings.view_all", "recordings.share", "recordings.change_author",
+                      "recordings.hold"}
         async with db.session() as s:
             users = {u.username: u for u in (await s.exec(sa.select(User))).scalars()}
             names = sorted((await s.exec(sa.text("SELECT name FROM groups"))).scalars())
@@ -306,5 +308,7 @@ async def test_upgrade_to_0005_keeps_every_users_access(database_url):
                                      .where(recording_filter(access)))).one()[0]
             assert seen == 3, name  # every recording, whoever made it
         assert not (await load_access(db, users["vic"])).allows("clips.create")
+        assert (await load_access(db, users["ann"])).allows("recordings.hold")
+        assert not (await load_access(db, users["otto"])).allows("recordings.hold")
     finally:
         await db.dispose()

@@ -208,18 +208,15 @@ async def test_thumbnail_segments_playback_audit_and_delete_of_a_real_recording(
     # Deleting: admins only, refused under legal hold, then everything is gone.
     op = env.bearer(await env.user("op", "operator"))
     assert (await env.client.delete(f"/api/v1/recordings/{rec_id}", headers=op)).status_code == 403
-    async with env.ctx.db.session() as s:
-        row = await s.get(Recording, rec_id)
-        row.legal_hold = True
-        s.add(row)
-        await s.commit()
+    hold = f"/api/v1/recordings/{rec_id}/legal-hold"
+    assert (await env.client.put(hold, json={"held": True}, headers=op)).status_code == 403  # recordings.hold
+    r = await env.client.put(hold, json={"held": True}, headers=studio.h)
+    assert r.status_code == 200 and (await r.get_json())["legal_hold"] is True
     r = await env.client.delete(f"/api/v1/recordings/{rec_id}", headers=studio.h)
     assert r.status_code == 409 and "legal hold" in (await r.get_json())["message"]
+    r = await env.client.put(hold, json={"held": False}, headers=studio.h)
+    assert r.status_code == 200 and (await r.get_json())["legal_hold"] is False
     async with env.ctx.db.session() as s:
-        row = await s.get(Recording, rec_id)
-        row.legal_hold = False
-        s.add(row)
-        await s.commit()
         keys = list((await s.exec(select(Segment.key).join(Track).where(Track.recording_id == rec_id))).all())
     media = env.ctx.settings.data_dir / "media"
     assert keys and all((media / k).exists() for k in keys)

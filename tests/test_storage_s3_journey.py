@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 import boto3
+import botocore.exceptions
 import pytest
 
 from valt_core.app import create_app
@@ -83,4 +84,58 @@ async def test_a_store_outage_mid_recording_loses_nothing(tmp_path, database_url
         gaps = [b - a for a, b in zip(seen["times"], seen["times"][1:]) if b - a > 0.2]
         assert gaps == [], gaps  # the outage is no hole in the picture
         assert (settings.data_dir / "s3-spool").is_dir()  # the spool's default place, below the data directory
+    await ctx.close()
+
+
+async def test_a_legal_hold_keeps_a_recording_in_valt_and_in_an_object_lock_bucket(
+        tmp_path, database_url, moto, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    bucket = f"valt-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1",
+                      aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    settings = make_settings(tmp_path, database_url)
+    settings.storage.driver = "s3"
+    settings.storage.options = {"bucket": bucket, "endpoint_url": moto.url, "credentials": "environment",
+                                "prefix": "site", "part_size_mb": 5}
+    settings.media.segment_seconds = 2
+    app = create_app(settings)
+    ctx = app.extensions["valt"]
+    await ctx.db.upgrade()
+    async with app.test_app() as test_app:
+        env = Env(app=app, ctx=ctx, client=test_app.test_client())
+        studio = Studio(env, await env.user("boss", "admin"))
+        operator = env.bearer(await env.user("olly", "operator"))
+        await studio.setup({"wide": SIM})
+        rec = await studio.record("start", expect=201)
+        hold = f"/api/v1/recordings/{rec['id']}/legal-hold"
+        r = await env.client.put(hold, json={"held": True}, headers=studio.h)
+        assert r.status_code == 409 and "stop it" in (await r.get_json())["message"]  # not while it records
+        await asyncio.sleep(3)
+        rec = await studio.record("stop")
+
+        async def uploaded():
+            body = await (await env.client.get("/api/v1/health")).get_json()
+            return body["storage"]["pending"]["objects"] == 0
+
+        await wait_for(uploaded, 20, "every segment in the bucket")
+        assert (await env.client.put(hold, json={"held": True}, headers=operator)).status_code == 403
+        r = await env.client.put(hold, json={"held": True}, headers=studio.h)
+        assert r.status_code == 200 and (await r.get_json())["legal_hold"] is True
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="site/")["Contents"]]
+        assert keys and all(s3.get_object_legal_hold(Bucket=bucket, Key=k)["LegalHold"]["Status"] == "ON"
+                            for k in keys)
+        r = await env.client.delete(f"/api/v1/recordings/{rec['id']}", headers=studio.h)
+        assert r.status_code == 409 and "legal hold" in (await r.get_json())["message"]
+        version = s3.list_object_versions(Bucket=bucket, Prefix=keys[0])["Versions"][0]
+        with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+            s3.delete_object(Bucket=bucket, Key=keys[0], VersionId=version["VersionId"])  # not even directly
+        r = await env.client.put(hold, json={"held": False}, headers=studio.h)
+        assert r.status_code == 200 and (await r.get_json())["legal_hold"] is False
+        assert (await env.client.delete(f"/api/v1/recordings/{rec['id']}", headers=studio.h)).status_code == 204
+        assert "Versions" not in s3.list_object_versions(Bucket=bucket, Prefix="site/")
+        events = [e["action"] for e in (await (await env.client.get("/api/v1/audit", headers=studio.h))
+                                        .get_json())["events"]]
+        assert "recording.legal_hold" in events and "recording.legal_hold_lifted" in events
     await ctx.close()

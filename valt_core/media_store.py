@@ -53,6 +53,13 @@ class RecordingStore:
         engine = self.control.engine
         return None if server == "local" or (engine is not None and server == engine.name) else server
 
+    async def set_legal_hold(self, key: str, on: bool) -> bool:
+        """Hold or release ``key`` in the own store; a segment kept on another media server's
+        own disk is held by Valt's refusal to delete it (``False``)."""
+        if self._remote(key) is not None:
+            return False
+        return await self.own.set_legal_hold(key, on)
+
     def local_path(self, key: str) -> str | None:
         """A path of the own store holding ``key``, only when the file is there."""
         path = self.own.local_path(key)

@@ -257,6 +257,65 @@ async def delete_recording(recording_id: int):
     return Response(status=204)
 
 
+class LegalHold(RequestModel):
+    """Body of ``PUT /api/v1/recordings/{id}/legal-hold``."""
+
+    held: bool = Field(description="true: under legal hold (nobody can delete it); false: lifted.")
+
+
+@api.put("/recordings/<int:recording_id>/legal-hold")
+@require("recordings.hold")
+@body(LegalHold)
+@responds(200, RecordingOut, description="The recording, with its hold as now set.", errors=(409, 507))
+async def set_legal_hold(recording_id: int):
+    """Put a stopped recording under legal hold, or lift it.
+
+    While held, Valt refuses to delete it; a store that can hold objects itself (S3 with Object
+    Lock) holds each of its segments and clip files too, so not even a delete made directly at
+    the store removes them.
+    """
+    ctx = get_context()
+    data = await read_body(LegalHold)
+    rec = await visible_recording(recording_id)
+    if not caller().access.allows("recordings.hold", rec.room_id):
+        raise Forbidden(f"you may not hold recordings in room {rec.room_id}")
+    if rec.state in RUNNING_STATES or recording_id in ctx.media.sessions:
+        raise Conflict(f"recording {recording_id} is {rec.state}: stop it before changing its legal hold")
+    async with ctx.db.session() as s:
+        track_ids = list((await s.exec(select(Track.id).where(Track.recording_id == recording_id))).all())
+        keys = list((await s.exec(select(Segment.key).where(Segment.track_id.in_(track_ids or [0])))).all())
+        keys += list((await s.exec(select(ClipFile.key).join(Clip, Clip.id == ClipFile.clip_id)
+                                   .where(Clip.recording_id == recording_id))).all())
+    held_in_store = 0
+    if data.held:
+        # The flag first: from here on Valt refuses to delete it, whatever the store does.
+        await _set_hold_flag(recording_id, True)
+    try:
+        for key in keys:
+            held_in_store += bool(await ctx.media.storage.set_legal_hold(key, data.held))
+    except StorageError as err:
+        raise StorageError(f"recording {recording_id}: the store did not {'hold' if data.held else 'release'} "
+                           f"every object ({err.message}); Valt's hold is {'on' if data.held else 'still on'}: "
+                           "try again") from err
+    if not data.held:
+        await _set_hold_flag(recording_id, False)
+    await ctx.audit.record("recording.legal_hold" if data.held else "recording.legal_hold_lifted",
+                           actor=caller().user, target_type="recording", target_id=recording_id,
+                           remote_addr=remote_addr(),
+                           detail={"objects": len(keys), "held_in_store": held_in_store})
+    return jsonify(await recording_json(recording_id))
+
+
+async def _set_hold_flag(recording_id: int, held: bool) -> None:
+    async with get_context().db.session() as s:
+        row = await s.get(Recording, recording_id)
+        if row is None:
+            raise NotFound(f"no recording {recording_id}")
+        row.legal_hold = held
+        s.add(row)
+        await s.commit()
+
+
 async def _first_segment(recording_id: int) -> Segment | None:
     # The still comes from the first track that has a finished segment, from its first one.
     async with get_context().db.session() as s:

@@ -50,6 +50,7 @@ RIGHTS: dict[str, str] = {
     "recordings.share": "Share recordings with users and groups",
     "recordings.change_author": "Change who a recording's author is (and so who sees it)",
     "recordings.delete": "Delete recordings",
+    "recordings.hold": "Put recordings under legal hold (no one can delete them) and lift it",
     "markers.write": "Add markers, and edit and delete their own",
     "markers.manage": "Edit and delete anyone's markers",
     "clips.create": "Cut clips",
@@ -63,7 +64,8 @@ RIGHTS: dict[str, str] = {
 }
 #: Rights that a grant may limit to some rooms.
 ROOM_RIGHTS = frozenset({"rooms.view", "cameras.view", "live.watch", "recordings.record", "cameras.control",
-                         "recordings.view", "recordings.edit", "markers.write", "clips.create", "clips.download"})
+                         "recordings.view", "recordings.edit", "recordings.hold", "markers.write", "clips.create",
+                         "clips.download"})
 ALL_PERMISSIONS = frozenset(RIGHTS)
 
 _VIEWER = frozenset({"rooms.view", "cameras.view", "live.watch", "recordings.view", "clips.download"})

@@ -90,6 +90,12 @@ class StorageBackend(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional: most backends hold nothing to close
         """Release what the backend holds (clients, worker tasks) when Valt stops."""
 
+    async def set_legal_hold(self, key: str, on: bool) -> bool:
+        """Hold (``on``) or release ``key`` in the store itself, so that not even a direct
+        delete removes it (S3 Object Lock). ``True`` when the store did; ``False`` (the default)
+        when it cannot, and Valt's own refusal to delete a held recording is the protection."""
+        return False
+
     def pending(self) -> PendingUploads | None:
         """For a backend writing through a spool: what waits for the store; ``None`` (the
         default) for one that writes its store directly."""

@@ -650,19 +650,21 @@ class S3Storage(StorageBackend):
             self.object_lock = answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
         return self.object_lock
 
-    async def set_legal_hold(self, key: str, on: bool) -> None:
-        """Put (``on``) or lift an S3 legal hold on ``key``; needs a bucket with Object Lock."""
+    async def set_legal_hold(self, key: str, on: bool) -> bool:
+        """Put (``on``) or lift an S3 legal hold on ``key``; ``False`` (nothing done) in a bucket
+        without Object Lock, where only Valt's own refusal to delete protects the object."""
         await self._start()
         if not await self._lock_enabled():
-            raise StorageError(f"s3: bucket {self.config.bucket!r} has no Object Lock: cannot hold {key}")
+            return False
         entry = self._spooled(key)
         if entry is not None and not entry.done.is_set():
             entry.hold = on  # applied by the worker once the object is in the store
             await asyncio.to_thread(entry.save)
             if entry.state == CLOSED and self._spooled(key) is entry:
-                return
+                return True
         await self._call(f"{'holding' if on else 'releasing'} {key}", "put_object_legal_hold",
                          Key=self._full(key), LegalHold={"Status": "ON" if on else "OFF"})
+        return True
 
     async def legal_hold(self, key: str, missing_ok: bool = False) -> bool:
         """Whether ``key`` is under a legal hold (``False`` in a bucket without Object Lock)."""
