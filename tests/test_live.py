@@ -93,6 +93,7 @@ async def test_tokens_are_checked(env):
         assert info.value.args[0] == code, path
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only: one database
 async def test_viewers_share_the_same_bytes(env):
     studio = Studio(env, await env.user("boss", "admin"))
     (cam_id,) = await studio.setup({"a": {"driver": "sim", "config": {"width": 320, "height": 240,
@@ -107,6 +108,7 @@ async def test_viewers_share_the_same_bytes(env):
     assert len((await env.ctx.media.live_stream(cam_id)).viewers) == 0
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only: one database
 @pytest.mark.parametrize("variant", [("h264", "pcmu"), ("h265", "none")], ids=["g711", "hevc"])
 async def test_browser_incompatible_codecs_are_converted_while_watched(env, variant):
     video, audio = variant
@@ -133,6 +135,7 @@ async def test_browser_incompatible_codecs_are_converted_while_watched(env, vari
             assert f.streams.audio[0].codec_context.name == "aac"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only: one database
 async def test_h265_camera_with_an_h264_sub_stream_is_watched_on_the_sub_stream(env):
     main = RtspCamera("--video", "h265", "--size", "640x360", "--gop", "25")
     sub = RtspCamera("--video", "h264", "--size", "320x180", "--gop", "25")
@@ -156,6 +159,7 @@ async def test_h265_camera_with_an_h264_sub_stream_is_watched_on_the_sub_stream(
         assert (f.streams.video[0].codec_context.width, f.streams.video[0].codec_context.height) == (320, 180)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only: one database
 async def test_live_stream_stops_when_nobody_watches(env):
     studio = Studio(env, await env.user("boss", "admin"))
     (cam_id,) = await studio.setup({"a": {"driver": "sim", "config": {"width": 320, "height": 240}}})

@@ -122,6 +122,7 @@ async def test_record_h264_aac_plays_with_the_right_duration(env, h264_aac):
     assert 2.0 <= cut["duration"] <= 3.1
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only: one database
 @pytest.mark.parametrize("variant", [("h264", "pcmu"), ("h264", "pcma"), ("h264", "opus"), ("h265", "none")],
                          ids=["h264-pcmu", "h264-pcma", "h264-opus", "h265"])
 async def test_other_codecs_are_recorded_without_transcoding(env, variant):
@@ -155,6 +156,7 @@ async def test_other_codecs_are_recorded_without_transcoding(env, variant):
     assert seen["frames"] >= 50
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only: one database
 async def test_camera_status_online_offline_and_no_frames(env_factory):
     env = await env_factory(no_frames_after_s=3.0, reconnect_max_s=2.0)
     from valt_core import hookimpl
@@ -265,6 +267,7 @@ async def test_pause_is_not_recorded_and_segments_are_chained(env_factory, tmp_p
     assert any("hash chain broken" in p for p in report.problems)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only: one database
 async def test_clips_keyframe_aligned_exact_and_zipped(env_factory):
     import zipfile
 
