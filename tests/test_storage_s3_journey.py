@@ -139,3 +139,54 @@ async def test_a_legal_hold_keeps_a_recording_in_valt_and_in_an_object_lock_buck
                                         .get_json())["events"]]
         assert "recording.legal_hold" in events and "recording.legal_hold_lifted" in events
     await ctx.close()
+
+
+async def test_a_clip_download_can_go_straight_from_the_bucket_after_valts_checks(
+        tmp_path, database_url, moto, monkeypatch):
+    import httpx
+
+    from .test_bad_input import whole_track_clip
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    bucket = f"valt-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                 aws_secret_access_key=SECRET_KEY).create_bucket(Bucket=bucket)
+    settings = make_settings(tmp_path, database_url)
+    settings.storage.driver = "s3"
+    settings.storage.options = {"bucket": bucket, "endpoint_url": moto.url, "credentials": "environment"}
+    settings.storage.presigned_downloads_s = 60
+    app = create_app(settings)
+    ctx = app.extensions["valt"]
+    await ctx.db.upgrade()
+    async with app.test_app() as test_app:
+        env = Env(app=app, ctx=ctx, client=test_app.test_client())
+        studio = Studio(env, await env.user("boss", "admin"))
+        await studio.setup({"wide": SIM})
+        await studio.record("start", expect=201)
+        await asyncio.sleep(3)
+        rec = await studio.record("stop")
+        clip = await whole_track_clip(env, studio, rec)
+
+        async def uploaded():
+            body = await (await env.client.get("/api/v1/health")).get_json()
+            return body["storage"]["pending"]["objects"] == 0
+
+        await wait_for(uploaded, 20, "the clip in the bucket")
+        download = f"/api/v1/clips/{clip['id']}/download"
+        outsider = env.bearer(await env.user("oscar", None))
+        assert (await env.client.get(download, headers=outsider)).status_code in (403, 404)  # checked first
+        r = await env.client.get(download, headers=studio.h)
+        assert r.status_code == 302 and r.headers["Cache-Control"] == "private, no-store"
+        url = r.headers["Location"]
+        assert url.startswith(moto.url) and ("X-Amz-Signature=" in url or "Signature=" in url), url
+        got = httpx.get(url)
+        assert got.status_code == 200 and got.headers["content-type"] == "video/mp4"
+        assert got.headers["content-disposition"].startswith('attachment; filename="clip-')
+        seen = probe(got.content)
+        assert seen["frames"] > 0 and seen["video"] == "h264"
+        assert len(got.content) == clip["files"][0]["bytes"], clip["files"][0]
+        events = [e["action"] for e in (await (await env.client.get("/api/v1/audit", headers=studio.h))
+                                        .get_json())["events"]]
+        assert "clip.download" in events  # audited by Valt, though the store sent the bytes
+    await ctx.close()

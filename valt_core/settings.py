@@ -113,6 +113,10 @@ class StorageSettings(StrictModel):
 
     driver: str = "local"
     options: dict[str, Any] = Field(default_factory=dict)
+    presigned_downloads_s: int = Field(
+        0, ge=0, le=3600,
+        description="Clip downloads go straight from the store by a signed URL valid this many seconds, "
+                    "after Valt's own checks, where the backend offers them (s3); 0: Valt sends every byte.")
 
 
 class AuthSettings(StrictModel):

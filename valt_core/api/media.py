@@ -99,8 +99,21 @@ async def send_local_file(path: Path, mimetype: str, download_name: str | None =
 
 
 async def send_storage_object(storage: StorageBackend, key: str, mimetype: str,
-                              download_name: str | None = None) -> Response:
-    """A stored object streamed from the storage backend, honouring a single byte Range."""
+                              download_name: str | None = None, presigned_s: int = 0) -> Response:
+    """A stored object streamed from the storage backend, honouring a single byte Range.
+
+    With ``presigned_s``, a backend that offers signed URLs (s3) is asked for one and the answer
+    is a redirect to it: the store sends the bytes. Valt's checks (and audit) are done by then.
+    """
+    if presigned_s > 0:
+        url = await storage.presigned_url(key, presigned_s, content_type=mimetype,
+                                          content_disposition=content_disposition(download_name)
+                                          if download_name else None)
+        if url:
+            response = Response(status=302)
+            response.headers["Location"] = url
+            response.headers["Cache-Control"] = NO_STORE
+            return response
     size = await storage.size(key)
 
     async def read(start: int, stop: int) -> AsyncIterator[bytes]:

@@ -273,6 +273,8 @@ async def get_clip(clip_id: int):
           description="`video/mp4` for one file, `application/zip` for several.",
           headers={"Content-Disposition": "attachment, with filename and filename*"})
 @responds(206, media_type="video/mp4", description="A byte range of the one MP4.", errors=(416,))
+@responds(302, media_type=None, description="With `[storage] presigned_downloads_s`: the one MP4, "
+                                            "from the store by a short-lived signed URL.")
 async def download_clip(clip_id: int):
     """The clip: one MP4 for one track, a zip (with ``markers.json``) for several or with ``?format=zip``."""
     ctx = get_context()
@@ -293,7 +295,8 @@ async def download_clip(clip_id: int):
                                remote_addr=remote_addr())
     if len(files) == 1 and read_query(ClipDownload).format == "auto":
         return await send_storage_object(ctx.storage, files[0].key, "video/mp4",
-                                         download_name=f"clip-{clip_id}-{files[0].key.rsplit('/', 1)[-1]}")
+                                         download_name=f"clip-{clip_id}-{files[0].key.rsplit('/', 1)[-1]}",
+                                         presigned_s=ctx.settings.storage.presigned_downloads_s)
     # Streamed as it is packed: no copy of the clip in memory or in a cache file.
     extra = {"markers.json": await _clip_markers_json(clip)}
     return send_stream(ctx.media.clips.zip_stream(list(files), extra), "application/zip",

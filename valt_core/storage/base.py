@@ -96,6 +96,13 @@ class StorageBackend(ABC):
         when it cannot, and Valt's own refusal to delete a held recording is the protection."""
         return False
 
+    async def presigned_url(self, key: str, expires_s: int, content_type: str | None = None,
+                            content_disposition: str | None = None) -> str | None:
+        """A URL that reads ``key`` straight from the store for ``expires_s`` seconds, answered
+        with these ``Content-Type`` and ``Content-Disposition`` headers when given; ``None``
+        (the default) when the store has no such URLs, or not for this key now."""
+        return None
+
     def pending(self) -> PendingUploads | None:
         """For a backend writing through a spool: what waits for the store; ``None`` (the
         default) for one that writes its store directly."""

@@ -687,8 +687,10 @@ class S3Storage(StorageBackend):
             raise
         return answer.get("LegalHold", {}).get("Status") == "ON"
 
-    async def presigned_url(self, key: str, expires_s: int) -> str | None:
-        """A GET URL of ``key`` valid ``expires_s`` seconds (capped by ``presign_max_s``).
+    async def presigned_url(self, key: str, expires_s: int, content_type: str | None = None,
+                            content_disposition: str | None = None) -> str | None:
+        """A GET URL of ``key`` valid ``expires_s`` seconds (capped by ``presign_max_s``), whose
+        answer carries ``content_type`` and ``content_disposition`` when given.
 
         ``None`` while the key waits in the spool: the caller serves it through :meth:`read`.
         """
@@ -697,8 +699,12 @@ class S3Storage(StorageBackend):
             return None
         client = await self._s3()
         expires = max(1, min(int(expires_s), self.config.presign_max_s))
+        params = {"Bucket": self.config.bucket, "Key": self._full(key)}
+        if content_type:
+            params["ResponseContentType"] = content_type
+        if content_disposition:
+            params["ResponseContentDisposition"] = content_disposition
         try:
-            return await client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.config.bucket, "Key": self._full(key)}, ExpiresIn=expires)
+            return await client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
         except Exception as err:  # noqa: BLE001
             raise storage_error(err, f"presigning {key}", self.config) from None
