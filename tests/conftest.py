@@ -4,6 +4,7 @@ an app with its schema migrated, and helpers to create users and sign in."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -94,16 +95,77 @@ class Env:
         return {"Authorization": f"Bearer {token}"}
 
 
+@dataclass(frozen=True)
+class StorageChoice:
+    """Where a test's recordings go: ``local`` (the default) or an ``s3`` bucket of its own."""
+
+    driver: str
+    options: dict[str, Any]
+
+    def env(self) -> dict[str, str]:
+        """The same as ``VALT_*`` variables, for a ``valt`` process a test starts."""
+        if self.driver == "local":
+            return {}
+        return {"VALT_STORAGE__DRIVER": self.driver, "VALT_STORAGE__OPTIONS": json.dumps(self.options)}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """moto in server mode (a real S3 API), started the first time a test records to ``s3``."""
+    from .peers.s3 import MotoS3
+
+    server = MotoS3(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-async def env_factory(tmp_path: Path, database_url: str):
+def storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> StorageChoice:
+    """``local`` unless a test asks for more: ``@pytest.mark.parametrize("storage", ["local", "s3"],
+    indirect=True)`` runs it on each, as one set (with ``s3`` on SQLite only: see below)."""
+    driver = getattr(request, "param", "local")
+    if driver == "local":
+        return StorageChoice("local", {})
+    import boto3
+
+    from .peers.s3 import ACCESS_KEY, SECRET_KEY
+
+    moto = request.getfixturevalue("s3_endpoint")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    bucket = f"valt-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                 aws_secret_access_key=SECRET_KEY).create_bucket(Bucket=bucket)
+    return StorageChoice("s3", {"bucket": bucket, "endpoint_url": moto.url, "credentials": "environment",
+                                "part_size_mb": 5, "connect_timeout_s": 1, "read_timeout_s": 5})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test run on several stores runs its other stores on SQLite only: what the database
+    does is the same whichever store holds the media, and the suite's minutes are few."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (drop if params.get("storage", "local") != "local" and params.get("database_url") == "mariadb"
+         else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture
+async def env_factory(tmp_path: Path, database_url: str, storage: StorageChoice):
     """Starts the app on a fresh, migrated database with chosen ``[media]`` settings.
 
-    Runs once on SQLite and once on MariaDB. ``await env_factory(segment_seconds=2)``.
+    Runs once on SQLite and once on MariaDB, recording to ``storage`` (``local`` unless the test
+    asks for others). ``await env_factory(segment_seconds=2)``.
     """
     stack = contextlib.AsyncExitStack()
 
     async def start(data_dir: Path | None = None, **media: Any) -> Env:
         settings = make_settings(tmp_path, database_url)
+        if storage.driver != "local":
+            settings.storage.driver, settings.storage.options = storage.driver, dict(storage.options)
         if data_dir is not None:
             settings.data_dir = data_dir
         for key, value in media.items():

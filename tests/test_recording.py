@@ -66,6 +66,13 @@ class Studio:
         return r
 
 
+async def replace_object(store, key: str, data: bytes) -> None:
+    """Write ``data`` as ``key`` through the store's own writer."""
+    writer = await store.open_writer(key)
+    await writer.write(data)
+    await writer.close()
+
+
 def probe(data: bytes):
     """What a player sees in an MP4: codecs, duration, decoded video frames and their times."""
     with av.open(io.BytesIO(data)) as f:
@@ -86,6 +93,7 @@ def h264_aac():
     cam.stop()
 
 
+@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
 async def test_record_h264_aac_plays_with_the_right_duration(env, h264_aac):
     studio = Studio(env, await env.user("op", "operator"))
     admin = Studio(env, await env.user("boss", "admin"))
@@ -223,6 +231,7 @@ async def test_gap_when_the_camera_dies_and_the_track_plays_across_it(env_factor
     assert not [t for t in seen["times"] if gap_in_file[0] + 0.2 < t < gap_in_file[1] - 0.2]
 
 
+@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
 async def test_pause_is_not_recorded_and_segments_are_chained(env_factory, tmp_path):
     env = await env_factory(segment_seconds=2)
     studio = Studio(env, await env.user("boss", "admin"))
@@ -251,14 +260,16 @@ async def test_pause_is_not_recorded_and_segments_are_chained(env_factory, tmp_p
     from valt_core.db.models import Segment
     async with env.ctx.db.session() as s:
         segs = (await s.exec(select(Segment).order_by(Segment.id))).all()
-    path = env.ctx.settings.data_dir / "media" / segs[1].key
-    raw = bytearray(path.read_bytes())
+    # Through the store itself (a file, or an object in a bucket), as someone with access to it would.
+    store = env.ctx.storage
+    raw = bytearray(b"".join([chunk async for chunk in store.read(segs[1].key)]))
     raw[len(raw) // 2] ^= 0xFF
-    path.write_bytes(bytes(raw))
+    await replace_object(store, segs[1].key, bytes(raw))
     report = await env.ctx.media.verify(rec["id"])
     assert not report.ok and "content changed" in report.problems[0]
     # Removing a segment from the index breaks the chain of the next one.
-    path.write_bytes(bytes(raw[: len(raw) // 2]) + bytes([raw[len(raw) // 2] ^ 0xFF]) + bytes(raw[len(raw) // 2 + 1:]))
+    raw[len(raw) // 2] ^= 0xFF
+    await replace_object(store, segs[1].key, bytes(raw))
     async with env.ctx.db.session() as s:
         await s.delete(await s.get(Segment, segs[1].id))
         await s.commit()
@@ -267,6 +278,7 @@ async def test_pause_is_not_recorded_and_segments_are_chained(env_factory, tmp_p
     assert any("hash chain broken" in p for p in report.problems)
 
 
+@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only: one database
 async def test_clips_keyframe_aligned_exact_and_zipped(env_factory):
     import zipfile
