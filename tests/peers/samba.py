@@ -8,7 +8,9 @@ user running the tests, with a password set in the private passdb, so nothing of
 own Samba configuration or accounts is touched.
 
 smbd runs in a session (and process group) of its own: on SIGTERM it signals its whole process
-group, which must not include the test run. ``stop``/``start`` is a server that goes away and
+group, which must not include the test run. Its stdin is a pipe we hold open: smbd in the
+foreground exits when its stdin is closed or at its end (as it is under CI, with no input), and
+so it also goes away with the test run that started it. ``stop``/``start`` is a server that goes away and
 comes back on the same port with its files; ``pause``/``resume`` (SIGSTOP/SIGCONT of the group:
 smbd and the child serving each connection) is one that stops answering.
 """
@@ -112,7 +114,7 @@ class PrivateSamba:
         try:
             self.proc = subprocess.Popen([self.smbd, "--foreground", "--no-process-group", "--debug-stdout",
                                           "-s", str(self.conf)], stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         stdin=subprocess.PIPE, start_new_session=True)
         finally:
             log.close()
         deadline = time.monotonic() + 30
@@ -141,6 +143,8 @@ class PrivateSamba:
         self.resume()
         pgid = self.proc.pid
         stop_process(self.proc, grace_s=5)
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
         try:
             os.killpg(pgid, signal.SIGKILL)  # connection children that outlived their parent
         except ProcessLookupError:
