@@ -338,3 +338,27 @@ async def test_mount_mode_on_a_real_mount_point(tmp_path, small_disk):
         assert usage.used_bytes == len(data) and usage.total_bytes <= 64 * 1024 * 1024
     finally:
         await store.aclose()
+
+
+async def test_a_frozen_server_is_an_outage_under_the_timeout_and_nothing_is_lost(samba, tmp_path, folder):
+    store = make_store(samba, tmp_path, folder, timeout_s=1)
+    try:
+        await store.check()  # a session is open when the server stops answering
+        samba.pause()
+        try:
+            data = os.urandom(150_000)
+            w = await store.open_writer("rec/000001.mp4")
+            await w.write(data)
+            started = time.monotonic()
+            await w.close()
+            assert time.monotonic() - started < 4  # the writer never waits long on a server that hangs
+            await until(lambda: store.outage() is not None)
+            assert "did not answer" in store.outage()
+            assert await read_all(store, "rec/000001.mp4") == data
+            await store.check()  # not an error: the spool takes the recording
+        finally:
+            samba.resume()
+        await until(lambda: store.pending().objects == 0, timeout=20)
+        assert on_share(samba, folder, "rec/000001.mp4").read_bytes() == data and store.outage() is None
+    finally:
+        await store.aclose()

@@ -273,13 +273,19 @@ class SmbShare(Share):
         return answer.caller_available_size, answer.total_size
 
     def used(self) -> int:
-        total = 0
-        try:
-            for folder, _dirs, files in self._smb.walk(self.unc, **self._kw()):
-                for name in files:
-                    total += self._smb.stat(folder + "\\" + name, **self._kw()).st_size
-        except FileNotFoundError:
-            return 0
+        # The listing carries each file's size (smb_info): one request per folder, not per file.
+        total, folders = 0, [self.unc]
+        while folders:
+            folder = folders.pop()
+            try:
+                entries = list(self._smb.scandir(folder, **self._kw()))
+            except FileNotFoundError:
+                continue  # not made yet (nothing written), or removed while we walked
+            for entry in entries:
+                if entry.is_dir():
+                    folders.append(folder + "\\" + entry.name)
+                else:
+                    total += entry.smb_info.end_of_file
         return total
 
     def probe(self) -> None:
