@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import subprocess
 import time
 import uuid
@@ -333,6 +334,8 @@ async def test_mount_mode_on_a_real_mount_point(tmp_path, small_disk):
         await w.write(data)
         await w.close()
         assert (small_disk / "rec" / "1.mp4").read_bytes() == data
+        assert stat.S_IMODE((small_disk / "rec" / "1.mp4").stat().st_mode) == 0o600
+        assert stat.S_IMODE((small_disk / "rec").stat().st_mode) == 0o700
         assert await read_all(store, "rec/1.mp4", 100, 200) == data[100:200]
         usage = await store.usage()
         assert usage.used_bytes == len(data) and usage.total_bytes <= 64 * 1024 * 1024

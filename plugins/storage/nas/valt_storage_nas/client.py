@@ -19,6 +19,7 @@ from smbprotocol import exceptions as smbexc
 from smbprotocol.header import NtStatus
 
 from valt_core.errors import NotFound, StorageError
+from valt_core.files import make_private_dir, open_private
 
 from .config import NasStorageConfig
 
@@ -121,10 +122,9 @@ class MountedShare(Share):
         self._mounted()
         final = self._file(key)
         partial = final.with_name(final.name + PARTIAL_SUFFIX)
-        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(final.parent)
         try:
-            with open(source, "rb") as src, os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                                                                0o600), "wb") as dst:
+            with open(source, "rb") as src, os.fdopen(open_private(partial), "wb") as dst:
                 left = size
                 while left > 0:
                     chunk = src.read(min(COPY_CHUNK, left))
@@ -169,7 +169,7 @@ class MountedShare(Share):
 
     def probe(self) -> None:
         self._mounted()
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(self.root)
         test = self.root / f".valt-write-test-{uuid.uuid4().hex[:8]}"
         try:
             test.write_bytes(b"ok")
