@@ -365,3 +365,22 @@ async def test_a_frozen_server_is_an_outage_under_the_timeout_and_nothing_is_los
         assert on_share(samba, folder, "rec/000001.mp4").read_bytes() == data and store.outage() is None
     finally:
         await store.aclose()
+
+
+async def test_a_share_unmounted_mid_run_is_an_outage_and_the_bare_directory_stays_empty(tmp_path, small_disk):
+    store = mount_store(tmp_path, small_disk)
+    try:
+        await store.check()
+        subprocess.run(["umount", "-l", str(small_disk)], check=True)
+        w = await store.open_writer("rec/1.mp4")
+        await w.write(b"while unmounted")
+        await w.close()
+        await until(lambda: store.outage() is not None)
+        assert "not a mount point" in store.outage() and store.pending().objects == 1
+        assert list(small_disk.iterdir()) == []  # nothing written onto the local disk underneath
+        assert await read_all(store, "rec/1.mp4") == b"while unmounted"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small_disk)], check=True)
+        await until(lambda: store.pending().objects == 0)
+        assert (small_disk / "rec" / "1.mp4").read_bytes() == b"while unmounted" and store.outage() is None
+    finally:
+        await store.aclose()
