@@ -7,7 +7,8 @@ one Valt process records N cameras to its ``local`` store, a second records the 
 cameras to an S3 bucket (moto in server mode, as in the tests; a real S3 adds its network),
 and the ffmpeg CLI records the N streams with ``-c copy``, one process per camera. All three
 are measured over the same window: CPU from /proc, resident memory. Every output is checked
-for missing frames.
+for missing frames; the frame counts differ because each side records from its own start to
+its own stop, a second or two apart.
 
 Upload lag, for ``s3``: for each segment, the time from the recorder closing it (every
 fragment was flushed to the spool by then) to the object being whole in the bucket, as a
