@@ -119,13 +119,32 @@ def s3_endpoint(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def smb_server(tmp_path_factory):
+    """A private Samba server (tests/peers/samba.py), started the first time a test records to ``nas``."""
+    from .peers.samba import PrivateSamba
+
+    server = PrivateSamba(tmp_path_factory.mktemp("samba"))
+    yield server
+    server.stop()
+
+
+#: Every store the media journeys run on: ``@pytest.mark.parametrize("storage", STORES, indirect=True)``.
+STORES = ["local", "s3", "nas"]
+
+
 @pytest.fixture
 def storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> StorageChoice:
-    """``local`` unless a test asks for more: ``@pytest.mark.parametrize("storage", ["local", "s3"],
-    indirect=True)`` runs it on each, as one set (with ``s3`` on SQLite only: see below)."""
+    """``local`` unless a test asks for more: ``@pytest.mark.parametrize("storage", STORES,
+    indirect=True)`` runs it on each, as one set (the others than local on SQLite only: see below)."""
     driver = getattr(request, "param", "local")
     if driver == "local":
         return StorageChoice("local", {})
+    if driver == "nas":
+        samba = request.getfixturevalue("smb_server")
+        return StorageChoice("nas", {"server": "127.0.0.1", "port": samba.port, "share": "valt",
+                                     "path": f"t-{uuid.uuid4().hex[:10]}", "user": samba.user,
+                                     "password": samba.password, "timeout_s": 5})
     import boto3
 
     from .peers.s3 import ACCESS_KEY, SECRET_KEY

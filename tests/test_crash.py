@@ -13,6 +13,7 @@ import pytest
 
 from valt_core.plugins import PluginHost
 
+from .conftest import STORES
 from .test_cli import Server, http, record_one_sim_camera, run
 
 
@@ -28,7 +29,7 @@ def unfinished_writes(tmp_path, storage) -> list[str]:
     return asyncio.run(ask())
 
 
-@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+@pytest.mark.parametrize("storage", STORES, indirect=True)
 def test_sigkilled_recording_is_recovered_playable_and_indexed(tmp_path, database_url, storage):
     db = {"VALT_DATABASE_URL": database_url, "VALT_MEDIA__SEGMENT_SECONDS": "3", **storage.env()}
     assert run(tmp_path, "db", "upgrade", **db).returncode == 0

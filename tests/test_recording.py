@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from valt_core.db.models import AuditEvent
 
+from .conftest import STORES
 from .peers.cameras import RtspCamera
 
 
@@ -93,7 +94,7 @@ def h264_aac():
     cam.stop()
 
 
-@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+@pytest.mark.parametrize("storage", STORES, indirect=True)
 async def test_record_h264_aac_plays_with_the_right_duration(env, h264_aac):
     studio = Studio(env, await env.user("op", "operator"))
     admin = Studio(env, await env.user("boss", "admin"))
@@ -231,7 +232,7 @@ async def test_gap_when_the_camera_dies_and_the_track_plays_across_it(env_factor
     assert not [t for t in seen["times"] if gap_in_file[0] + 0.2 < t < gap_in_file[1] - 0.2]
 
 
-@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+@pytest.mark.parametrize("storage", STORES, indirect=True)
 async def test_pause_is_not_recorded_and_segments_are_chained(env_factory, tmp_path):
     env = await env_factory(segment_seconds=2)
     studio = Studio(env, await env.user("boss", "admin"))
@@ -278,7 +279,7 @@ async def test_pause_is_not_recorded_and_segments_are_chained(env_factory, tmp_p
     assert any("hash chain broken" in p for p in report.problems)
 
 
-@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+@pytest.mark.parametrize("storage", STORES, indirect=True)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only: one database
 async def test_clips_keyframe_aligned_exact_and_zipped(env_factory):
     import zipfile

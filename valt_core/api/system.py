@@ -32,8 +32,8 @@ async def health():
     outage = ctx.storage.outage()
     if outage is not None:
         # Recording goes on into the spool, so Valt still works: 200, but said plainly.
-        storage_state.update(status="spooling", message=f"the store cannot be reached ({outage}); "
-                                                        "recordings wait in the local spool and go up when it is back")
+        storage_state.update(status="spooling", message=f"the store does not take writes now ({outage}); "
+                                                        "recordings wait in the local spool and go there when it does")
         answer = {"status": "degraded", "version": __version__, "database": db_state, "storage": storage_state}
         return jsonify(answer), 200 if ok else 503
     try:
