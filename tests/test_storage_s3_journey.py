@@ -5,6 +5,7 @@ store is back every segment is in the bucket, the track plays with no gap and ve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import boto3
@@ -29,24 +30,39 @@ def moto(tmp_path_factory):
     server.stop()
 
 
-async def test_a_store_outage_mid_recording_loses_nothing(tmp_path, database_url, moto, monkeypatch):
+@contextlib.asynccontextmanager
+async def app_on_s3(tmp_path, database_url, moto, monkeypatch, lock: bool = False, segment_seconds: float = 2,
+                    **options):
+    """The app recording to a new bucket of ``moto`` (with Object Lock if ``lock``); yields
+    ``(env, s3 client, bucket)``."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     bucket = f"valt-{uuid.uuid4().hex[:12]}"
     s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1",
                       aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
-    s3.create_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=bucket, **({"ObjectLockEnabledForBucket": True} if lock else {}))
     settings = make_settings(tmp_path, database_url)
     settings.storage.driver = "s3"
     settings.storage.options = {"bucket": bucket, "endpoint_url": moto.url, "credentials": "environment",
-                                "prefix": "site", "part_size_mb": 5, "connect_timeout_s": 1,
-                                "read_timeout_s": 2, "retries": 0, "retry_interval_s": 0.2, "retry_max_s": 1}
-    settings.media.segment_seconds = 2
+                                "prefix": "site", "part_size_mb": 5, **options}
+    settings.media.segment_seconds = segment_seconds
     app = create_app(settings)
     ctx = app.extensions["valt"]
     await ctx.db.upgrade()
     async with app.test_app() as test_app:
-        env = Env(app=app, ctx=ctx, client=test_app.test_client())
+        yield Env(app=app, ctx=ctx, client=test_app.test_client()), s3, bucket
+
+
+async def all_uploaded(env) -> bool:
+    """True once the spool has nothing waiting for the bucket."""
+    body = await (await env.client.get("/api/v1/health")).get_json()
+    return body["storage"]["pending"]["objects"] == 0
+
+
+async def test_a_store_outage_mid_recording_loses_nothing(tmp_path, database_url, moto, monkeypatch):
+    async with app_on_s3(tmp_path, database_url, moto, monkeypatch, connect_timeout_s=1, read_timeout_s=2,
+                         retries=0, retry_interval_s=0.2, retry_max_s=1) as (env, s3, bucket):
+        settings = env.ctx.settings
         studio = Studio(env, await env.user("boss", "admin"))
         await studio.setup({"wide": SIM})
         rec = await studio.record("start", expect=201)
@@ -84,27 +100,11 @@ async def test_a_store_outage_mid_recording_loses_nothing(tmp_path, database_url
         gaps = [b - a for a, b in zip(seen["times"], seen["times"][1:]) if b - a > 0.2]
         assert gaps == [], gaps  # the outage is no hole in the picture
         assert (settings.data_dir / "s3-spool").is_dir()  # the spool's default place, below the data directory
-    await ctx.close()
 
 
 async def test_a_legal_hold_keeps_a_recording_in_valt_and_in_an_object_lock_bucket(
         tmp_path, database_url, moto, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    bucket = f"valt-{uuid.uuid4().hex[:12]}"
-    s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1",
-                      aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
-    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
-    settings = make_settings(tmp_path, database_url)
-    settings.storage.driver = "s3"
-    settings.storage.options = {"bucket": bucket, "endpoint_url": moto.url, "credentials": "environment",
-                                "prefix": "site", "part_size_mb": 5}
-    settings.media.segment_seconds = 2
-    app = create_app(settings)
-    ctx = app.extensions["valt"]
-    await ctx.db.upgrade()
-    async with app.test_app() as test_app:
-        env = Env(app=app, ctx=ctx, client=test_app.test_client())
+    async with app_on_s3(tmp_path, database_url, moto, monkeypatch, lock=True) as (env, s3, bucket):
         studio = Studio(env, await env.user("boss", "admin"))
         operator = env.bearer(await env.user("olly", "operator"))
         await studio.setup({"wide": SIM})
@@ -115,11 +115,7 @@ async def test_a_legal_hold_keeps_a_recording_in_valt_and_in_an_object_lock_buck
         await asyncio.sleep(3)
         rec = await studio.record("stop")
 
-        async def uploaded():
-            body = await (await env.client.get("/api/v1/health")).get_json()
-            return body["storage"]["pending"]["objects"] == 0
-
-        await wait_for(uploaded, 20, "every segment in the bucket")
+        await wait_for(lambda: all_uploaded(env), 20, "every segment in the bucket")
         assert (await env.client.put(hold, json={"held": True}, headers=operator)).status_code == 403
         r = await env.client.put(hold, json={"held": True}, headers=studio.h)
         assert r.status_code == 200 and (await r.get_json())["legal_hold"] is True
@@ -138,7 +134,6 @@ async def test_a_legal_hold_keeps_a_recording_in_valt_and_in_an_object_lock_buck
         events = [e["action"] for e in (await (await env.client.get("/api/v1/audit", headers=studio.h))
                                         .get_json())["events"]]
         assert "recording.legal_hold" in events and "recording.legal_hold_lifted" in events
-    await ctx.close()
 
 
 async def test_a_clip_download_can_go_straight_from_the_bucket_after_valts_checks(
@@ -147,20 +142,8 @@ async def test_a_clip_download_can_go_straight_from_the_bucket_after_valts_check
 
     from .test_bad_input import whole_track_clip
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    bucket = f"valt-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                 aws_secret_access_key=SECRET_KEY).create_bucket(Bucket=bucket)
-    settings = make_settings(tmp_path, database_url)
-    settings.storage.driver = "s3"
-    settings.storage.options = {"bucket": bucket, "endpoint_url": moto.url, "credentials": "environment"}
-    settings.storage.presigned_downloads_s = 60
-    app = create_app(settings)
-    ctx = app.extensions["valt"]
-    await ctx.db.upgrade()
-    async with app.test_app() as test_app:
-        env = Env(app=app, ctx=ctx, client=test_app.test_client())
+    async with app_on_s3(tmp_path, database_url, moto, monkeypatch) as (env, s3, bucket):
+        env.ctx.settings.storage.presigned_downloads_s = 60
         studio = Studio(env, await env.user("boss", "admin"))
         await studio.setup({"wide": SIM})
         await studio.record("start", expect=201)
@@ -168,11 +151,7 @@ async def test_a_clip_download_can_go_straight_from_the_bucket_after_valts_check
         rec = await studio.record("stop")
         clip = await whole_track_clip(env, studio, rec)
 
-        async def uploaded():
-            body = await (await env.client.get("/api/v1/health")).get_json()
-            return body["storage"]["pending"]["objects"] == 0
-
-        await wait_for(uploaded, 20, "the clip in the bucket")
+        await wait_for(lambda: all_uploaded(env), 20, "the clip in the bucket")
         download = f"/api/v1/clips/{clip['id']}/download"
         outsider = env.bearer(await env.user("oscar", None))
         assert (await env.client.get(download, headers=outsider)).status_code in (403, 404)  # checked first
@@ -189,4 +168,3 @@ async def test_a_clip_download_can_go_straight_from_the_bucket_after_valts_check
         events = [e["action"] for e in (await (await env.client.get("/api/v1/audit", headers=studio.h))
                                         .get_json())["events"]]
         assert "clip.download" in events  # audited by Valt, though the store sent the bytes
-    await ctx.close()
