@@ -84,15 +84,16 @@ async def test_engine_records_on_commands_over_the_bus_and_tells_the_index_in_ev
     opened = [e for _h, e in events if isinstance(e, SegmentOpened)]
     closed = [e for _h, e in events if isinstance(e, SegmentClosed)]
     # About 5.5 s in 2 s segments (a keyframe each second): each told opened and then closed, in
-    # order, every one but the last exactly 2 s. (How many depends on when the simulated
-    # camera's first keyframe came, which a busy machine delays: two or three.)
+    # order; a segment closes at the first keyframe at or after 2 s, so every one but the last
+    # lasts 2 or 3 s. (How many fit depends on when the simulated camera's first keyframe came,
+    # which a busy machine delays: two or three.)
     seqs = [e.seq for e in opened]
     assert seqs == [e.seq for e in closed] == list(range(1, len(seqs) + 1)) and len(seqs) >= 2, kinds
     for o, c in zip(opened, closed):
         data = b"".join([chunk async for chunk in storage.read(o.key)])
         assert (len(data), hashlib.sha256(data).hexdigest()) == (c.bytes, c.sha256)
     durations = [c.duration_s for c in closed]
-    assert all(abs(d - 2.0) < 0.05 for d in durations[:-1]) and 0 < durations[-1] <= 2.05, durations
+    assert all(1.95 <= d <= 3.05 for d in durations[:-1]) and 0 < durations[-1] <= 3.05, durations
     assert 4.0 <= sum(durations) <= 6.5, durations
     assert opened[0].video_codec == "h264" and (opened[0].width, opened[0].height) == (320, 240)
     ended = [e for _h, e in events if isinstance(e, (TrackEnded, RecordingEnded))]
