@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import uuid
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,41 +64,43 @@ def share_error(err: BaseException, doing: str, where: str) -> StorageError:
     return StorageError(f"nas: {type(err).__name__} while {doing}")
 
 
-class Share:
-    """The blocking operations the backend needs of the share; keys are checked storage keys."""
+class Share(ABC):
+    """The blocking operations the backend needs of the share; keys are checked storage keys.
+
+    Two kinds implement it: an SMB share and a mounted path."""
 
     def __init__(self, config: NasStorageConfig) -> None:
         self.config = config
 
+    @abstractmethod
     def put(self, key: str, source: Path, size: int) -> None:
         """Copy ``size`` bytes of ``source`` to ``key``: to ``key.partial`` first, then renamed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def open_read(self, key: str) -> BinaryIO:
         """``key`` opened for reading (a file object with ``seek``, ``read`` and ``close``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def size(self, key: str) -> int:
         """Size of ``key`` in bytes."""
-        raise NotImplementedError
 
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key`` (absent is fine)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def space(self) -> tuple[int | None, int | None]:
         """Free and total bytes of the share, ``None`` where it cannot tell."""
-        raise NotImplementedError
 
+    @abstractmethod
     def used(self) -> int:
         """Bytes of every file below the folder."""
-        raise NotImplementedError
 
+    @abstractmethod
     def probe(self) -> None:
         """Write and remove a small file: the share answers, lets Valt in and takes writes."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a mounted path holds no connection
         """Drop connections."""
 
 
