@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from valt_core.storage.spool import SpoolSettings
 
 
-class NasStorageConfig(BaseModel):
+class NasStorageConfig(SpoolSettings):
     """Which share (or mounted path) holds recordings, and how the spool in front of it behaves."""
 
     model_config = ConfigDict(extra="forbid")
@@ -34,17 +36,8 @@ class NasStorageConfig(BaseModel):
     allow_unmounted: bool = Field(False, description=(
         "Mode mount: accept a ``mount_path`` that is not a mount point. Off by default, so a NAS that "
         "failed to mount does not silently fill the local disk."))
-    spool_dir: Path = Field(description=(
-        "Local directory where written bytes wait until the share has them; must survive a restart "
-        "(not a tmpfs). During an outage it holds everything recorded meanwhile: size it for that."))
     timeout_s: float = Field(10.0, gt=0, description=(
         "Limit of each single call to the share (connect, open, write...)."))
-    retry_interval_s: float = Field(2.0, gt=0, description=(
-        "First wait before the spool retries the share after a failure; doubles up to ``retry_max_s``."))
-    retry_max_s: float = Field(30.0, gt=0, description="Longest wait between retries while the share is away.")
-    close_wait_s: float = Field(10.0, ge=0, description=(
-        "How long closing a writer waits for its file to reach the share while the share answers; the "
-        "rest is copied in the background (reads are served from the spool meanwhile)."))
     fsync: bool = Field(True, description="fsync the spool on every flush, so a power cut keeps flushed data.")
 
     @field_validator("path")

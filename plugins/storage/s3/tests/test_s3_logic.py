@@ -8,9 +8,10 @@ import botocore.exceptions as bex
 import pytest
 from valt_storage_s3.client import StoreUnreachable, read_credentials, storage_error
 from valt_storage_s3.config import S3StorageConfig
-from valt_storage_s3.spool import CLOSED, Part, Spool
+from valt_storage_s3.spool import Part, S3SpoolEntry
 
 from valt_core.errors import NotFound, StorageError
+from valt_core.storage.spool import CLOSED, Spool
 
 
 def config(tmp_path, **kw) -> S3StorageConfig:
@@ -18,7 +19,7 @@ def config(tmp_path, **kw) -> S3StorageConfig:
 
 
 def test_the_spool_finds_what_an_earlier_process_left_oldest_first(tmp_path):
-    spool = Spool(tmp_path / "spool")
+    spool = Spool(tmp_path / "spool", S3SpoolEntry)
     older, newer = spool.entry("rec/1/a.mp4"), spool.entry("rec/1/b.mp4")
     newer.seq = older.seq + 1
     for entry, data in ((newer, b"bbbb"), (older, b"aaaaaaaa")):
@@ -35,7 +36,7 @@ def test_the_spool_finds_what_an_earlier_process_left_oldest_first(tmp_path):
 
 
 def test_parts_past_what_the_disk_kept_restart_the_upload(tmp_path):
-    spool = Spool(tmp_path / "spool")
+    spool = Spool(tmp_path / "spool", S3SpoolEntry)
     entry = spool.entry("k.mp4")
     with spool.create(entry) as f:
         f.write(b"x" * 10)
@@ -46,7 +47,7 @@ def test_parts_past_what_the_disk_kept_restart_the_upload(tmp_path):
 
 
 def test_removing_an_entry_prunes_empty_directories_but_not_the_spool(tmp_path):
-    spool = Spool(tmp_path / "spool")
+    spool = Spool(tmp_path / "spool", S3SpoolEntry)
     a, b = spool.entry("r/1/a.mp4"), spool.entry("r/2/b.mp4")
     for entry in (a, b):
         spool.create(entry).close()

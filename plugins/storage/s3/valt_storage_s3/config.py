@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from valt_core.storage.spool import SpoolSettings
 
 
-class S3StorageConfig(BaseModel):
+class S3StorageConfig(SpoolSettings):
     """Where objects go and how they get there."""
 
     model_config = ConfigDict(extra="forbid")
@@ -31,9 +33,6 @@ class S3StorageConfig(BaseModel):
     credentials_file: Path | None = Field(
         None, description="A shared-credentials file (INI, as ~/.aws/credentials); needed with credentials = 'file'.")
     profile: str = Field("default", description="Section of ``credentials_file`` to read.")
-    spool_dir: Path = Field(description=(
-        "Local directory where written bytes wait until the store has them; must survive a restart "
-        "(not a tmpfs). Holds whole objects during an outage: size it for one."))
     part_size_mb: int = Field(8, ge=5, le=5120, description=(
         "Size of a multipart upload's parts in MiB (S3's minimum is 5). An object smaller than this "
         "goes up in one PUT when it is closed."))
@@ -41,12 +40,6 @@ class S3StorageConfig(BaseModel):
     connect_timeout_s: float = Field(5.0, gt=0, description="Timeout of connecting to the endpoint.")
     read_timeout_s: float = Field(60.0, gt=0, description="Timeout of waiting for an answer (a part upload included).")
     retries: int = Field(2, ge=0, le=10, description="Retries of a failed request inside one attempt, by the SDK.")
-    retry_interval_s: float = Field(2.0, gt=0, description=(
-        "First wait before the spool retries after a failed upload; doubles up to ``retry_max_s``."))
-    retry_max_s: float = Field(30.0, gt=0, description="Longest wait between retries of the spool during an outage.")
-    close_wait_s: float = Field(10.0, ge=0, description=(
-        "How long closing a writer waits for its upload while the store answers; the rest is finished "
-        "in the background (reads are served from the spool meanwhile)."))
     presign_max_s: int = Field(3600, ge=1, le=604800, description="Longest life of a presigned read URL, in seconds.")
 
     @field_validator("prefix")
