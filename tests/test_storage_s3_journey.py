@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 
 import boto3
@@ -67,6 +68,7 @@ async def test_a_store_outage_mid_recording_loses_nothing(tmp_path, database_url
         await studio.setup({"wide": SIM})
         rec = await studio.record("start", expect=201)
         await asyncio.sleep(3)
+        away_at = time.monotonic()
         moto.pause()  # the store stops answering (its state kept)
         try:
             async def spooling():
@@ -78,12 +80,23 @@ async def test_a_store_outage_mid_recording_loses_nothing(tmp_path, database_url
             assert code == 200, health  # Valt still records: not a 503 that takes it out of a balancer
             assert health["status"] == "degraded" and health["storage"]["pending"]["objects"] >= 1, health
             assert "spool" in health["storage"]["message"]
-            await asyncio.sleep(4)  # recording goes on meanwhile
+            # The recording and its media server say so too.
+            async def recording_says():
+                body = await (await env.client.get(f"/api/v1/recordings/{rec['id']}", headers=studio.h)).get_json()
+                return body["storage_status"] == "spooling" and body
+
+            said = await wait_for(recording_says, 10, "the recording to say its store is away")
+            assert said["state"] == "recording" and said["storage_message"], said
+            servers = await (await env.client.get("/api/v1/media-servers", headers=studio.h)).get_json()
+            assert servers[0]["storage_status"] == "spooling" and servers[0]["storage_pending"]["objects"] >= 1, servers
+            # The store stays away for 20 s while recording goes on.
+            await asyncio.sleep(max(0.0, 20 - (time.monotonic() - away_at)))
         finally:
             moto.resume()
         rec = await studio.record("stop")
         track = rec["tracks"][0]
-        assert track["gaps"] == [] and track["end_s"] - track["start_s"] >= 8.0, track
+        assert track["gaps"] == [] and track["end_s"] - track["start_s"] >= 22.0, track
+        assert rec["storage_status"] == "ok", rec
 
         async def drained():
             body = await (await env.client.get("/api/v1/health")).get_json()
@@ -94,11 +107,13 @@ async def test_a_store_outage_mid_recording_loses_nothing(tmp_path, database_url
         keys = sorted(o["Key"] for o in listed.get("Contents", []))
         segments = (await (await env.client.get(
             f"/api/v1/recordings/{rec['id']}/tracks/{track['id']}/segments", headers=studio.h)).get_json())["segments"]
-        assert len(keys) == len(segments) >= 4, (keys, segments)
+        assert len(keys) == len(segments) >= 7, (keys, segments)
         seen = probe(await (await studio.media(rec["id"], track["id"])).get_data())
         assert abs(seen["duration"] - (track["end_s"] - track["start_s"])) < 0.5, seen
         gaps = [b - a for a, b in zip(seen["times"], seen["times"][1:]) if b - a > 0.2]
         assert gaps == [], gaps  # the outage is no hole in the picture
+        report = await env.ctx.media.verify(rec["id"])  # what `valt verify` runs
+        assert report.ok and report.segments == len(segments), report
         assert (settings.data_dir / "s3-spool").is_dir()  # the spool's default place, below the data directory
 
 

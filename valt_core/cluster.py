@@ -56,6 +56,15 @@ class ClusterWatch:
         self._stored: dict[str, tuple[Any, Any]] = {}
         self._stored_at = 0.0
 
+    def storage_of_recording(self, recording_id: int) -> dict[str, Any] | None:
+        """The store state of a media server recording ``recording_id`` whose store is away
+        (``{"status": "spooling", "message": ...}``), else ``None``: as its presence said last."""
+        for state in self.present.values():
+            storage = state.get("storage") or {}
+            if storage.get("status") == "spooling" and recording_id in (state.get("recordings") or ()):
+                return storage
+        return None
+
     async def start(self) -> None:
         """Start watching."""
         self._task = asyncio.create_task(self._run(), name="cluster-watch")

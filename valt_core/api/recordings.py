@@ -121,11 +121,15 @@ async def recording_json(recording_id: int) -> dict:
                           "reason": g.reason} for g in gaps_of.get(t.id, [])],
             })
     session = ctx.media.sessions.get(recording_id)
+    spooling = ctx.media.cluster.storage_of_recording(recording_id) if rec.state in ("recording", "paused") else None
     return {
         "id": rec.id, "room_id": rec.room_id, "name": rec.name, "state": rec.state, "author_id": rec.author_id,
         "started_at": rec.started_at.isoformat(), "stopped_at": rec.stopped_at.isoformat() if rec.stopped_at else None,
         "elapsed_s": round(session.clock.now(), 3) if session else None,
         "notes": rec.notes, "legal_hold": rec.legal_hold, "tracks": out_tracks,
+        # While the store is away the recording goes on into the media server's spool: said here.
+        "storage_status": "spooling" if spooling else "ok",
+        "storage_message": spooling.get("message") if spooling else None,
     }
 
 

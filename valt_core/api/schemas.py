@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..db.models import MARKER_COLORS
 
@@ -127,6 +127,11 @@ class MediaServerOut(Answer):
     cpu_percent: float | None
     ingest_kbps: float | None
     free_bytes: int | None
+    storage_status: str | None = Field(description=(
+        "``ok``, or ``spooling`` while its store is away (``null`` when the server is away)."))
+    storage_message: str | None = Field(description="Why the store does not take writes, while it does not.")
+    storage_pending: dict[str, int] | None = Field(description=(
+        "Objects and bytes written that its store does not have yet (``objects``, ``bytes``)."))
 
 
 class MediaServerEnrolled(MediaServerOut):
@@ -192,6 +197,10 @@ class RecordingOut(RecordingSummary):
     notes: str
     legal_hold: bool
     tracks: list[TrackOut]
+    storage_status: Literal["ok", "spooling"] = Field(description=(
+        "``spooling`` while the store of a media server recording it is away: recording goes on into "
+        "that server's local spool and reaches the store when it is back."))
+    storage_message: str | None = Field(description="Why the store does not take writes, while it does not.")
 
 
 class ClipFileOut(Answer):

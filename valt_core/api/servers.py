@@ -51,6 +51,9 @@ def server_json(row: MediaServer, cameras: list[int], present: dict[str, Any] | 
         "ingesting": load.get("cameras", []), "recordings": load.get("recordings", []),
         "cpu_percent": load.get("cpu_percent"), "ingest_kbps": load.get("ingest_kbps"),
         "free_bytes": load.get("free_bytes"), "events_waiting": load.get("events_waiting"),
+        "storage_status": (load.get("storage") or {}).get("status"),
+        "storage_message": (load.get("storage") or {}).get("message"),
+        "storage_pending": (load.get("storage") or {}).get("pending"),
     }
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..bus.base import BusUnavailable, KeyValue
+from ..storage.base import StorageBackend
 
 if TYPE_CHECKING:
     from .engine import MediaEngine
@@ -82,11 +83,20 @@ class Presence:
             "cameras": sorted(self.engine.pipelines), "recordings": sorted(self.engine.sessions),
             "cpu_percent": round(cpu_percent, 1), "ingest_kbps": round(kbps, 1),
             "free_bytes": self.engine.free_bytes, "events_waiting": self.engine.events.pending,
+            "storage": storage_state(self.engine.storage),
         }
 
     async def _write(self) -> None:
         assert self._kv is not None
         await self._kv.put(self.engine.name, json.dumps(self.state()).encode())
+
+
+def storage_state(storage: StorageBackend) -> dict[str, Any]:
+    """What a media server says of its store: ``ok``, or ``spooling`` with why, and what waits."""
+    outage = storage.outage()
+    pending = storage.pending()
+    return {"status": "ok" if outage is None else "spooling", "message": outage,
+            "pending": None if pending is None else {"objects": pending.objects, "bytes": pending.bytes}}
 
 
 def read_presence(raw: bytes) -> dict[str, Any]:
