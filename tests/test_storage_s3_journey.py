@@ -125,18 +125,21 @@ async def test_a_legal_hold_keeps_a_recording_in_valt_and_in_an_object_lock_buck
         await studio.setup({"wide": SIM})
         rec = await studio.record("start", expect=201)
         hold = f"/api/v1/recordings/{rec['id']}/legal-hold"
-        r = await env.client.put(hold, json={"held": True}, headers=studio.h)
-        assert r.status_code == 409 and "stop it" in (await r.get_json())["message"]  # not while it records
-        await asyncio.sleep(3)
+        assert (await env.client.put(hold, json={"held": True}, headers=operator)).status_code == 403
+        await asyncio.sleep(2.5)  # a segment or so finished before the hold, more after it
+        r = await env.client.put(hold, json={"held": True}, headers=studio.h)  # while it records
+        assert r.status_code == 200 and (await r.get_json())["legal_hold"] is True
+        await asyncio.sleep(5)
         rec = await studio.record("stop")
 
         await wait_for(lambda: all_uploaded(env), 20, "every segment in the bucket")
-        assert (await env.client.put(hold, json={"held": True}, headers=operator)).status_code == 403
-        r = await env.client.put(hold, json={"held": True}, headers=studio.h)
-        assert r.status_code == 200 and (await r.get_json())["legal_hold"] is True
+        segments = (await (await env.client.get(
+            f"/api/v1/recordings/{rec['id']}/tracks/{rec['tracks'][0]['id']}/segments",
+            headers=studio.h)).get_json())["segments"]
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="site/")["Contents"]]
-        assert keys and all(s3.get_object_legal_hold(Bucket=bucket, Key=k)["LegalHold"]["Status"] == "ON"
-                            for k in keys)
+        assert len(keys) == len(segments) >= 3, (keys, segments)
+        held = {k: s3.get_object_legal_hold(Bucket=bucket, Key=k)["LegalHold"].get("Status") for k in keys}
+        assert set(held.values()) == {"ON"}, held  # those finished before the hold and after it
         r = await env.client.delete(f"/api/v1/recordings/{rec['id']}", headers=studio.h)
         assert r.status_code == 409 and "legal hold" in (await r.get_json())["message"]
         version = s3.list_object_versions(Bucket=bucket, Prefix=keys[0])["Versions"][0]

@@ -33,6 +33,7 @@ from .bus.messages import (
 from .db import Database, is_transient_db_error
 from .db.models import Camera, Gap, Recording, Segment, Track, User
 from .db.types import utcnow
+from .errors import StorageError
 from .events import CameraStatusChanged, RecordingStopped, SegmentWritten
 from .plugins import PluginHost
 
@@ -196,8 +197,24 @@ class IndexWriter:
             await _finish(s, row, e.bytes, e.sha256, e.duration_s)
             await s.commit()
             segment_id, key = row.id, row.key
+            held = await _held(s, e.recording_id)
+        if held:
+            await self._hold(key)
         await self.plugins.notify(SegmentWritten(recording_id=e.recording_id, track_id=e.track_id,
                                                  segment_id=segment_id, key=key))
+
+    async def _hold(self, key: str) -> None:
+        """A segment finished in a recording under legal hold: the store holds it too.
+
+        The hold route holds the segments finished before it (it sets the flag first, then
+        lists them); this holds each one finished after, so none slips between the two.
+        """
+        try:
+            await self.control.storage.set_legal_hold(key, True)
+        except StorageError as err:
+            # Valt's own refusal to delete still protects it; the store's hold is retried by
+            # putting the hold on again (PUT .../legal-hold), which holds every segment.
+            log.error("index: segment %s of a held recording is not held in the store: %s", key, err.message)
 
     async def _segment_salvaged(self, e: SegmentSalvaged) -> None:
         async with self.db.session() as s:
@@ -219,6 +236,9 @@ class IndexWriter:
                 return
             await _finish(s, row, e.bytes, e.sha256, e.duration_s)
             await s.commit()
+            key, held = row.key, await _held(s, e.recording_id)
+        if held:
+            await self._hold(key)
 
     async def _gap_opened(self, e: GapOpened) -> None:
         async with self.db.session() as s:
@@ -270,6 +290,12 @@ class IndexWriter:
         self.control.finished(e.recording_id)
         if ended_now:
             await self.plugins.notify(RecordingStopped(recording_id=e.recording_id, state="stopped"))
+
+
+async def _held(s: Any, recording_id: int) -> bool:
+    """Whether the recording is under legal hold (read after its segment's commit: see ``_hold``)."""
+    rec = await s.get(Recording, recording_id, populate_existing=True)
+    return bool(rec is not None and rec.legal_hold)
 
 
 async def _segment(s: Any, track_id: int, seq: int) -> Segment | None:

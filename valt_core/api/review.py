@@ -266,44 +266,56 @@ class LegalHold(RequestModel):
 @api.put("/recordings/<int:recording_id>/legal-hold")
 @require("recordings.hold")
 @body(LegalHold)
-@responds(200, RecordingOut, description="The recording, with its hold as now set.", errors=(409, 507))
+@responds(200, RecordingOut, description="The recording, with its hold as now set.", errors=(507,))
 async def set_legal_hold(recording_id: int):
-    """Put a stopped recording under legal hold, or lift it.
+    """Put a recording under legal hold, or lift it; a running one too.
 
     While held, Valt refuses to delete it; a store that can hold objects itself (S3 with Object
     Lock) holds each of its segments and clip files too, so not even a delete made directly at
-    the store removes them.
+    the store removes them. Segments a running recording finishes later are held as they are
+    indexed.
     """
     ctx = get_context()
     data = await read_body(LegalHold)
     rec = await visible_recording(recording_id)
     if not caller().access.allows("recordings.hold", rec.room_id):
         raise Forbidden(f"you may not hold recordings in room {rec.room_id}")
-    if rec.state in RUNNING_STATES or recording_id in ctx.media.sessions:
-        raise Conflict(f"recording {recording_id} is {rec.state}: stop it before changing its legal hold")
-    async with ctx.db.session() as s:
-        track_ids = list((await s.exec(select(Track.id).where(Track.recording_id == recording_id))).all())
-        keys = list((await s.exec(select(Segment.key).where(Segment.track_id.in_(track_ids or [0])))).all())
-        keys += list((await s.exec(select(ClipFile.key).join(Clip, Clip.id == ClipFile.clip_id)
-                                   .where(Clip.recording_id == recording_id))).all())
     held_in_store = 0
     if data.held:
-        # The flag first: from here on Valt refuses to delete it, whatever the store does.
+        # The flag first: from here on Valt refuses to delete it, whatever the store does, and
+        # the index holds every segment finished after this (see RecordingIndex._hold).
         await _set_hold_flag(recording_id, True)
+    keys = await _held_objects(recording_id)
     try:
         for key in keys:
             held_in_store += bool(await ctx.media.storage.set_legal_hold(key, data.held))
+        if not data.held:
+            await _set_hold_flag(recording_id, False)
+            # A running recording may have finished a segment (held by the index) meanwhile.
+            for key in sorted(set(await _held_objects(recording_id)) - set(keys)):
+                await ctx.media.storage.set_legal_hold(key, False)
     except StorageError as err:
+        if not data.held:
+            await _set_hold_flag(recording_id, True)
         raise StorageError(f"recording {recording_id}: the store did not {'hold' if data.held else 'release'} "
                            f"every object ({err.message}); Valt's hold is {'on' if data.held else 'still on'}: "
                            "try again") from err
-    if not data.held:
-        await _set_hold_flag(recording_id, False)
     await ctx.audit.record("recording.legal_hold" if data.held else "recording.legal_hold_lifted",
                            actor=caller().user, target_type="recording", target_id=recording_id,
                            remote_addr=remote_addr(),
                            detail={"objects": len(keys), "held_in_store": held_in_store})
     return jsonify(await recording_json(recording_id))
+
+
+async def _held_objects(recording_id: int) -> list[str]:
+    # The finished segments and the clip files: a segment still being written is not an object yet.
+    async with get_context().db.session() as s:
+        track_ids = list((await s.exec(select(Track.id).where(Track.recording_id == recording_id))).all())
+        keys = list((await s.exec(select(Segment.key).where(Segment.track_id.in_(track_ids or [0]),
+                                                            Segment.complete == sa.true()))).all())
+        keys += list((await s.exec(select(ClipFile.key).join(Clip, Clip.id == ClipFile.clip_id)
+                                   .where(Clip.recording_id == recording_id))).all())
+    return keys
 
 
 async def _set_hold_flag(recording_id: int, held: bool) -> None:
