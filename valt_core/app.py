@@ -25,8 +25,9 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
             "form-action 'self'; frame-ancestors 'none'")
 
 
-def page_csp(live_urls: list[str]) -> str:
-    """The pages' policy, letting them also connect to media servers that serve live view directly."""
+def page_csp(live_urls: list[str], store_origins: list[str] = ()) -> str:
+    """The pages' policy, letting them also connect to media servers that serve live view directly,
+    and to the store that presigned segment reads point at."""
     extra = []
     for url in sorted(set(live_urls)):
         scheme, sep, rest = url.partition("://")
@@ -34,6 +35,10 @@ def page_csp(live_urls: list[str]) -> str:
             continue
         origin = rest.split("/", 1)[0]
         extra += [f"{scheme}://{origin}", f"{'wss' if scheme == 'https' else 'ws'}://{origin}"]
+    for origin in sorted(set(store_origins)):
+        scheme, sep, rest = origin.partition("://")
+        if sep and scheme in ("http", "https") and rest and not any(c in rest for c in " ;,'\"/"):
+            extra.append(origin)
     if not extra:
         return PAGE_CSP
     return PAGE_CSP.replace("connect-src 'self'", "connect-src 'self' " + " ".join(extra))
@@ -157,7 +162,8 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
         else:
             present = ctx.media.cluster.present
             live_urls = [str(p["live_url"]) for p in present.values() if p.get("live_url")]
-            response.headers.setdefault("Content-Security-Policy", page_csp(live_urls))
+            store = ctx.storage.presigned_origins() if ctx.settings.storage.presigned_playback_s else []
+            response.headers.setdefault("Content-Security-Policy", page_csp(live_urls, store))
         return response
 
     return app

@@ -60,6 +60,17 @@ class RecordingStore:
             return False
         return await self.own.set_legal_hold(key, on)
 
+    async def presigned_url(self, key: str, expires_s: int, content_type: str | None = None,
+                            content_disposition: str | None = None) -> str | None:
+        """A signed URL of ``key`` in the own store; ``None`` for a segment on another media
+        server's own disk (read through the bus instead)."""
+        if self._remote(key) is not None:
+            try:
+                await self.own.size(key)  # a store shared with that server has it too
+            except NotFound:
+                return None
+        return await self.own.presigned_url(key, expires_s, content_type, content_disposition)
+
     def local_path(self, key: str) -> str | None:
         """A path of the own store holding ``key``, only when the file is there."""
         path = self.own.local_path(key)

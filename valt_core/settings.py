@@ -117,6 +117,11 @@ class StorageSettings(StrictModel):
         0, ge=0, le=3600,
         description="Clip downloads go straight from the store by a signed URL valid this many seconds, "
                     "after Valt's own checks, where the backend offers them (s3); 0: Valt sends every byte.")
+    presigned_playback_s: int = Field(
+        0, ge=0, le=3600,
+        description="The review player reads segments straight from the store by signed URLs valid this "
+                    "many seconds, after Valt's own checks and audit, where the backend offers them (s3; "
+                    "the bucket needs a CORS rule for Valt's origin); 0: Valt sends every byte.")
 
 
 class AuthSettings(StrictModel):

@@ -103,6 +103,11 @@ class StorageBackend(ABC):
         (the default) when the store has no such URLs, or not for this key now."""
         return None
 
+    def presigned_origins(self) -> list[str]:
+        """The origins (``scheme://host[:port]``) :meth:`presigned_url` URLs point at, so the
+        pages' Content-Security-Policy can let the review player fetch from them; none by default."""
+        return []
+
     def pending(self) -> PendingUploads | None:
         """For a backend writing through a spool: what waits for the store; ``None`` (the
         default) for one that writes its store directly."""

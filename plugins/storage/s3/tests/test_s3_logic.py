@@ -92,3 +92,17 @@ def test_a_credentials_file_is_read_by_profile_and_its_problems_named(tmp_path):
     with pytest.raises(StorageError, match="cannot read credentials file"):
         read_credentials(config(tmp_path, credentials="file", credentials_file=tmp_path / "absent"))
     assert read_credentials(config(tmp_path)) == {}
+
+
+def test_presigned_urls_point_at_the_origins_the_pages_may_connect_to(tmp_path):
+    from valt_storage_s3.backend import S3Storage
+
+    def origins(**kw):
+        return S3Storage(config(tmp_path, **kw)).presigned_origins()
+
+    assert origins(endpoint_url="http://127.0.0.1:9000", addressing_style="path") == ["http://127.0.0.1:9000"]
+    assert origins(endpoint_url="https://s3.example.org", addressing_style="virtual") == [
+        "https://valt-b.s3.example.org"]
+    assert origins(endpoint_url="https://s3.example.org") == ["https://s3.example.org", "https://valt-b.s3.example.org"]
+    assert origins(region="eu-west-1") == ["https://s3.eu-west-1.amazonaws.com",
+                                           "https://valt-b.s3.eu-west-1.amazonaws.com"]

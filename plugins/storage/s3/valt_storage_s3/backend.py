@@ -14,6 +14,7 @@ import contextlib
 import logging
 from pathlib import Path
 from typing import AsyncIterator
+from urllib.parse import urlsplit
 
 import aioboto3
 
@@ -414,6 +415,21 @@ class S3Storage(SpooledStorage):
                 return False
             raise
         return answer.get("LegalHold", {}).get("Status") == "ON"
+
+    def presigned_origins(self) -> list[str]:
+        """Where presigned URLs point: the endpoint's host, and the bucket's virtual host on it
+        (which of the two the SDK picks depends on the addressing style and the bucket's name)."""
+        if self.config.endpoint_url:
+            parts = urlsplit(self.config.endpoint_url)
+            scheme, host = parts.scheme, parts.netloc
+        else:
+            scheme, host = "https", f"s3.{self.config.region}.amazonaws.com"
+        origins = []
+        if self.config.addressing_style != "virtual":
+            origins.append(f"{scheme}://{host}")
+        if self.config.addressing_style != "path":
+            origins.append(f"{scheme}://{self.config.bucket}.{host}")
+        return origins
 
     async def presigned_url(self, key: str, expires_s: int, content_type: str | None = None,
                             content_disposition: str | None = None) -> str | None:
