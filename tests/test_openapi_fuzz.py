@@ -35,6 +35,8 @@ EXCLUDED_OPERATIONS = ["logout_post", "discover_cameras_post"]
 # validity depends on stored data or installed plugins, which no JSON schema can state. Every
 # other check, and every other status, stays as strict as the document.
 STATE_DEPENDENT_400 = {
+    # a marker's time must lie within its recording (its length is stored data)
+    "add_marker_post": "a time outside the recording",
     # a time range the recording does not hold (end before start, past its end)
     "track_media_get": "time range outside the recording",
     "create_clip_post": "time range outside the recording, or a track of another recording",
