@@ -11,4 +11,5 @@ class LocalStorageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: Path = Field(description="Directory that holds every recording and clip.")
     fsync: bool = Field(True, description=(
-        "Make each flush durable (batched: one syncfs for the flushes of a moment), so a power cut keeps flushed data."))
+        "Make each flush durable (batched: one syncfs for the flushes of a moment), so a power cut "
+        "keeps flushed data."))
