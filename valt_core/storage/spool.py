@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 from ..errors import StorageError
 from ..files import make_private_dir, open_private
 from .base import PendingUploads, StorageBackend, StorageWriter, check_key
+from .flush import FlushThreads
 
 DATA_SUFFIX = ".spool"
 META_SUFFIX = ".spool.json"
@@ -189,18 +190,9 @@ class SpoolWriter(StorageWriter):
         self._written += len(data)
 
     async def flush(self) -> None:
-        """Push buffered bytes to the spool's disk (fsynced unless the backend says not to)."""
-        fsync = self._backend.fsync_spool
-
-        def run() -> None:
-            try:
-                self._file.flush()
-                if fsync:
-                    os.fsync(self._file.fileno())
-            except OSError as err:
-                raise StorageError(f"cannot flush the spool of {self._entry.key}: {err.strerror}") from err
-
-        await asyncio.to_thread(run)
+        """Push buffered bytes to the spool's disk, durable unless the backend says not to
+        (with the other writers' flushes of the moment: :class:`~valt_core.storage.flush.FlushThreads`)."""
+        await self._backend.flusher.flush(self._file, self._backend.fsync_spool, f"the spool of {self._entry.key}")
         self._entry.size = self._written
         if self._backend.needs_work(self._entry):
             self._backend.wake()
@@ -273,6 +265,8 @@ class SpooledStorage(StorageBackend):
         self._retry_at = 0.0
         self._backoff = config.retry_interval_s
         self._warned_at = 0.0
+        #: Flushes spool files in batches (one syncfs for those of a moment).
+        self.flusher = FlushThreads()
 
     # --- what a subclass gives ----------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 
 import pytest
@@ -137,31 +135,3 @@ async def test_files_and_directories_are_private_whatever_the_umask(tmp_path):
     for directory in (path.parent, path.parent.parent, path.parent.parent.parent, tmp_path / "media"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
 
-
-def test_a_batch_of_flushes_is_made_durable_with_one_syncfs_per_file_system(tmp_path, monkeypatch):
-    from valt_storage_local import backend
-
-    assert backend._syncfs is not None or not os.environ.get("CI"), "syncfs is in every Linux C library"
-    fsynced, synced = [], []
-    real_syncfs = backend._syncfs
-    monkeypatch.setattr(backend.os, "fsync", lambda fd: fsynced.append(fd))
-    monkeypatch.setattr(backend, "_syncfs", lambda fd: synced.append(fd) or real_syncfs(fd))
-    files = [open(tmp_path / f"f{i}", "wb") for i in range(3)]
-    lazy = open(tmp_path / "no-fsync", "wb")
-    for i, f in enumerate(files + [lazy]):
-        f.write(bytes([i]) * 1000)
-    assert backend.flush_batch([(f, True) for f in files] + [(lazy, False)]) == [None] * 4
-    assert len(synced) == 1 and fsynced == []  # one call for the three, none for the lazy one
-    assert [(tmp_path / f"f{i}").read_bytes() for i in range(3)] == [bytes([i]) * 1000 for i in range(3)]
-    # Alone, a file is fsynced; a file that cannot be flushed fails alone.
-    files[0].write(b"more")
-    assert backend.flush_batch([(files[0], True)]) == [None] and len(fsynced) == 1
-    full = open("/dev/full", "wb")  # a disk with no room: the write-out fails
-    full.write(b"x" * 10)
-    files[2].write(b"more")
-    errors = backend.flush_batch([(full, True), (files[2], True)])
-    assert errors[0] is not None and errors[0].errno == errno.ENOSPC and errors[1] is None, errors
-    with contextlib.suppress(OSError):
-        full.close()  # its buffer still cannot be written out; the descriptor closes all the same
-    for f in files + [lazy]:
-        f.close()

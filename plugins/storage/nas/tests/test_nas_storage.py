@@ -96,6 +96,21 @@ async def test_streamed_write_then_ranged_reads(store, samba, folder, tmp_path):
     assert store.pending().objects == 0 and store.outage() is None
 
 
+async def test_a_file_leaves_the_spool_only_after_the_server_was_asked_to_commit_it(store, samba, folder,
+                                                                                     tmp_path, monkeypatch):
+    from smbprotocol.open import Open
+
+    flushed = []
+    real_flush = Open.flush
+    # The SMB2 FLUSH request (the server commits the file to its disk), seen on its way out.
+    monkeypatch.setattr(Open, "flush", lambda self, send=True: flushed.append(self.file_name) or real_flush(self, send))
+    w = await store.open_writer("recordings/9/cam-1/000001.mp4")
+    await w.write(b"x" * 100_000)
+    await w.close()
+    assert spool_files(tmp_path) == [] and on_share(samba, folder, "recordings/9/cam-1/000001.mp4").exists()
+    assert any(name.endswith("000001.mp4.partial") for name in flushed), flushed
+
+
 async def test_flushed_bytes_are_spooled_before_close_and_the_object_appears_on_close(store, samba, folder,
                                                                                       tmp_path):
     w = await store.open_writer("a/b.mp4")

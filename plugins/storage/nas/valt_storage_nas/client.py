@@ -243,6 +243,10 @@ class SmbShare(Share):
                     dst.write(chunk)
                     left -= len(chunk)
                 dst.flush()
+                # The buffered file's flush only writes; the raw file's sends SMB2 FLUSH, which
+                # makes the server commit the file to its disk (Samba fsyncs, "strict sync"):
+                # the spool drops its copy after this, so "on the share" must mean durable.
+                dst.raw.flush()
         except BaseException:
             # A torn copy (disk full) must not keep filling the share; the spool still has it all.
             try:
