@@ -194,6 +194,8 @@ class SmbShare(Share):
         self._smb = smbclient
         self._cache: dict = {}
         self._registered = False
+        #: Folders known to exist: a segment's four parents are made once, not before every copy.
+        self._folders: set[str] = set()
         self.unc = f"\\\\{config.server}\\{config.share}" + (
             "\\" + config.path.replace("/", "\\") if config.path else "")
 
@@ -223,11 +225,14 @@ class SmbShare(Share):
             base = self.unc
         for i in range(1, len(parts) + 1):
             folder = base + "\\" + "\\".join(parts[:i])
+            if folder in self._folders:
+                continue
             try:
                 self._smb.mkdir(folder, **self._kw())
             except OSError as err:
                 if getattr(err, "errno", None) != errno.EEXIST and not isinstance(err, FileExistsError):
                     raise
+            self._folders.add(folder)
 
     def put(self, key: str, source: Path, size: int) -> None:
         kw = self._kw()
@@ -248,6 +253,8 @@ class SmbShare(Share):
                 # the spool drops its copy after this, so "on the share" must mean durable.
                 dst.raw.flush()
         except BaseException:
+            # A folder removed meanwhile (a deleted recording) is made again on the retry.
+            self._folders.clear()
             # A torn copy (disk full) must not keep filling the share; the spool still has it all.
             try:
                 self._smb.remove(partial, **kw)
@@ -309,6 +316,7 @@ class SmbShare(Share):
                 pass  # never made (read-only, full): nothing to remove
 
     def close(self) -> None:
+        self._folders.clear()
         cache, self._cache, self._registered = self._cache, {}, False
         try:
             self._smb.reset_connection_cache(connection_cache=cache)
