@@ -69,6 +69,8 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **extra: Any)
         env["VALT_DATABASE_URL"] = database_url
     settings = load_settings(None, env)
     settings.auth.backend_options = dict(FAST_AUTH)
+    # Any free ports: test apps run side by side, and none may take the real RTMP port 1935.
+    settings.live.transport_options = {"rtmp": {"port": 0, "tls_port": 0, "host": "127.0.0.1"}}
     for key, value in extra.items():
         setattr(settings, key, value)
     return settings

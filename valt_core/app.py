@@ -96,7 +96,9 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     app.register_blueprint(api)
     app.register_blueprint(web)
     for transport in ctx.transports.values():
-        app.register_blueprint(transport.blueprint(ctx.live))
+        blueprint = transport.blueprint(ctx.live)
+        if blueprint is not None:  # an ingest transport (rtmp) has no routes
+            app.register_blueprint(blueprint)
 
     @app.before_serving
     async def start() -> None:
@@ -104,12 +106,16 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
         await ctx.storage.check()
         await ctx.bus.start()
         await ctx.media.start()
+        if ctx.push is not None:
+            await ctx.push.start()
         ctx.directory_sync.start()
 
     @app.after_serving
     async def stop() -> None:
         await ctx.directory_sync.stop()
         await ctx.live.stop()
+        if ctx.push is not None:
+            await ctx.push.stop()
         await ctx.review.close()
         await ctx.media.stop()
         await ctx.bus.close()

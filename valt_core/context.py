@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .auth.live_access import LiveAccess
     from .bus.base import Bus
     from .media.engine import MediaEngine
+    from .media.ingest import PushIngest
     from .media_control import MediaControl
     from .review import ReviewService
 
@@ -51,6 +52,8 @@ class ValtContext:
     #: Users of directory backends checked against their directory on a schedule.
     directory_sync: "DirectorySync" = field(init=False)
     transports: dict[str, Transport] = field(default_factory=dict)
+    #: The ingest transports (RTMP from phones) of this process's media engine (``None`` without one).
+    push: "PushIngest | None" = None
 
     async def close(self) -> None:
         """Release the storage backend's clients and the database's connections."""
@@ -90,6 +93,10 @@ class ValtContext:
         ctx.engine = (MediaEngine(settings, storage, ctx.cameras, ctx.bus, lease_s=settings.bus.lease_s)
                       if settings.media.embedded else None)
         ctx.media = MediaControl(settings, db, storage, plugins, audit, ctx.bus, ctx.engine, secret=secret)
+        if ctx.engine is not None:
+            from .media.ingest import PushIngest
+
+            ctx.push = PushIngest(settings, ctx.transports, ctx.engine)
         from .auth.live_access import LiveAccess
 
         ctx.live = LiveAccess(db, secret, audit, ctx.media, settings.live.recheck_s)

@@ -23,6 +23,8 @@ from .bus.messages import (
     GapClosed,
     GapOpened,
     LiveViewOpened,
+    PublishRefused,
+    PublishStarted,
     RecordingEnded,
     SegmentClosed,
     SegmentOpened,
@@ -31,7 +33,7 @@ from .bus.messages import (
     decode,
 )
 from .db import Database, is_transient_db_error
-from .db.models import Camera, Gap, Recording, Segment, Track, User
+from .db.models import Camera, Gap, MobileDevice, Recording, Segment, Track, User
 from .db.types import utcnow
 from .errors import StorageError
 from .events import CameraStatusChanged, RecordingStopped, SegmentWritten
@@ -130,11 +132,12 @@ class IndexWriter:
             SegmentClosed: self._segment_closed, SegmentSalvaged: self._segment_salvaged,
             GapOpened: self._gap_opened, GapClosed: self._gap_closed, TrackEnded: self._track_ended,
             RecordingEnded: self._recording_ended, LiveViewOpened: self._live_view_opened,
+            PublishRefused: self._publish_refused, PublishStarted: self._publish_started,
         }.get(type(event))
         if handler is None:
             log.warning("index: no use for %s events", event.kind)
             return
-        if isinstance(event, (RecordingEnded, LiveViewOpened)):
+        if isinstance(event, (RecordingEnded, LiveViewOpened, PublishRefused, PublishStarted)):
             await handler(event, server)
         else:
             await handler(event)
@@ -148,6 +151,33 @@ class IndexWriter:
         await self.audit.record("camera.live.open", actor=user, target_type="camera", target_id=e.camera_id,
                                 detail={"transport": e.transport, "media_server": server},
                                 remote_addr=e.remote_addr)
+
+    async def _publish_refused(self, e: PublishRefused, server: str) -> None:
+        # Counted against the device whose revoked key it was; a wrong or missing key names none.
+        device_id = None
+        async with self.db.session() as s:
+            row = (await s.exec(select(MobileDevice).where(MobileDevice.device == e.device))).first() \
+                if e.device else None
+            if row is not None:
+                device_id = row.id
+                row.refused_publishes += 1
+                row.last_refused_at = utcnow()
+                s.add(row)
+                await s.commit()
+        await self.audit.record("device.publish.refused", target_type="device" if device_id else "",
+                                target_id=device_id or "",
+                                detail={"reason": e.reason, "transport": e.transport, "media_server": server},
+                                remote_addr=e.remote_addr)
+
+    async def _publish_started(self, e: PublishStarted, server: str) -> None:
+        async with self.db.session() as s:
+            row = (await s.exec(select(MobileDevice).where(MobileDevice.device == e.device))).first()
+            if row is not None:
+                row.last_published_at, row.last_published_from = utcnow(), e.remote_addr[:64]
+                s.add(row)
+                await s.commit()
+        await self.audit.record("device.publish.start", target_type="device", target_id=row.id if row else "",
+                                detail={"transport": e.transport, "media_server": server}, remote_addr=e.remote_addr)
 
     async def _camera_status(self, e: CameraStatus) -> None:
         async with self.db.session() as s:

@@ -37,6 +37,7 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
     from .cameras.service import CameraService
     from .heap import freeze_startup_heap
     from .media.engine import MediaEngine
+    from .media.ingest import PushIngest
     from .plugins import PluginHost
 
     if not settings.bus.servers:
@@ -48,6 +49,9 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
     live = LiveListener(settings) if settings.media.live_port else None
     engine = MediaEngine(settings, storage, cameras, bus, name=name, lease_s=settings.bus.lease_s, pool=pool,
                          live_url=live_url or (live.url if live else ""))
+    transports = {n: plugins.build_transport(n, settings.live.transport_options.get(n, {}))
+                  for n in sorted(plugins.transports)}
+    push = PushIngest(settings, transports, engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,12 +63,15 @@ async def run_media_server(settings: Settings, name: str, pool: str = "", live_u
         if not await _wait_for_the_cluster(bus, name, settings.bus.lease_s, stop):
             return 0
         await engine.start()
+        await push.start()
         freeze_startup_heap()
         if live is not None:
             serving = asyncio.create_task(live.serve(engine, plugins, stop), name="media-live-port")
         said = f"; direct live view on {live.url}" if live else ""
+        said += "".join(f"; publish to {url}" for url in push.publish_urls())
         print(f"media server {name} joined {settings.bus.url} (pool {pool or 'default'!r}){said}", flush=True)
         await stop.wait()
+        await push.stop()
         await engine.stop()
     finally:
         if serving is not None:
@@ -128,7 +135,9 @@ class LiveListener:
         for transport_name in sorted(plugins.transports):
             options = self.settings.live.transport_options.get(transport_name, {})
             transport = plugins.build_transport(transport_name, options)
-            app.register_blueprint(transport.blueprint(engine.direct))
+            blueprint = transport.blueprint(engine.direct)
+            if blueprint is not None:  # an ingest transport (rtmp) has no routes
+                app.register_blueprint(blueprint)
         return app
 
     async def serve(self, engine: Any, plugins: Any, stop: asyncio.Event) -> None:

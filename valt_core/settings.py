@@ -169,6 +169,9 @@ class MediaSettings(StrictModel):
         5.0, gt=0, le=60, description="A connected camera with no video this long is 'no_frames'.")
     gap_after_s: float = Field(2.0, gt=0, le=60, description="No video this long during a recording opens a gap.")
     reconnect_max_s: float = Field(30.0, ge=1, description="Longest wait between reconnect attempts.")
+    push_grace_s: float = Field(
+        60.0, ge=0, le=3600, description="How long a pushed camera (a phone over RTMP) that dropped may take to "
+                                         "come back and continue the same live stream and recording.")
     min_free_mb: float = Field(
         1024.0, ge=0, description="Free-space floor of the storage: below it recordings stop and new ones are refused.")
     disk_check_s: float = Field(2.0, gt=0, description="How often free space is checked while recording.")

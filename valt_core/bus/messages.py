@@ -449,6 +449,28 @@ class LiveViewOpened(Event):
     remote_addr: str = ""
 
 
+@message
+class PublishRefused(Event):
+    """A device's publish (RTMP) was refused: a missing, wrong or revoked stream key (the app server
+    audits it and counts it against the device whose revoked key it was)."""
+
+    kind: ClassVar[str] = "push.refused"
+    reason: str
+    remote_addr: str = ""
+    device: str = ""
+    transport: str = ""
+
+
+@message
+class PublishStarted(Event):
+    """A device started publishing to this media server (audited by the app server)."""
+
+    kind: ClassVar[str] = "push.started"
+    device: str
+    remote_addr: str = ""
+    transport: str = ""
+
+
 #: The header of an answer that carries an error instead of a result.
 ERROR_HEADER = "valt-error"
 

@@ -149,6 +149,11 @@ class MediaInput(Protocol):
     def close(self) -> None:
         """Release the source."""
 
+    # An input whose ``demux()`` may wait a long time for media that is pushed to it (a phone
+    # over RTMP) also offers ``interrupt()``: called from another thread when the engine stops,
+    # it makes a waiting ``demux()`` end at once. Opened inputs need none (FFmpeg's socket
+    # timeout ends them).
+
 
 class CameraDriver(ABC):
     """Base class of every camera driver.
@@ -168,6 +173,10 @@ class CameraDriver(ABC):
     stored, never returned by the API or logged."""
     address_fields: ClassVar[frozenset[str]] = ADDRESS_FIELD_NAMES
     """Config fields that say where the camera is (see :data:`ADDRESS_FIELD_NAMES`)."""
+    pushed: ClassVar[bool] = False
+    """True when the device sends its media to Valt (RTMP from a phone) instead of being opened:
+    :meth:`open_media` waits a moment for it and raises :class:`~valt_core.push.NotPublishing`
+    when nothing is publishing, and the engine asks again at once rather than backing off."""
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config

@@ -159,6 +159,29 @@ class Camera(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class MobileDevice(SQLModel, table=True):
+    """A phone or tablet enrolled to push live video; it is its camera (driver ``mobile``).
+
+    The stream key's SHA-256 lives in the camera's settings (the media server is given it with the
+    camera); this row says whose device it is and how its key has been used.
+    """
+
+    __tablename__ = "mobile_devices"
+    __table_args__ = NEVER_REUSE_IDS
+    id: Optional[int] = Field(default=None, primary_key=True)
+    camera_id: int = Field(foreign_key="cameras.id", unique=True, ondelete="CASCADE")
+    device: str = Field(max_length=64, unique=True, description="Public id, in the camera's settings.")
+    user_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL",
+                                   description="The person whose app uses it (and whose rights it records with).")
+    key_created_at: Optional[datetime] = _ts()
+    key_revoked_at: Optional[datetime] = _ts()
+    refused_publishes: int = Field(default=0, description="Publishes refused with one of its revoked keys.")
+    last_refused_at: Optional[datetime] = _ts()
+    last_published_at: Optional[datetime] = _ts()
+    last_published_from: str = Field(default="", max_length=64)
+    created_at: datetime = _created()
+
+
 class Recording(SQLModel, table=True):
     """A recorded session of a room: one track per camera.
 

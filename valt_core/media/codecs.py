@@ -25,7 +25,7 @@ def mux_shifted(out: Any, packet: Any, stream: Any, shift: int, duration: int | 
     """Mux ``packet`` into ``out`` as ``stream``, ``shift`` (in its time base) earlier, then restore it.
 
     The packet object is shared with other consumers, so what muxing changes (its times, time
-    base and stream) is put back afterwards. ``duration``, when given, is set on a packet that has
+    base, duration and stream) is put back afterwards. ``duration``, when given, is set on a packet that has
     none (RTSP gives none; a muxer timing one-frame fragments needs one) and put back too.
     ``time_base``, when given, is the packet's own time base as the caller already knows it:
     reading ``packet.time_base`` makes a new ``Fraction``, the dearest part of this call.
@@ -41,8 +41,9 @@ def mux_shifted(out: Any, packet: Any, stream: Any, shift: int, duration: int | 
         out.mux(packet)
     finally:
         packet.pts, packet.dts, packet.time_base, packet.stream = saved
-        if duration is not None:
-            packet.duration = had
+        # Always: the muxer rescales the duration to its stream's time base, which differs from
+        # the packet's for some inputs (FLV's milliseconds against MP4's 1/12800, say).
+        packet.duration = had
 
 
 class G711ToAac:

@@ -38,6 +38,11 @@ IN_USE_RETRY_S = 0.5
 #: How often a camera is checked for frames that stopped coming.
 WATCH_S = 0.5
 WRONG_CREDENTIALS, UNREACHABLE, NO_FRAMES_REASON = "wrong credentials", "unreachable", "no frames"
+#: The status reason of a pushed camera (a phone) while no device publishes to it.
+NOT_PUBLISHING = "waiting for the device to publish"
+#: How soon a pushed camera's driver is asked again after nothing was publishing (its
+#: ``open_media`` itself waits about a second, so this is no busy loop).
+PUSHED_RETRY_S = 0.05
 _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH,
                        errno.EHOSTDOWN, errno.ECONNRESET, errno.ECONNABORTED}
 
@@ -50,6 +55,10 @@ def failure_reason(err: BaseException) -> str:
     """
     import av.error  # here, as nothing else in this module needs PyAV loaded
 
+    from ..push import NotPublishing
+
+    if isinstance(err, NotPublishing):
+        return NOT_PUBLISHING
     if isinstance(err, (av.error.HTTPUnauthorizedError, CameraAuthFailed)) or "401 Unauthorized" in str(err):
         return WRONG_CREDENTIALS
     if isinstance(err, (CameraUnreachable, TimeoutError, socket.gaierror, ConnectionError)) or (
@@ -234,6 +243,7 @@ class CameraPipeline:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._generation = 0
         self._status_tasks: set[asyncio.Future] = set()
+        self._media: Any = None  # the open input, while one is
 
     # --- control ---------------------------------------------------------------------------
 
@@ -248,6 +258,9 @@ class CameraPipeline:
     async def stop(self) -> None:
         """Stop ingest and close every subscription."""
         self._stop.set()
+        interrupt = getattr(self._media, "interrupt", None)
+        if interrupt is not None:
+            interrupt()  # a pushed camera's demux may be waiting for its device: end it now
         if self._loop is not None:
             Ticker.for_loop(WATCH_S, self._loop).remove(self._watchdog)
             self._watchdog = None
@@ -366,7 +379,7 @@ class CameraPipeline:
                     fut = asyncio.run_coroutine_threadsafe(self.driver.stream_uri(self.profile), self._loop)
                     uri = fut.result(timeout=30)
                 opened_at = time.monotonic()
-                media = self.driver.open_media(self.profile, uri)
+                media = self._media = self.driver.open_media(self.profile, uri)
                 video = media.streams.video[0] if media.streams.video else None
                 audio = media.streams.audio[0] if media.streams.audio else None
                 if video is None:
@@ -391,12 +404,15 @@ class CameraPipeline:
                 if not self._stop.is_set():
                     self._post(self._failed, (redact(f"{type(err).__name__}: {err}"), failure_reason(err)))
             finally:
+                self._media = None
                 if media is not None:
                     try:
                         media.close()
                     except Exception:  # noqa: BLE001
                         pass
-            if self._pause(backoff):
+            # A pushed camera is not dialled: waiting for it costs nothing (its open_media waits),
+            # and a phone that starts publishing must be ingested at once, not after a backoff.
+            if self._pause(PUSHED_RETRY_S if self.driver.pushed else backoff):
                 break
             backoff = min(backoff * 2, self.reconnect_max_s)
 
