@@ -104,6 +104,10 @@ async def test_an_enrolled_device_publishes_and_its_room_records_it(env_factory)
         await studio.wait_status(dev["camera_id"], "online", timeout=15)
         still = await env.client.get(f"/api/v1/cameras/{dev['camera_id']}/snapshot", headers=studio.h)
         assert still.status_code == 200 and (await still.get_data())[:2] == b"\xff\xd8"
+        # Testing the camera tells what the device sends, without taking its media from the engine.
+        tested = await (await env.client.post(f"/api/v1/cameras/{dev['camera_id']}/test", headers=studio.h)).get_json()
+        (stream,) = tested["streams"]
+        assert (stream["codec"], stream["width"], stream["height"], stream["audio_codec"]) == ("h264", 640, 360, "aac")
         # The device's user records from the app with the room routes.
         rec = await studio.record("start", expect=201, name="Visit")
         began = time.monotonic()
@@ -241,7 +245,7 @@ async def test_a_frozen_publisher_is_taken_over_by_a_new_publish_on_its_key(env_
 
 
 @one_database
-async def test_rtmps_publish_with_pyav_is_recorded(env_factory, tmp_path):
+async def test_rtmps_hevc_through_enhanced_rtmp_from_pyav_is_recorded(env_factory):
     env = await env_factory(segment_seconds=2)
     assert env.ctx.push is not None
     env.ctx.settings.server.tls = True  # the media server's TLS switch: RTMPS opens beside RTMP
@@ -255,7 +259,9 @@ async def test_rtmps_publish_with_pyav_is_recorded(env_factory, tmp_path):
     assert [u.split(":")[0] for u in urls] == ["rtmp", "rtmps"]
     # The device trusts the media server's (self-signed) certificate, as a phone set up for it would.
     cert = env.ctx.settings.data_dir / "tls" / "cert.pem"
-    thread = pyav_publish(f"{urls[1]}/{dev['stream_key']}", seconds=12, ca_file=str(cert))
+    # H.265 in FLV is Enhanced RTMP (the hvc1 FourCC header): it passes through, never re-encoded.
+    thread = pyav_publish(f"{urls[1]}/{dev['stream_key']}", seconds=12, size=(320, 240), codec="libx265",
+                          ca_file=str(cert))
     try:
         await studio.wait_status(dev["camera_id"], "online", timeout=15)
     except AssertionError:
@@ -266,9 +272,10 @@ async def test_rtmps_publish_with_pyav_is_recorded(env_factory, tmp_path):
     await asyncio.to_thread(thread.join, 15)
     assert thread.error is None, thread.error
     track = rec["tracks"][0]
-    assert (track["video_codec"], track["audio_codec"]) == ("h264", "aac")
+    assert (track["video_codec"], track["audio_codec"], track["width"]) == ("hevc", "aac", 320)
     data = await (await studio.media(rec["id"], track["id"])).get_data()
     with av.open(io.BytesIO(data)) as f:
-        assert sum(1 for _ in f.decode(video=0)) >= 60
+        assert f.streams.video[0].codec_context.name == "hevc"
+        assert sum(1 for _ in f.decode(video=0)) >= 50
     started = await audits(env, "device.publish.start")
     assert started[-1].detail["transport"] == "rtmps"

@@ -289,6 +289,11 @@ class PushedInput:
             feed.close()
             raise
         self.streams = self._container.streams
+        video = self.streams.video[0] if self.streams.video else None
+        if video is not None:
+            audio = self.streams.audio[0].codec_context.name if self.streams.audio else None
+            feed.endpoint.media = (video.codec_context.name, video.codec_context.width, video.codec_context.height,
+                                   float(video.average_rate or 0), audio)
 
     def demux(self, *streams: Any) -> Iterator[Any]:
         """Packets as the device sends them, until its feed ends."""
@@ -322,6 +327,8 @@ class PushEndpoint:
     feed: _Feed | None = None
     touched_at: float = field(default_factory=time.monotonic)
     publishes: int = 0
+    #: What the newest input carried: (video codec, width, height, fps, audio codec or None).
+    media: tuple[str, int, int, float, str | None] | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def touch(self) -> None:

@@ -148,6 +148,8 @@ async def create_device():
     if owner != me.user.id and not _manages_all():
         raise ValidationFailed("only someone who manages cameras enrols a device for another person",
                                fields={"user_id": "yours only"})
+    if "mobile" not in ctx.plugins.camera_drivers:
+        raise Conflict("mobile devices need the camera plugin 'mobile' (valt-camera-mobile), which is not loaded")
     key = new_stream_key()
     device_id = secrets.token_urlsafe(12)
     driver = ctx.plugins.build_camera_driver("mobile", {"device": device_id, "key_hash": hash_stream_key(key)})

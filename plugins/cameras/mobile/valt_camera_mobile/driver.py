@@ -7,8 +7,6 @@ The two never import each other.
 
 from __future__ import annotations
 
-import asyncio
-
 from valt_core.cameras import CameraDriver, Capability, DeviceInfo, StreamProfile
 from valt_core.errors import NotSupported, ValidationFailed
 from valt_core.push import PushedInput, PushRegistry
@@ -46,23 +44,16 @@ class MobileCamera(CameraDriver):
         return DeviceInfo(manufacturer="Valt", model="Mobile device", serial=self.config.device)
 
     async def streams(self) -> list[StreamProfile]:
-        """The stream the device publishes now, read from its input (``NotSupported`` while none does)."""
-        def look() -> list[StreamProfile]:
-            media = self.open_media()
-            try:
-                v = media.streams.video[0].codec_context
-                a = media.streams.audio[0].codec_context.name if media.streams.audio else None
-                fps = float(media.streams.video[0].average_rate or 0)
-                return [StreamProfile("main", v.name, v.width, v.height, fps, a)]
-            finally:
-                media.close()
+        """What the device publishes, as its last input carried it (``NotSupported`` before it ever did).
 
-        from valt_core.push import NotPublishing
-
-        try:
-            return await asyncio.to_thread(look)
-        except NotPublishing as err:
-            raise NotSupported("the device is not publishing now: its stream is known once it does") from err
+        Read from the endpoint, never by opening a second input: that would take the device's
+        media away from the engine.
+        """
+        media = self._endpoint().media
+        if media is None:
+            raise NotSupported("the device has not published yet: its stream is known once it does")
+        codec, width, height, fps, audio = media
+        return [StreamProfile("main", codec, width, height, fps, audio)]
 
     async def stream_uri(self, profile: str = "main") -> str:
         """A descriptive URI; the media itself comes from :meth:`open_media`."""
