@@ -85,7 +85,13 @@ async def test_devices_enrol_rotate_revoke_and_who_may(env):
     # The app's rooms: where the device's user may record.
     rooms = await (await env.client.get(f"/api/v1/devices/{mine['id']}/rooms", headers=op)).get_json()
     assert [x["id"] for x in rooms] == [room]
-    # The app moves its device out of the room and back.
+    # The device's user records the room from the app with the room routes and their own token.
+    for action, status in (("start", 201), ("pause", 200), ("resume", 200), ("stop", 200)):
+        r = await env.client.post(f"/api/v1/rooms/{room}/record/{action}", headers=op,
+                                  json={"name": "From the phone"} if action == "start" else None)
+        assert r.status_code == status, (action, await r.get_data(as_text=True))
+    assert (await r.get_json())["name"] == "From the phone"
+    # The app moves its device out of the room.
     r = await env.client.patch(f"/api/v1/devices/{mine['id']}", headers=op, json={"room_id": None})
     assert r.status_code == 200 and (await r.get_json())["room_id"] is None
 
@@ -245,7 +251,7 @@ async def test_a_frozen_publisher_is_taken_over_by_a_new_publish_on_its_key(env_
 
 
 @one_database
-async def test_rtmps_hevc_through_enhanced_rtmp_from_pyav_is_recorded(env_factory):
+async def test_rtmps_hevc_from_pyav_through_enhanced_rtmp_and_h264_from_the_ffmpeg_cli(env_factory):
     env = await env_factory(segment_seconds=2)
     assert env.ctx.push is not None
     env.ctx.settings.server.tls = True  # the media server's TLS switch: RTMPS opens beside RTMP
@@ -279,3 +285,10 @@ async def test_rtmps_hevc_through_enhanced_rtmp_from_pyav_is_recorded(env_factor
         assert sum(1 for _ in f.decode(video=0)) >= 50
     started = await audits(env, "device.publish.start")
     assert started[-1].detail["transport"] == "rtmps"
+    # The ffmpeg CLI publishes RTMPS too (H.264 this time: another codec, so a new input).
+    pub = FfmpegPublisher(f"{urls[1]}/{dev['stream_key']}", seconds=3, size="320x240").start()
+    assert await asyncio.to_thread(pub.wait, 20) == 0, pub.stderr()
+
+    async def two_rtmps():
+        return len([e for e in await audits(env, "device.publish.start") if e.detail["transport"] == "rtmps"]) == 2
+    await wait_for(two_rtmps, 10, "the ffmpeg publish over RTMPS")
