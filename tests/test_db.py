@@ -290,9 +290,10 @@ async def test_upgrade_to_0005_keeps_every_users_access(database_url):
                                            "legal_hold, notes) VALUES (1, :a, 'rec', 'stopped', "
                                            "'2026-01-01 00:00:00.000000', 0, '')"), {"a": author})
         await db.upgrade()
-        # Rights that did not exist before 0005 (recordings.hold: 0007, Administrators only).
+        # Rights that did not exist before 0005 (recordings.hold: 0007, Administrators only;
+        # uploads.create: 0009, Administrators and Operators).
         new_rights = {"clips.download", "recordings.view_all", "recordings.share", "recordings.change_author",
-                      "recordings.hold"}
+                      "recordings.hold", "uploads.create"}
         async with db.session() as s:
             users = {u.username: u for u in (await s.exec(sa.select(User))).scalars()}
             names = sorted((await s.exec(sa.text("SELECT name FROM groups"))).scalars())

@@ -51,6 +51,7 @@ RIGHTS: dict[str, str] = {
     "recordings.change_author": "Change who a recording's author is (and so who sees it)",
     "recordings.delete": "Delete recordings",
     "recordings.hold": "Put recordings under legal hold (no one can delete them) and lift it",
+    "uploads.create": "Upload recordings made offline (the mobile app), as new recordings",
     "markers.write": "Add markers, and edit and delete their own",
     "markers.manage": "Edit and delete anyone's markers",
     "clips.create": "Cut clips",
@@ -65,12 +66,14 @@ RIGHTS: dict[str, str] = {
 #: Rights that a grant may limit to some rooms.
 ROOM_RIGHTS = frozenset({"rooms.view", "cameras.view", "live.watch", "recordings.record", "cameras.control",
                          "recordings.view", "recordings.edit", "recordings.hold", "markers.write", "clips.create",
-                         "clips.download"})
+                         "clips.download", "uploads.create"})
 ALL_PERMISSIONS = frozenset(RIGHTS)
 
 _VIEWER = frozenset({"rooms.view", "cameras.view", "live.watch", "recordings.view", "clips.download"})
-_OPERATOR = _VIEWER | {"recordings.record", "recordings.edit", "markers.write", "clips.create", "cameras.control"}
-#: The rights of the built-in groups, by the role they stand for (as migration 0005 made them).
+_OPERATOR = _VIEWER | {"recordings.record", "recordings.edit", "markers.write", "clips.create", "cameras.control",
+                       "uploads.create"}
+#: The rights of the built-in groups, by the role they stand for (as migrations 0005, 0007 and
+#: 0009 made them).
 BUILTIN_RIGHTS: dict[str, frozenset[str]] = {
     "admin": ALL_PERMISSIONS,
     "operator": frozenset(_OPERATOR),

@@ -1,0 +1,326 @@
+"""Uploading offline recordings over tus 1.0: resumed after a cut and a restart, checked, refused.
+
+Two clients send the videos: tuspy (PyPI) and a plain tus client written here against the
+protocol (:class:`PlainTus`, http.client). The journey runs against a real ``valt serve``
+process, restarted in the middle; the rules (rights, other users, quotas, expiry, refusals)
+run in-process on SQLite and MariaDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import http.client as httpclient
+import io
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import av
+import pytest
+
+from .test_cli import Server, http, run
+
+MB = 1024 * 1024
+
+
+def _ffmpeg(out: Path, *args: str) -> Path:
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("the ffmpeg CLI is needed to make the upload tests' videos (scripts/peers installs it)")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args, str(out)], check=True, timeout=120)
+    return out
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory):
+    """A ~100 MB H.264 video (lossless noise: big quickly) and a small one with AAC, 3 s later."""
+    d = tmp_path_factory.mktemp("videos")
+    big = _ffmpeg(d / "room-cam.mp4", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-t", "9.2",
+                  "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "50",
+                  "-metadata", "creation_time=2026-12-01T10:00:00Z")
+    small = _ffmpeg(d / "phone.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-g", "25", "-c:a", "aac", "-metadata", "creation_time=2026-12-01T10:00:03Z")
+    text = d / "notes.mp4"
+    text.write_text("This is a text file renamed .mp4, not a video.\n" * 200)
+    return {"big": big, "small": small, "text": text}
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(4 * MB):
+            h.update(block)
+    return h.hexdigest()
+
+
+class PlainTus:
+    """A tus 1.0 client written against the protocol: HEAD, PATCH with sha256 checksums, DELETE."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        parts = urlsplit(url)
+        self.host, self.port, self.path = parts.hostname, parts.port, parts.path
+        self.headers = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {token}"}
+
+    def _conn(self) -> httpclient.HTTPConnection:
+        return httpclient.HTTPConnection(self.host, self.port, timeout=30)
+
+    def offset(self) -> int:
+        """The server's offset (HEAD)."""
+        conn = self._conn()
+        conn.request("HEAD", self.path, headers=self.headers)
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert r.status == 200, r.status
+        assert r.getheader("Tus-Resumable") == "1.0.0"
+        return int(r.getheader("Upload-Offset"))
+
+    def patch(self, offset: int, data: bytes, checksum: bytes | None = None) -> tuple[int, dict, bytes]:
+        """Send ``data`` at ``offset``; ``checksum`` overrides the chunk's true SHA-256."""
+        digest = checksum if checksum is not None else hashlib.sha256(data).digest()
+        headers = {**self.headers, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream",
+                   "Upload-Checksum": "sha256 " + base64.b64encode(digest).decode()}
+        conn = self._conn()
+        conn.request("PATCH", self.path, body=data, headers=headers)
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+    def cut(self, offset: int, data: bytes, sent: int) -> None:
+        """Start a PATCH of ``data`` (no checksum) and drop the connection after ``sent`` bytes."""
+        conn = self._conn()
+        conn.putrequest("PATCH", self.path)
+        for k, v in {**self.headers, "Upload-Offset": str(offset), "Content-Length": str(len(data)),
+                     "Content-Type": "application/offset+octet-stream"}.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        conn.send(data[:sent])
+        time.sleep(0.5)  # let the server write what arrived
+        conn.sock.close()
+
+    def send_all(self, path: Path, chunk: int) -> None:
+        """Send the rest of the file from the server's offset, in chunks."""
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            offset = self.offset()
+            while offset < size:
+                f.seek(offset)
+                status, headers, body = self.patch(offset, f.read(chunk))
+                assert status == 204, (status, body)
+                offset = int(headers["upload-offset"])
+
+
+def _tuspy_uploader(path: Path, url: str, token: str, chunk: int, upload_url: str | None = None):
+    from tusclient import client
+    from tusclient.uploader import Uploader
+
+    class Sha256Uploader(Uploader):
+        # tuspy sends sha1 by default; the protocol lets a client pick any the server offers.
+        CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
+
+    tus = client.TusClient(url, headers={"Authorization": f"Bearer {token}"})
+    return Sha256Uploader(file_path=str(path), client=tus, chunk_size=chunk, url=upload_url, upload_checksum=True,
+                          metadata={"filename": path.name, "sha256": sha256_of(path)}, retries=2, retry_delay=0.2)
+
+
+def _wait_done(base: str, upload_id: int, token: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status, up = http("GET", f"{base}/api/v1/uploads/{upload_id}", token=token)
+        assert status == 200, up
+        if up["state"] not in ("open", "processing"):
+            return up
+        time.sleep(0.2)
+    raise AssertionError(f"upload {upload_id} still {up['state']}")
+
+
+def test_two_clients_upload_across_a_cut_and_a_restart_into_one_playable_recording(tmp_path, videos):
+    env = {"VALT_MEDIA__SEGMENT_SECONDS": "4", "VALT_UPLOADS__COMMIT_EVERY_MB": "1", "VALT_MEDIA__MIN_FREE_MB": "0"}
+    assert run(tmp_path, "db", "upgrade", **env).returncode == 0
+    assert run(tmp_path, "user", "add", "otto", "--role", "operator", "--password-stdin",
+               input="otto password\n", **env).returncode == 0
+    assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin", input="boss password\n",
+               **env).returncode == 0
+    server = Server(tmp_path, "serve", **env)
+    try:
+        boss = http("POST", server.base + "/api/v1/auth/login", {"username": "boss", "password": "boss password"})[1]
+        room = http("POST", server.base + "/api/v1/rooms", {"name": "Field"}, boss["token"])[1]
+        token = http("POST", server.base + "/api/v1/auth/login",
+                     {"username": "otto", "password": "otto password"})[1]["token"]
+        big, small = videos["big"], videos["small"]
+        # Step one: the session and its two videos.
+        status, up = http("POST", server.base + "/api/v1/uploads", {
+            "name": "Home visit", "room_id": room["id"], "information": {"Case": "42"},
+            "shares": [{"user_id": boss["user"]["id"], "can_download": True}],
+            "files": [{"filename": big.name, "size": big.stat().st_size, "sha256": sha256_of(big)},
+                      {"filename": small.name, "size": small.stat().st_size}]}, token)
+        assert status == 201, up
+        big_url = up["files"][0]["upload_url"]
+        assert big_url.startswith(server.base + "/api/v1/uploads/files/")  # absolute
+        plain = PlainTus(big_url, token)
+        data = big.read_bytes()
+        assert len(data) >= 95 * MB
+        # The plain client: a first chunk, a corrupt one (refused, nothing appended), then again.
+        status, headers, _ = plain.patch(0, data[:8 * MB])
+        assert status == 204 and headers["upload-offset"] == str(8 * MB)
+        status, headers, body = plain.patch(8 * MB, data[8 * MB:16 * MB], checksum=hashlib.sha256(b"x").digest())
+        assert status == 460, (status, body)
+        assert "Upload-Checksum" in json.loads(body)["message"]
+        assert plain.offset() == 8 * MB
+        status, headers, _ = plain.patch(8 * MB, data[8 * MB:16 * MB])
+        assert status == 204
+        # The connection drops in the middle of a 20 MB PATCH: the server keeps what it committed.
+        plain.cut(16 * MB, data[16 * MB:36 * MB], sent=9 * MB)
+        resumed_at = plain.offset()
+        assert 16 * MB + 5 * MB <= resumed_at <= 16 * MB + 9 * MB, resumed_at
+        # tuspy: creation on the upload, a few chunks, then the server restarts.
+        tus_url = f"{server.base}/api/v1/uploads/{up['id']}/files"
+        uploader = _tuspy_uploader(small, tus_url, token, chunk=256 * 1024)
+        uploader.upload(stop_at=512 * 1024)
+        assert uploader.url == up["files"][1]["upload_url"]
+        assert server.stop() == 0
+        server = Server(tmp_path, "serve", **env)
+        token = http("POST", server.base + "/api/v1/auth/login",
+                     {"username": "otto", "password": "otto password"})[1]["token"]
+        plain = PlainTus(big_url.replace(urlsplit(big_url).netloc, urlsplit(server.base).netloc), token)
+        assert plain.offset() == resumed_at  # the offset survived the restart
+        plain.send_all(big, chunk=16 * MB)
+        status, up_now = http("GET", f"{server.base}/api/v1/uploads/{up['id']}", token=token)
+        assert up_now["state"] == "open" and up_now["files"][0]["complete"]
+        resumed = _tuspy_uploader(small, tus_url, token, chunk=1 * MB,
+                                  upload_url=up_now["files"][1]["upload_url"])
+        assert resumed.get_offset() == 512 * 1024
+        resumed.upload()
+
+        done = _wait_done(server.base, up["id"], token)
+        assert done["state"] == "done", done
+        assert [f["sha256"] for f in done["files"]] == [sha256_of(big), sha256_of(small)]
+        status, rec = http("GET", f"{server.base}/api/v1/recordings/{done['recording_id']}", token=token)
+        assert status == 200, rec
+        assert rec["name"] == "Home visit" and rec["state"] == "stopped" and rec["room_id"] == room["id"]
+        assert "Case: 42" in rec["notes"]
+        tracks = {t["camera_name"]: t for t in rec["tracks"]}
+        assert tracks[big.name]["segments"] >= 2 and tracks[big.name]["video_codec"] == "h264"
+        # Aligned by the files' creation times: the phone started 3 s after the room camera.
+        assert tracks[big.name]["start_s"] == 0.0
+        assert abs(tracks[small.name]["start_s"] - 3.0) < 0.05
+        assert tracks[small.name]["audio_codec"] == "aac"
+        for name, seconds in ((big.name, 9.2), (small.name, 6.0)):
+            track = tracks[name]
+            assert abs(track["duration_s"] - seconds) < 0.2, track
+            req = urllib.request.Request(
+                f"{server.base}/api/v1/recordings/{rec['id']}/tracks/{track['id']}/media",
+                headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                media = r.read()
+            with av.open(io.BytesIO(media)) as f:
+                frames = sum(1 for _ in f.decode(video=0))
+            assert abs(frames - 25 * seconds) <= 2, (name, frames)
+        # Shared as asked; the bytes under the data dir are gone; the chain verifies.
+        status, shared = http("GET", f"{server.base}/api/v1/recordings/{rec['id']}/shares", token=boss_token(server))
+        assert status == 200 and any(s["user_id"] == boss["user"]["id"] and s["can_download"] for s in shared), shared
+        assert not (tmp_path / "data" / "uploads" / str(up["id"])).exists()
+    finally:
+        server.stop()
+    verify = run(tmp_path, "verify", str(rec["id"]), **env)
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+
+
+def boss_token(server: Server) -> str:
+    """A fresh admin token on ``server``."""
+    login = {"username": "boss", "password": "boss password"}
+    return http("POST", server.base + "/api/v1/auth/login", login)[1]["token"]
+
+
+# --- the rules, in-process ---------------------------------------------------------------------
+
+
+async def _room(env, admin: str) -> int:
+    r = await env.client.post("/api/v1/rooms", json={"name": "Field"}, headers=env.bearer(admin))
+    assert r.status_code == 201
+    return (await r.get_json())["id"]
+
+
+def _tus(token: str, offset: int, data: bytes, digest: bytes | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", "Upload-Offset": str(offset),
+               "Content-Type": "application/offset+octet-stream"}
+    if digest is not None:
+        headers["Upload-Checksum"] = "sha256 " + base64.b64encode(digest).decode()
+    return headers
+
+
+async def test_rights_other_users_quota_expiry_and_a_text_file_leave_nothing(env_factory, videos, tmp_path):
+    env = await env_factory()
+    env.ctx.settings.uploads.quota_mb = 1.0
+    admin = await env.user("root", "admin")
+    otto = await env.user("otto", "operator")
+    olga = await env.user("olga", "operator")
+    viewer = await env.user("vic", "viewer")
+    room = await _room(env, admin)
+    text = videos["text"].read_bytes()
+    new = {"room_id": room, "files": [{"filename": "notes.mp4", "size": len(text)}]}
+
+    # No right: 403. Over the quota: 413, naming it.
+    r = await env.client.post("/api/v1/uploads", json=new, headers=env.bearer(viewer))
+    assert r.status_code == 403
+    r = await env.client.post("/api/v1/uploads", json={**new, "files": [{"filename": "big.mp4", "size": 2 * MB}]},
+                              headers=env.bearer(otto))
+    assert r.status_code == 413 and "quota" in (await r.get_json())["message"]
+    r = await env.client.post("/api/v1/uploads", json=new, headers=env.bearer(otto))
+    assert r.status_code == 201
+    up = await r.get_json()
+    file_path = f"/api/v1/uploads/files/{up['files'][0]['id']}"
+    # Another user's upload does not exist for them.
+    for method in ("GET", "PATCH", "DELETE"):
+        r = await env.client.open(file_path, method=method, headers=_tus(olga, 0, b""), data=b"")
+        assert r.status_code == 404, method
+    r = await env.client.get(f"/api/v1/uploads/{up['id']}", headers=env.bearer(olga))
+    assert r.status_code == 404
+    # A body without the tus version is refused (412); so is a wrong checksum (460, nothing kept).
+    r = await env.client.patch(file_path, data=text, headers={**_tus(otto, 0, text), "Tus-Resumable": "0.2"})
+    assert r.status_code == 412
+    r = await env.client.patch(file_path, data=text[:100], headers=_tus(otto, 0, text[:100], b"\0" * 32))
+    assert r.status_code == 460
+    r = await env.client.head(file_path, headers=_tus(otto, 0, b""))
+    assert r.headers["Upload-Offset"] == "0" and r.headers["Tus-Resumable"] == "1.0.0"
+
+    # A text file renamed .mp4: refused when its last byte is in, and nothing of it is left.
+    recordings_before = (await (await env.client.get("/api/v1/recordings", headers=env.bearer(admin))).get_json())
+    r = await env.client.patch(file_path, data=text, headers=_tus(otto, 0, text, hashlib.sha256(text).digest()))
+    assert r.status_code == 422, await r.get_data(as_text=True)
+    assert "not a video" in (await r.get_json())["message"]
+    got = await (await env.client.get(f"/api/v1/uploads/{up['id']}", headers=env.bearer(otto))).get_json()
+    assert got["state"] == "failed" and "not a video" in got["error"] and got["recording_id"] is None
+    assert not (env.ctx.settings.data_dir / "uploads" / str(up["id"])).exists()
+    recordings_after = (await (await env.client.get("/api/v1/recordings", headers=env.bearer(admin))).get_json())
+    assert recordings_after == recordings_before
+    media_root = env.ctx.settings.data_dir / "media"
+    assert not any(p.is_file() for p in media_root.rglob("*")) if media_root.exists() else True
+
+    # Expiry: an unfinished upload's bytes go, and it answers 410 from then on.
+    env.ctx.settings.uploads.expire_hours = 0.5 / 3600
+    r = await env.client.post("/api/v1/uploads", json={"room_id": room,
+                                                       "files": [{"filename": "x.mp4", "size": 1000}]},
+                              headers=env.bearer(otto))
+    up = await r.get_json()
+    file_path = f"/api/v1/uploads/files/{up['files'][0]['id']}"
+    r = await env.client.patch(file_path, data=b"a" * 400, headers=_tus(otto, 0, b""))
+    assert r.status_code == 204 and r.headers["Upload-Offset"] == "400" and "Upload-Expires" in r.headers
+    part = env.ctx.uploads.path_of(up["id"], up["files"][0]["id"])
+    assert part.stat().st_size == 400
+    await asyncio.sleep(0.6)
+    assert await env.ctx.uploads.expire() == 1
+    assert not part.exists()
+    r = await env.client.patch(file_path, data=b"a" * 100, headers=_tus(otto, 400, b""))
+    assert r.status_code == 410
+    got = await (await env.client.get(f"/api/v1/uploads/{up['id']}", headers=env.bearer(otto))).get_json()
+    assert got["state"] == "expired"
