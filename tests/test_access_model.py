@@ -105,7 +105,11 @@ async def site(env_factory):
     status, seg_list = await api(env, "GET", f"/api/v1/recordings/{rec['id']}/tracks/{rec['tracks'][0]['id']}"
                                              "/segments", boss)
     cameras = (await api(env, "GET", "/api/v1/cameras", boss))[1]
-    return {"env": env, "rec": rec, "clip": clip, "tokens": tokens, "ids": ids, "groups": groups,
+    # An upload of the admin's (uploads are their uploader's alone; nobody else here may upload).
+    status, upload = await api(env, "POST", "/api/v1/uploads", boss,
+                               {"room_id": room_a, "files": [{"filename": "a.mp4", "size": 10}]})
+    assert status == 201, upload
+    return {"upload": upload, "env": env, "rec": rec, "clip": clip, "tokens": tokens, "ids": ids, "groups": groups,
             "shares": shares, "marker": marker, "room_a": room_a, "room_b": room_b["id"],
             "seq": seg_list["segments"][0]["seq"], "camera_id": cameras[0]["id"]}
 
@@ -115,7 +119,8 @@ def fill(rule: str, site: dict) -> str:
     values = {"recording_id": site["rec"]["id"], "track_id": site["rec"]["tracks"][0]["id"],
               "seq": site["seq"], "clip_id": site["clip"]["id"], "marker_id": site["marker"]["id"],
               "share_id": site["shares"]["vic"]["id"], "room_id": site["room_a"], "camera_id": site["camera_id"],
-              "group_id": site["groups"]["Unit 1"], "user_id": site["ids"]["alice"], "server_id": 1, "token": "x"}
+              "group_id": site["groups"]["Unit 1"], "user_id": site["ids"]["alice"], "server_id": 1, "token": "x",
+              "upload_id": site["upload"]["id"], "file_id": site["upload"]["files"][0]["id"]}
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), rule)
 
 
