@@ -158,10 +158,10 @@ def build_openapi(app: Quart) -> dict[str, Any]:
         query_model = getattr(view, "valt_query", None)
         if query_model is not None:
             params += _query_parameters(query_model, schemas)
-        # Request headers a protocol route reads (tus): name -> (description, required).
-        for name, (text, required) in getattr(view, "valt_headers", {}).items():
+        # Request headers a protocol route reads (tus): name -> (description, required, schema).
+        for name, (text, required, schema) in getattr(view, "valt_headers", {}).items():
             params.append({"name": name, "in": "header", "required": required, "description": text,
-                           "schema": {"type": "string"}})
+                           "schema": schema})
         doc = (view.__doc__ or "").strip()
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {

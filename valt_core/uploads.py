@@ -41,6 +41,7 @@ from .errors import (
     Forbidden,
     Gone,
     NotFound,
+    StorageError,
     TooLarge,
     UnplayableVideo,
     ValidationFailed,
@@ -183,6 +184,13 @@ class UploadService:
                 raise TooLarge(f"this upload ({wanted / MB:.1f} MiB) is over your upload quota: your unfinished "
                                f"uploads hold {held / MB:.1f} MiB of {self.limits.quota_mb:g} MiB; finish or "
                                "cancel some first", quota_bytes=quota, held_bytes=held)
+        # The bytes wait on this server's disk until the upload is finished: refuse at once
+        # what cannot fit, rather than after hours of sending.
+        make_private_dir(self.root)
+        free = (await asyncio.to_thread(shutil.disk_usage, self.root)).free
+        if wanted > free:
+            raise StorageError(f"the server has {free / MB:.0f} MiB free for uploads; this upload needs "
+                               f"{wanted / MB:.0f} MiB")
         author = user.id if author_id is None else author_id
         if author != user.id and not may_set_author:
             raise Forbidden("you may not name another author: it needs the right 'recordings.change_author'")
@@ -311,12 +319,13 @@ class UploadService:
                 raise Conflict(f"Upload-Offset {offset} is not the server's offset {row.offset}: ask with HEAD "
                                "and send from there", offset=row.offset)
             row = await self._append(upload, row, body, checksum)
+            if row.offset == row.length:
+                # Under the lock: a second request must not complete the same file again.
+                await self._file_complete(upload, row)
         finally:
             lock.release()
             if not lock.locked():
                 self._locks.pop(file_id, None)
-        if row.offset == row.length:
-            await self._file_complete(upload, row)
         return row
 
     async def _append(self, upload: Upload, row: UploadFile, body: AsyncIterator[bytes],

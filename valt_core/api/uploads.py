@@ -142,8 +142,12 @@ def _tus_headers(upload: Upload, row: UploadFile) -> dict[str, str]:
 
 
 def _need_tus() -> None:
-    if request.headers.get("Tus-Resumable") != TUS_VERSION:
-        raise PreconditionFailed(f"send Tus-Resumable: {TUS_VERSION} (the tus version this server speaks)")
+    sent = request.headers.get("Tus-Resumable")
+    if sent is None:
+        raise ValidationFailed(f"send Tus-Resumable: {TUS_VERSION}", fields={"Tus-Resumable": "missing"})
+    if sent != TUS_VERSION:
+        # tus: a version the server does not speak is 412, with the versions it does.
+        raise PreconditionFailed(f"Tus-Resumable {sent!r} is not a tus version this server speaks ({TUS_VERSION})")
 
 
 def _int_header(name: str) -> int:
@@ -200,17 +204,20 @@ async def _audit(action: str, upload_id: int, **detail: Any) -> None:
                                      detail=detail, remote_addr=remote_addr())
 
 
+#: Request headers of the tus routes: name -> (description, required, JSON schema).
 TUS_IN = {
-    "Tus-Resumable": ("`1.0.0`, the tus version the client speaks.", True),
-    "Upload-Offset": ("Where these bytes go: the server's offset (from HEAD).", True),
+    "Tus-Resumable": ("`1.0.0`, the tus version the client speaks (another is 412).", True,
+                      {"type": "string", "enum": [TUS_VERSION]}),
+    "Upload-Offset": ("Where these bytes go: the server's offset (from HEAD).", True,
+                      {"type": "string", "pattern": r"^[0-9]{1,18}$"}),
     "Upload-Checksum": ("`sha256 BASE64` (or `sha1`) of this body; a mismatch is 460 and nothing is appended.",
-                        False),
+                        False, {"type": "string", "pattern": r"^(sha256|sha1) [A-Za-z0-9+/]+={0,2}$"}),
 }
 TUS_OUT = {"Tus-Resumable": "`1.0.0`.", "Upload-Offset": "The committed offset.",
            "Upload-Expires": "When the upload expires unless finished (RFC 7231 date)."}
 
 
-def tus_headers_in(spec: dict[str, tuple[str, bool]]):
+def tus_headers_in(spec: dict[str, tuple[str, bool, dict]]):
     """Document the request headers of a tus route (the OpenAPI builder reads them)."""
     def wrap(view):
         view.valt_headers = dict(spec)
@@ -246,7 +253,7 @@ async def tus_options():
 @api.post("/uploads")
 @require("uploads.create")
 @body(UploadCreate)
-@responds(201, UploadOut, errors=(413,), description="Created; send each file to its `upload_url` with tus.")
+@responds(201, UploadOut, errors=(404, 413, 507), description="Created; send each file to its `upload_url` with tus.")
 async def create_upload():
     """Create an upload: the session's details and its videos, each answered with its tus address.
 
@@ -298,8 +305,10 @@ async def delete_upload(upload_id: int):
 @api.post("/uploads/<int:upload_id>/files")
 @require("uploads.create")
 @tus_headers_in({"Tus-Resumable": TUS_IN["Tus-Resumable"],
-                 "Upload-Length": ("The file's length in bytes (as announced).", True),
-                 "Upload-Metadata": ("`filename BASE64[,sha256 BASE64]`: which announced file this is.", True),
+                 "Upload-Length": ("The file's length in bytes (as announced).", True,
+                                   {"type": "string", "pattern": r"^[0-9]{1,18}$"}),
+                 "Upload-Metadata": ("`filename BASE64[,sha256 BASE64]`: which announced file this is.", True,
+                                     {"type": "string", "minLength": 1}),
                  "Upload-Checksum": TUS_IN["Upload-Checksum"]})
 @raw_body(OFFSET_TYPE, "creation-with-upload: the file's first bytes (optional).", optional=True)
 @responds(201, media_type=None, description="The file's tus address is in `Location`.",
@@ -309,7 +318,6 @@ async def tus_create(upload_id: int):
 
     With a body (creation-with-upload) its bytes are appended at offset 0 at once.
     """
-    _need_tus()
     length = _int_header("Upload-Length")
     meta = parse_metadata(request.headers.get("Upload-Metadata", ""))
     filename = meta.get("filename") or meta.get("name") or ""
@@ -320,6 +328,7 @@ async def tus_create(upload_id: int):
     if sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise ValidationFailed("Upload-Metadata: sha256 must be 64 hexadecimal digits",
                                fields={"Upload-Metadata": "bad sha256"})
+    _need_tus()
     uploads = get_context().uploads
     row = await uploads.claim(upload_id, caller().user.id, filename, length, sha256)
     declared = request.headers.get("Content-Length", "")
@@ -359,10 +368,10 @@ async def tus_patch(file_id: int):
     When the file's last byte is in, its declared SHA-256 is checked and it is probed: one that
     is not a playable video (or another SHA-256) is refused with 422 and the whole upload with it.
     """
-    _need_tus()
     offset = _int_header("Upload-Offset")
     checksum = parse_checksum(request.headers.get("Upload-Checksum"))
     body_stream = _offset_body()
+    _need_tus()
     uploads = get_context().uploads
     row = await uploads.receive(file_id, caller().user.id, offset, body_stream, checksum)
     upload, row = await uploads.file_of(row.id, caller().user.id)
@@ -387,4 +396,6 @@ async def tus_resumable_on_errors(response):
     """tus clients read ``Tus-Resumable`` on every answer of a tus address, errors too."""
     if request.path.startswith("/api/v1/uploads"):
         response.headers.setdefault("Tus-Resumable", TUS_VERSION)
+        if response.status_code == 412:
+            response.headers.setdefault("Tus-Version", TUS_VERSION)
     return response
