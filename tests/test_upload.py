@@ -324,3 +324,41 @@ async def test_rights_other_users_quota_expiry_and_a_text_file_leave_nothing(env
     assert r.status_code == 410
     got = await (await env.client.get(f"/api/v1/uploads/{up['id']}", headers=env.bearer(otto))).get_json()
     assert got["state"] == "expired"
+
+
+# --- pure logic: the protocol's headers and what a file must be ------------------------------
+
+
+def test_tus_headers_are_parsed_as_the_protocol_writes_them():
+    from valt_core.api.uploads import parse_checksum, parse_metadata
+    from valt_core.errors import ValidationFailed
+
+    b64 = base64.b64encode
+    name = b64("café.mp4".encode()).decode()
+    assert parse_metadata(f"filename {name},is_confidential") == {
+        "filename": "café.mp4", "is_confidential": ""}
+    digest = hashlib.sha256(b"chunk").digest()
+    assert parse_checksum("sha256 " + b64(digest).decode()) == ("sha256", digest)
+    assert parse_checksum(None) is None
+    for bad in ("md5 " + b64(b"x" * 16).decode(), "sha256 " + b64(b"short").decode(), "sha256 !!"):
+        with pytest.raises(ValidationFailed):
+            parse_checksum(bad)
+    with pytest.raises(ValidationFailed):
+        parse_metadata("filename not-base64!")
+
+
+def test_probe_refuses_what_is_not_a_recordable_video_and_reads_creation_time(videos, tmp_path):
+    from valt_core.errors import UnplayableVideo
+    from valt_core.media.importer import probe
+
+    audio_only = _ffmpeg(tmp_path / "voice.m4a", "-f", "lavfi", "-i", "sine=frequency=440", "-t", "1",
+                         "-c:a", "aac")
+    mpeg4 = _ffmpeg(tmp_path / "old.mp4", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1",
+                    "-c:v", "mpeg4")
+    for path, reason in ((videos["text"], "not a video"), (audio_only, "no video track"), (mpeg4, "mpeg4")):
+        with pytest.raises(UnplayableVideo, match=reason):
+            probe(str(path))
+    found = probe(str(videos["small"]))
+    assert (found.video_codec, found.audio_codec, found.width) == ("h264", "aac", 320)
+    assert found.created_at is not None and found.created_at.isoformat() == "2026-12-01T10:00:03+00:00"
+    assert abs(found.duration_s - 6.0) < 0.1
