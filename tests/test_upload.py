@@ -267,7 +267,9 @@ async def test_rights_other_users_quota_expiry_and_a_text_file_leave_nothing(env
     viewer = await env.user("vic", "viewer")
     room = await _room(env, admin)
     text = videos["text"].read_bytes()
-    new = {"room_id": room, "files": [{"filename": "notes.mp4", "size": len(text)}]}
+    # The declared SHA-256 is right: the refusal below is for what the file is, not its hash.
+    new = {"room_id": room, "files": [{"filename": "notes.mp4", "size": len(text),
+                                       "sha256": hashlib.sha256(text).hexdigest()}]}
 
     # No right: 403. Over the quota: 413, naming it.
     r = await env.client.post("/api/v1/uploads", json=new, headers=env.bearer(viewer))
@@ -305,6 +307,22 @@ async def test_rights_other_users_quota_expiry_and_a_text_file_leave_nothing(env
     assert recordings_after == recordings_before
     media_root = env.ctx.settings.data_dir / "media"
     assert not any(p.is_file() for p in media_root.rglob("*")) if media_root.exists() else True
+
+    # A whole file that is not the SHA-256 declared is refused at its last byte, leaving nothing.
+    small = videos["small"].read_bytes()
+    r = await env.client.post("/api/v1/uploads", json={"room_id": room, "files": [
+        {"filename": "phone.mp4", "size": len(small), "sha256": hashlib.sha256(b"other").hexdigest()}]},
+        headers=env.bearer(otto))
+    up = await r.get_json()
+    file_path = f"/api/v1/uploads/files/{up['files'][0]['id']}"
+    half = len(small) // 2
+    r = await env.client.patch(file_path, data=small[:half], headers=_tus(otto, 0, small[:half]))
+    assert r.status_code == 204
+    r = await env.client.patch(file_path, data=small[half:], headers=_tus(otto, half, small[half:]))
+    assert r.status_code == 422 and "SHA-256" in (await r.get_json())["message"]
+    assert not (env.ctx.settings.data_dir / "uploads" / str(up["id"])).exists()
+    r = await env.client.head(file_path, headers=_tus(otto, 0, b""))
+    assert r.status_code == 410
 
     # Expiry: an unfinished upload's bytes go, and it answers 410 from then on.
     env.ctx.settings.uploads.expire_hours = 0.5 / 3600

@@ -109,6 +109,9 @@ class UploadService:
         self.audit = audit
         self.root = settings.data_dir / "uploads"
         self._locks: dict[int, asyncio.Lock] = {}
+        #: Per file: the SHA-256 of its first ``offset`` bytes, kept while it arrives in order,
+        #: so the whole file need not be read again at the end (after a restart it is).
+        self._whole: dict[int, tuple[int, Any, int]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._expiry: asyncio.Task | None = None
 
@@ -150,6 +153,8 @@ class UploadService:
 
     def _remove_bytes(self, upload_id: int) -> None:
         shutil.rmtree(self.root / str(upload_id), ignore_errors=True)
+        for file_id in [k for k, held in self._whole.items() if held[2] == upload_id]:
+            self._whole.pop(file_id, None)
 
     # --- creating and reading uploads ------------------------------------------------------
 
@@ -335,6 +340,9 @@ class UploadService:
         room = row.length - row.offset
         every = int(self.limits.commit_every_mb * MB)
         hasher = CHECKSUMS[checksum[0]]() if checksum else None
+        held = self._whole.get(row.id)
+        whole = held[1].copy() if held is not None and held[0] == row.offset else (
+            hashlib.sha256() if row.offset == 0 else None)
         # Bytes on disk past the committed offset were never confirmed: they go.
         f = await asyncio.to_thread(_open_at, path, row.offset)
         written = committed = 0
@@ -350,22 +358,22 @@ class UploadService:
                     pending.append(chunk)
                     pending_len += len(chunk)
                     if pending_len >= WRITE_BATCH:
-                        await asyncio.to_thread(_write, f, pending, hasher)
+                        await asyncio.to_thread(_write, f, pending, hasher, whole)
                         written += pending_len
                         pending, pending_len = [], 0
                         if hasher is None and written - committed >= every:
                             await asyncio.to_thread(_sync, f)
-                            await self._commit(row, row.offset + written)
+                            await self._commit(row, row.offset + written, whole)
                             committed = written
                 if pending:
-                    await asyncio.to_thread(_write, f, pending, hasher)
+                    await asyncio.to_thread(_write, f, pending, hasher, whole)
                     written += pending_len
                     pending, pending_len = [], 0
             except asyncio.CancelledError:
                 # The client went away mid-body: keep what is on disk, as tus asks, unless the
                 # chunk was to be checked (a partial chunk cannot match its checksum).
                 if hasher is None and written > committed:
-                    await asyncio.shield(self._sync_and_commit(f, row, row.offset + written))
+                    await asyncio.shield(self._sync_and_commit(f, row, row.offset + written, whole))
                 raise
             if hasher is not None and hasher.digest() != checksum[1]:  # type: ignore[index]
                 await asyncio.to_thread(f.truncate, row.offset)
@@ -373,7 +381,7 @@ class UploadService:
                                        f"nothing was appended: send it again from offset {row.offset}")
             if written > committed:
                 await asyncio.to_thread(_sync, f)
-                await self._commit(row, row.offset + written)
+                await self._commit(row, row.offset + written, whole)
         except TooLarge:
             await asyncio.to_thread(f.truncate, row.offset + committed)
             raise
@@ -382,11 +390,11 @@ class UploadService:
         async with self.db.session() as s:
             return await s.get(UploadFile, row.id)
 
-    async def _sync_and_commit(self, f: Any, row: UploadFile, offset: int) -> None:
+    async def _sync_and_commit(self, f: Any, row: UploadFile, offset: int, whole: Any) -> None:
         await asyncio.to_thread(_sync, f)
-        await self._commit(row, offset)
+        await self._commit(row, offset, whole)
 
-    async def _commit(self, row: UploadFile, offset: int) -> None:
+    async def _commit(self, row: UploadFile, offset: int, whole: Any = None) -> None:
         # Conditional on the offset it started from: two writers can never both move it.
         async with self.db.session() as s:
             result = await s.exec(sa.update(UploadFile).where(UploadFile.id == row.id, UploadFile.offset <= offset)
@@ -394,10 +402,14 @@ class UploadService:
             await s.commit()
         if result.rowcount != 1:
             raise Conflict("the file's offset moved while these bytes were written")
+        if whole is not None:
+            self._whole[row.id] = (offset, whole.copy(), row.upload_id)
 
     async def _file_complete(self, upload: Upload, row: UploadFile) -> None:
         path = self.path_of(upload.id, row.id)
-        digest = await asyncio.to_thread(_sha256_file, path)
+        held = self._whole.pop(row.id, None)
+        digest = held[1].hexdigest() if held is not None and held[0] == row.length else (
+            await asyncio.to_thread(_sha256_file, path))
         try:
             if row.sha256 and digest != row.sha256:
                 raise UnplayableVideo(f"{row.filename}: its SHA-256 is {digest}, not the {row.sha256} declared: "
@@ -629,11 +641,13 @@ def _open_at(path: Path, offset: int) -> Any:
     return f
 
 
-def _write(f: Any, chunks: list[bytes], hasher: Any) -> None:
+def _write(f: Any, chunks: list[bytes], hasher: Any, whole: Any) -> None:
     for chunk in chunks:
         f.write(chunk)
         if hasher is not None:
             hasher.update(chunk)
+        if whole is not None:
+            whole.update(chunk)
 
 
 def _sync(f: Any) -> None:
