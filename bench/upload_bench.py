@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=1024, help="size of the video, MiB")
     parser.add_argument("--chunk-mb", type=int, default=64, help="bytes per PATCH, MiB")
     parser.add_argument("--runs", type=int, default=2, help="uploads of each kind")
+    parser.add_argument("--commit-mb", type=float, default=8.0, help="[uploads] commit_every_mb of the server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="valt-upload-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
         d = Path(tmp)
@@ -131,7 +132,8 @@ def main() -> None:
         disk_py = [python_mb_s(d, args.mb) for _ in range(args.runs)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("VALT_")}
         env.update({"VALT_DATA_DIR": str(d / "data"), "VALT_MEDIA__MIN_FREE_MB": "0",
-                    "VALT_UPLOADS__QUOTA_MB": "0", "VALT_MEDIA__ALWAYS_ON": "false"})
+                    "VALT_UPLOADS__QUOTA_MB": "0", "VALT_MEDIA__ALWAYS_ON": "false",
+                    "VALT_UPLOADS__COMMIT_EVERY_MB": str(args.commit_mb)})
         subprocess.run(VALT + ["db", "upgrade"], env=env, check=True, capture_output=True, cwd=d)
         subprocess.run(VALT + ["user", "add", "bench", "--admin", "--password-stdin"], input="bench password 1\n",
                        text=True, env=env, check=True, capture_output=True, cwd=d)
@@ -168,7 +170,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-    print(f"video: {size_mb:.0f} MiB, PATCH chunks of {args.chunk_mb} MiB, {args.runs} runs each (median)")
+    print(f"video: {size_mb:.0f} MiB, PATCH chunks of {args.chunk_mb} MiB, commit every {args.commit_mb:g} MiB, "
+          f"{args.runs} runs each (median)")
     print("| path | MB/s |\n|---|---:|")
     print(f"| disk: dd bs=8M conv=fdatasync | {statistics.median(disk_dd):.0f} |")
     print(f"| disk: Python 1 MiB writes, fdatasync every 8 MiB | {statistics.median(disk_py):.0f} |")
