@@ -380,3 +380,49 @@ def test_probe_refuses_what_is_not_a_recordable_video_and_reads_creation_time(vi
     assert (found.video_codec, found.audio_codec, found.width) == ("h264", "aac", 320)
     assert found.created_at is not None and found.created_at.isoformat() == "2026-12-01T10:00:03+00:00"
     assert abs(found.duration_s - 6.0) < 0.1
+
+
+async def test_an_upload_outside_any_room_becomes_a_playable_recording_for_its_author(env_factory, videos):
+    env = await env_factory(segment_seconds=2.0)
+    admin = await env.user("root", "admin")
+    otto = await env.user("otto", "operator")
+    room = await _room(env, admin)
+    # Uploads into one room only: no upload outside any room.
+    r = await env.client.post("/api/v1/users", json={"username": "lena", "password": "correct horse 1",
+                                                     "role": None}, headers=env.bearer(admin))
+    assert r.status_code == 201, await r.get_data(as_text=True)
+    lena_id = (await r.get_json())["id"]
+    r = await env.client.post("/api/v1/groups", headers=env.bearer(admin), json={
+        "name": "Field team", "members": [lena_id],
+        "rights": [{"right": right, "room_id": room} for right in ("rooms.view", "uploads.create")]})
+    assert r.status_code == 201, await r.get_data(as_text=True)
+    r = await env.client.post("/api/v1/auth/login", json={"username": "lena", "password": "correct horse 1"})
+    lena = (await r.get_json())["token"]
+    small = videos["small"].read_bytes()
+    files = [{"filename": "phone.mp4", "size": len(small), "sha256": hashlib.sha256(small).hexdigest()}]
+    r = await env.client.post("/api/v1/uploads", json={"files": files}, headers=env.bearer(lena))
+    assert r.status_code == 403 and "every room" in (await r.get_json())["message"]
+    r = await env.client.post("/api/v1/uploads", json={"room_id": room, "files": files}, headers=env.bearer(lena))
+    assert r.status_code == 201
+
+    r = await env.client.post("/api/v1/uploads", json={"name": "Home visit", "files": files}, headers=env.bearer(otto))
+    assert r.status_code == 201
+    up = await r.get_json()
+    file_path = f"/api/v1/uploads/files/{up['files'][0]['id']}"
+    r = await env.client.patch(file_path, data=small, headers=_tus(otto, 0, small, hashlib.sha256(small).digest()))
+    assert r.status_code == 204, await r.get_data(as_text=True)
+    await env.ctx.uploads.wait_idle()
+    got = await (await env.client.get(f"/api/v1/uploads/{up['id']}", headers=env.bearer(otto))).get_json()
+    assert got["state"] == "done", got
+    r = await env.client.get(f"/api/v1/recordings/{got['recording_id']}", headers=env.bearer(otto))
+    rec = await r.get_json()
+    assert rec["room_id"] is None and rec["author_id"] is not None and rec["tracks"][0]["segments"] == 3
+    r = await env.client.get(f"/api/v1/recordings/{rec['id']}/tracks/{rec['tracks'][0]['id']}/media",
+                             headers=env.bearer(otto))
+    assert r.status_code == 200
+    with av.open(io.BytesIO(await r.get_data())) as f:
+        assert sum(1 for _ in f.decode(video=0)) == 150
+    # In the review list, with no room, for its author.
+    r = await env.client.get("/api/v1/recordings", headers=env.bearer(otto))
+    listed = [x for x in (await r.get_json())["items"] if x["id"] == rec["id"]]
+    assert listed and listed[0]["room_id"] is None

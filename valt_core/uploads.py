@@ -1,7 +1,7 @@
 """Uploads of offline recordings: the sessions, their bytes, and the recordings they become.
 
-The mobile app's two-step API: an upload is created with the session's details (name, room,
-author, information, shares) and one entry per video; each video then arrives over
+The mobile app's two-step API: an upload is created with the session's details (name, room
+or none, author, information, shares) and one entry per video; each video then arrives over
 tus 1.0 (:mod:`valt_core.api.uploads`) into ``DATA_DIR/uploads/UPLOAD/FILE.part``, its
 committed offset kept in ``upload_files``, so a dropped connection or a server restart resumes
 where the server's offset says. When the last byte of every video is in, each file's declared
@@ -166,7 +166,7 @@ class UploadService:
                                   .where(Upload.user_id == user_id, Upload.state.in_(HOLDING)))).one()
         return int(total)
 
-    async def create(self, user: User, *, name: str, room_id: int, author_id: int | None,
+    async def create(self, user: User, *, name: str, room_id: int | None, author_id: int | None,
                      information: dict[str, Any], shares: list[ShareSpec], files: list[FileSpec],
                      may_set_author: bool) -> tuple[Upload, list[UploadFile]]:
         """Create an upload and its files' entries; the caller has checked the room right."""
@@ -200,7 +200,7 @@ class UploadService:
         if author != user.id and not may_set_author:
             raise Forbidden("you may not name another author: it needs the right 'recordings.change_author'")
         async with self.db.session() as s:
-            if await s.get(Room, room_id) is None:
+            if room_id is not None and await s.get(Room, room_id) is None:
                 raise NotFound(f"no room {room_id}")
             if author != user.id and await s.get(User, author) is None:
                 raise ValidationFailed(f"no user {author}", fields={"author_id": "unknown user"})

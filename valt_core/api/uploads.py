@@ -27,7 +27,7 @@ from quart import jsonify, request
 
 from ..context import get_context
 from ..db.models import Upload, UploadFile
-from ..errors import PreconditionFailed, ValidationFailed, ValtError
+from ..errors import Forbidden, PreconditionFailed, ValidationFailed, ValtError
 from ..uploads import CHECKSUMS, FileSpec, ShareSpec
 from . import api
 from .guard import Id, RequestModel, body, caller, check_room, read_body, remote_addr, require, responds
@@ -76,7 +76,8 @@ class UploadCreate(RequestModel):
     """Body of ``POST /api/v1/uploads``: the session, and its videos (one track each)."""
 
     name: str = Field("", max_length=200, description="The recording's name; empty: `Upload <date>`.")
-    room_id: Id = Field(description="The room it was recorded in (`uploads.create` there).")
+    room_id: Id | None = Field(None, description="The room it was recorded in (`uploads.create` there); null: "
+                                                 "none (`uploads.create` in every room).")
     author_id: Id | None = Field(None, description="Its author; null: the caller. Another user needs "
                                                    "`recordings.change_author`.")
     information: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=2000)]] = Field(
@@ -103,7 +104,7 @@ class UploadOut(Answer):
 
     id: int
     name: str
-    room_id: int
+    room_id: int | None
     author_id: int | None
     state: str
     error: str
@@ -258,11 +259,16 @@ async def create_upload():
     """Create an upload: the session's details and its videos, each answered with its tus address.
 
     Refused with 413 when a file is over `[uploads] max_file_mb` or the caller's unfinished
-    uploads would go over `[uploads] quota_mb`. A room needs `uploads.create` in that room.
+    uploads would go over `[uploads] quota_mb`. A room needs `uploads.create` in that room; no
+    room (`room_id` null) needs it in every room.
     """
     data = await read_body(UploadCreate)
     who = caller()
-    check_room("uploads.create", data.room_id)
+    if data.room_id is not None:
+        check_room("uploads.create", data.room_id)
+    elif not who.access.allows("uploads.create", 0):
+        # A recording outside any room is reached only by grants for every room (room 0).
+        raise Forbidden("an upload outside any room needs the right 'uploads.create' in every room")
     ctx = get_context()
     upload, files = await ctx.uploads.create(
         who.user, name=data.name, room_id=data.room_id, author_id=data.author_id, information=data.information,

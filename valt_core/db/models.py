@@ -168,7 +168,8 @@ class Recording(SQLModel, table=True):
     __tablename__ = "recordings"
     __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
-    room_id: int = Field(foreign_key="rooms.id", index=True)
+    room_id: Optional[int] = Field(default=None, foreign_key="rooms.id", index=True,
+                                   description="None for an uploaded session recorded outside any room.")
     author_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True)
     name: str = Field(default="", max_length=200)
     state: str = Field(default="recording", max_length=20)
@@ -230,7 +231,7 @@ class Upload(SQLModel, table=True):
     __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
-    room_id: int = Field(foreign_key="rooms.id", ondelete="CASCADE")
+    room_id: Optional[int] = Field(default=None, foreign_key="rooms.id", ondelete="SET NULL")
     author_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     name: str = Field(default="", max_length=200)
     information: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
