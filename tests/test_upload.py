@@ -324,6 +324,31 @@ async def test_rights_other_users_quota_expiry_and_a_text_file_leave_nothing(env
     r = await env.client.head(file_path, headers=_tus(otto, 0, b""))
     assert r.status_code == 410
 
+    # Over the size limit: refused before a byte is sent, naming the setting.
+    env.ctx.settings.uploads.max_file_mb = 0.5
+    r = await env.client.post("/api/v1/uploads", json={"room_id": room, "files": [
+        {"filename": "long.mp4", "size": MB}]}, headers=env.bearer(otto))
+    assert r.status_code == 413 and "max_file_mb" in (await r.get_json())["message"]
+    env.ctx.settings.uploads.max_file_mb = 20480
+
+    # creation-with-upload, then termination: the bytes go, and so does the upload.
+    r = await env.client.post("/api/v1/uploads", json={"room_id": room, "files": [
+        {"filename": "y.mp4", "size": 1000}]}, headers=env.bearer(otto))
+    up = await r.get_json()
+    meta = "filename " + base64.b64encode(b"y.mp4").decode()
+    r = await env.client.post(f"/api/v1/uploads/{up['id']}/files", data=b"b" * 300, headers={
+        **_tus(otto, 0, b""), "Upload-Length": "1000", "Upload-Metadata": meta})
+    assert r.status_code == 201, await r.get_data(as_text=True)
+    assert r.headers["Location"] == f"http://localhost/api/v1/uploads/files/{up['files'][0]['id']}"
+    assert r.headers["Upload-Offset"] == "300"
+    part = env.ctx.uploads.path_of(up["id"], up["files"][0]["id"])
+    assert part.stat().st_size == 300
+    r = await env.client.delete(urlsplit(r.headers["Location"]).path, headers=_tus(otto, 0, b""))
+    assert r.status_code == 204
+    assert not part.exists()
+    r = await env.client.get(f"/api/v1/uploads/{up['id']}", headers=env.bearer(otto))
+    assert r.status_code == 404
+
     # Expiry: an unfinished upload's bytes go, and it answers 410 from then on.
     env.ctx.settings.uploads.expire_hours = 0.5 / 3600
     r = await env.client.post("/api/v1/uploads", json={"room_id": room,
@@ -426,3 +451,36 @@ async def test_an_upload_outside_any_room_becomes_a_playable_recording_for_its_a
     r = await env.client.get("/api/v1/recordings", headers=env.bearer(otto))
     listed = [x for x in (await r.get_json())["items"] if x["id"] == rec["id"]]
     assert listed and listed[0]["room_id"] is None
+
+
+async def test_a_recording_being_made_when_valt_stops_is_made_again_whole(env_factory, videos):
+    env = await env_factory(segment_seconds=2.0)
+    admin = await env.user("root", "admin")
+    room = await _room(env, admin)
+    small = videos["small"].read_bytes()
+    r = await env.client.post("/api/v1/uploads", json={"room_id": room, "files": [
+        {"filename": "phone.mp4", "size": len(small)}]}, headers=env.bearer(admin))
+    up = await r.get_json()
+    r = await env.client.patch(f"/api/v1/uploads/files/{up['files'][0]['id']}", data=small,
+                               headers=_tus(admin, 0, small))
+    assert r.status_code == 204
+    # Valt stops while the stream copy runs: the upload stays "processing", its bytes kept.
+    await env.ctx.uploads.stop()
+    got = await (await env.client.get(f"/api/v1/uploads/{up['id']}", headers=env.bearer(admin))).get_json()
+    assert got["state"] == "processing", got
+    assert env.ctx.uploads.path_of(up["id"], up["files"][0]["id"]).exists()
+    # The next start makes it again from the start: one recording, whole, its chain intact.
+    await env.ctx.uploads.start()
+    await env.ctx.uploads.wait_idle()
+    got = await (await env.client.get(f"/api/v1/uploads/{up['id']}", headers=env.bearer(admin))).get_json()
+    assert got["state"] == "done", got
+    page = await (await env.client.get("/api/v1/recordings", headers=env.bearer(admin))).get_json()
+    assert [x["id"] for x in page["items"]] == [got["recording_id"]]
+    rec = await (await env.client.get(f"/api/v1/recordings/{got['recording_id']}",
+                                      headers=env.bearer(admin))).get_json()
+    assert rec["tracks"][0]["segments"] == 3 and abs(rec["tracks"][0]["duration_s"] - 6.0) < 0.1
+    report = await env.ctx.media.verify(got["recording_id"])
+    assert report.ok, report.problems
+    keys = sorted(str(p.relative_to(env.ctx.settings.data_dir / "media"))
+                  for p in (env.ctx.settings.data_dir / "media").rglob("*") if p.is_file())
+    assert len(keys) == 3 and all(k.startswith(f"recordings/{rec['id']}/") for k in keys), keys

@@ -337,9 +337,9 @@ async def tus_create(upload_id: int):
     _need_tus()
     uploads = get_context().uploads
     row = await uploads.claim(upload_id, caller().user.id, filename, length, sha256)
-    declared = request.headers.get("Content-Length", "")
-    has_body = (declared.isdigit() and int(declared) > 0) or "chunked" in request.headers.get("Transfer-Encoding", "")
-    if has_body:
+    # creation-with-upload: the client says so with the body's type (tus 1.0).
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type == OFFSET_TYPE:
         checksum = parse_checksum(request.headers.get("Upload-Checksum"))
         row = await uploads.receive(row.id, caller().user.id, 0, _offset_body(), checksum)
     upload, row = await uploads.file_of(row.id, caller().user.id)
