@@ -144,7 +144,8 @@ def _wait_done(base: str, upload_id: int, token: str, timeout_s: float = 60) -> 
 
 
 def test_two_clients_upload_across_a_cut_and_a_restart_into_one_playable_recording(tmp_path, videos):
-    env = {"VALT_MEDIA__SEGMENT_SECONDS": "4", "VALT_UPLOADS__COMMIT_EVERY_MB": "1", "VALT_MEDIA__MIN_FREE_MB": "0"}
+    env = {"VALT_MEDIA__SEGMENT_SECONDS": "4", "VALT_UPLOADS__COMMIT_EVERY_MB": "1", "VALT_MEDIA__MIN_FREE_MB": "0",
+           "VALT_SERVER__TRUSTED_PROXIES": '["127.0.0.1"]'}
     assert run(tmp_path, "db", "upgrade", **env).returncode == 0
     assert run(tmp_path, "user", "add", "otto", "--role", "operator", "--password-stdin",
                input="otto password\n", **env).returncode == 0
@@ -157,6 +158,14 @@ def test_two_clients_upload_across_a_cut_and_a_restart_into_one_playable_recordi
         token = http("POST", server.base + "/api/v1/auth/login",
                      {"username": "otto", "password": "otto password"})[1]["token"]
         big, small = videos["big"], videos["small"]
+        # Behind a trusted proxy that ends TLS, the addresses handed out are the https:// ones.
+        req = urllib.request.Request(server.base + "/api/v1/uploads", method="POST", data=json.dumps(
+            {"room_id": room["id"], "files": [{"filename": "x.mp4", "size": 10}]}).encode(), headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json", "X-Forwarded-Proto": "https"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            proxied = json.loads(r.read())
+        assert proxied["files"][0]["upload_url"].startswith("https://127.0.0.1:")
+        assert http("DELETE", f"{server.base}/api/v1/uploads/{proxied['id']}", token=token)[0] == 204
         # Step one: the session and its two videos.
         status, up = http("POST", server.base + "/api/v1/uploads", {
             "name": "Home visit", "room_id": room["id"], "information": {"Case": "42"},
