@@ -27,6 +27,7 @@ from quart import jsonify, request
 
 from ..context import get_context
 from ..db.models import Upload, UploadFile
+from ..db.types import utcnow
 from ..errors import Forbidden, PreconditionFailed, ValidationFailed, ValtError
 from ..uploads import CHECKSUMS, FileSpec, ShareSpec
 from . import api
@@ -353,7 +354,7 @@ async def tus_create(upload_id: int):
 async def tus_head(file_id: int):
     """tus HEAD: how many bytes of this file the server has (`Upload-Offset`)."""
     upload, row = await get_context().uploads.file_of(file_id, caller().user.id)
-    if upload.state in ("expired", "failed"):
+    if upload.state in ("expired", "failed") or (upload.state == "open" and upload.expires_at <= utcnow()):
         get_context().uploads.check_open(upload)  # the same 410 a PATCH answers
     out = {"id": row.id, "filename": row.filename, "size": row.length, "offset": row.offset,
            "complete": row.complete, "sha256": row.sha256, "upload_url": file_url(row.id), "track_id": row.track_id,
