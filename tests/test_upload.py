@@ -419,7 +419,23 @@ def test_probe_refuses_what_is_not_a_recordable_video_and_reads_creation_time(vi
 
 
 async def test_an_upload_outside_any_room_becomes_a_playable_recording_for_its_author(env_factory, videos):
+    from valt_core import hookimpl
+
     env = await env_factory(segment_seconds=2.0)
+    told: list[tuple] = []
+
+    class Watcher:
+        """A plugin that hears of finished recordings and written segments."""
+
+        @hookimpl
+        def valt_recording_stopped(self, recording_id, state):
+            told.append(("stopped", recording_id, state))
+
+        @hookimpl
+        def valt_segment_written(self, recording_id, track_id, segment_id, key):
+            told.append(("segment", recording_id))
+
+    env.ctx.plugins.pm.register(Watcher())
     admin = await env.user("root", "admin")
     otto = await env.user("otto", "operator")
     room = await _room(env, admin)
@@ -458,6 +474,8 @@ async def test_an_upload_outside_any_room_becomes_a_playable_recording_for_its_a
     assert r.status_code == 200
     with av.open(io.BytesIO(await r.get_data())) as f:
         assert sum(1 for _ in f.decode(video=0)) == 150
+    # Plugins heard of it as of any recording: three segments, then the end.
+    assert told == [("segment", rec["id"])] * 3 + [("stopped", rec["id"], "stopped")]
     # In the review list, with no room, for its author.
     r = await env.client.get("/api/v1/recordings", headers=env.bearer(otto))
     listed = [x for x in (await r.get_json())["items"] if x["id"] == rec["id"]]

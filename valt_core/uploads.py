@@ -47,6 +47,7 @@ from .errors import (
     ValidationFailed,
     ValtError,
 )
+from .events import RecordingStopped
 from .files import make_private_dir
 from .media import importer
 from .media.recorder import segment_key
@@ -596,6 +597,8 @@ class UploadService:
         await self.audit.record("upload.finished", actor=user, target_type="recording", target_id=rec_id,
                                 detail={"upload_id": upload_id, "files": [f.filename for f in files],
                                         "sha256": [f.sha256 for f in files]})
+        # Like a recording that was stopped: plugins that act on finished recordings see it too.
+        await self.index.plugins.notify(RecordingStopped(recording_id=rec_id, state="stopped"))
 
     async def _remux_file(self, rec_id: int, track_id: int, path: Path, offset: float) -> float:
         """Stream-copy one file into the track's segments; the recording time its media ends."""
