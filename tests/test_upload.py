@@ -513,3 +513,52 @@ async def test_a_recording_being_made_when_valt_stops_is_made_again_whole(env_fa
     keys = sorted(str(p.relative_to(env.ctx.settings.data_dir / "media"))
                   for p in (env.ctx.settings.data_dir / "media").rglob("*") if p.is_file())
     assert len(keys) == 3 and all(k.startswith(f"recordings/{rec['id']}/") for k in keys), keys
+
+
+async def test_body_flow_holds_a_fast_body_back_until_the_view_takes_it():
+    """BodyFlow: a client sending faster than the view consumes is held to the limit."""
+    import re
+
+    from valt_core.flow import SCOPE_KEY, BodyFlow, taken
+
+    messages = [{"type": "http.request", "body": b"x" * 65536, "more_body": i < 99} for i in range(100)]
+    pulled = []
+
+    async def receive():
+        pulled.append(len(pulled))
+        return messages[len(pulled) - 1]
+
+    seen = []
+
+    async def app(scope, receive, send):
+        flow = scope[SCOPE_KEY]
+
+        async def body():
+            while True:
+                message = await receive()
+                yield message["body"]
+                if not message["more_body"]:
+                    return
+
+        reader = asyncio.ensure_future(_drain(body()))  # Quart's own receiver task, reading ahead
+        async for chunk in taken(_slow(reader), scope):
+            seen.append((len(pulled), flow.buffered, len(chunk)))
+        await reader
+
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def _drain(body):
+        async for chunk in body:
+            await queue.put(chunk)
+        await queue.put(None)
+
+    async def _slow(reader):
+        while (chunk := await queue.get()) is not None:
+            await asyncio.sleep(0.001)  # the disk
+            yield chunk
+
+    await BodyFlow(app, re.compile("^/up$"), limit=4 * 65536)({"type": "http", "method": "PATCH", "path": "/up"},
+                                                               receive, None)
+    assert sum(size for *_, size in seen) == 100 * 65536
+    # Never more than the limit (and the message being admitted) read ahead of the view.
+    assert max(n - i - 1 for i, (n, _b, _s) in enumerate(seen)) <= 5, seen[:10]

@@ -106,6 +106,10 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
         SESSION_COOKIE_HTTPONLY=True,
         TEMPLATES_AUTO_RELOAD=False,
     )
+    from .flow import BodyFlow
+
+    # tus bodies wait for the disk in bounded memory, however fast the client sends.
+    app.asgi_app = BodyFlow(app.asgi_app, _TUS_BODY, limit=8 * 1024 * 1024)
     if settings.server.trusted_proxies:
         from .proxy import TrustedProxies, parse_networks
 

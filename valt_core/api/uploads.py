@@ -29,6 +29,7 @@ from ..context import get_context
 from ..db.models import Upload, UploadFile
 from ..db.types import utcnow
 from ..errors import Forbidden, PreconditionFailed, ValidationFailed, ValtError
+from ..flow import taken
 from ..uploads import CHECKSUMS, FileSpec, ShareSpec
 from . import api
 from .guard import Id, RequestModel, body, caller, check_room, read_body, remote_addr, require, responds
@@ -198,7 +199,7 @@ def _offset_body() -> Any:
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type != OFFSET_TYPE:
         raise UnsupportedMediaType(f"send the bytes with Content-Type: {OFFSET_TYPE}")
-    return request.body
+    return taken(request.body, request.scope)
 
 
 async def _audit(action: str, upload_id: int, **detail: Any) -> None:
