@@ -1,7 +1,8 @@
 """Builds the OpenAPI document from the registered routes, so it cannot drift from them.
 
 Each route's declarations (:func:`~valt_core.api.guard.body`, :func:`~valt_core.api.guard.query`,
-:func:`~valt_core.api.guard.responds`, its guard) become its parameters, request body and
+:func:`~valt_core.api.guard.responds`, :func:`~valt_core.api.guard.headers_in`,
+:func:`~valt_core.api.guard.raw_body`, its guard) become its parameters, request body and
 answers. Error answers that follow from how a route is built are inferred, so they are never
 forgotten: 401/403 on a guarded route, 404 where the path holds ids, 400 (and 413) where there is
 a body or query, 503 on every route (the database may be unavailable).

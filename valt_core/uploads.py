@@ -90,13 +90,6 @@ class ShareSpec:
     until: datetime | None = None
 
 
-def _hex_sha256(value: str) -> str:
-    value = value.strip().lower()
-    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-        raise ValidationFailed("sha256 must be 64 hexadecimal digits", fields={"sha256": "not a SHA-256"})
-    return value
-
-
 class UploadService:
     """Uploads, their files' bytes and their recordings (see the module docstring)."""
 
@@ -128,7 +121,8 @@ class UploadService:
         self._expiry = asyncio.create_task(self._expire_loop(), name="upload-expiry")
 
     async def stop(self) -> None:
-        """Stop the expiry loop and wait for recordings being made (their state stays resumable)."""
+        """Stop the expiry loop and the recordings being made (they stay ``processing``, their bytes
+        kept, and are made again at the next :meth:`start`)."""
         if self._expiry is not None:
             self._expiry.cancel()
             await asyncio.gather(self._expiry, return_exceptions=True)
@@ -152,8 +146,8 @@ class UploadService:
         """Where the bytes of one file of an upload are kept until it is finished."""
         return self.root / str(upload_id) / f"{file_id}.part"
 
-    def _remove_bytes(self, upload_id: int) -> None:
-        shutil.rmtree(self.root / str(upload_id), ignore_errors=True)
+    async def _remove_bytes(self, upload_id: int) -> None:
+        await asyncio.to_thread(shutil.rmtree, self.root / str(upload_id), ignore_errors=True)
         for file_id in [k for k, held in self._whole.items() if held[2] == upload_id]:
             self._whole.pop(file_id, None)
 
@@ -437,7 +431,7 @@ class UploadService:
 
     async def _refuse(self, upload_id: int, reason: str) -> None:
         """End an upload as failed, keeping nothing of it but the row that says why."""
-        self._remove_bytes(upload_id)
+        await self._remove_bytes(upload_id)
         async with self.db.session() as s:
             upload = await s.get(Upload, upload_id)
             if upload is None:
@@ -458,7 +452,7 @@ class UploadService:
         upload, _files = await self.upload_of(upload_id, user_id)
         if upload.state == "processing":
             raise Conflict(f"upload {upload_id} is being made into a recording; delete the recording instead")
-        self._remove_bytes(upload_id)
+        await self._remove_bytes(upload_id)
         async with self.db.session() as s:
             found = await s.get(Upload, upload_id)
             if found is not None:
@@ -478,7 +472,7 @@ class UploadService:
             await s.commit()
             ids = [u.id for u in due]
         for upload_id in ids:
-            self._remove_bytes(upload_id)
+            await self._remove_bytes(upload_id)
             log.info("upload %s expired; its bytes are removed", upload_id)
         return len(ids)
 
@@ -591,7 +585,7 @@ class UploadService:
             found.state, found.finished_at = "done", utcnow()
             s.add(found)
             await s.commit()
-        self._remove_bytes(upload_id)
+        await self._remove_bytes(upload_id)
         async with self.db.session() as s:
             user = await s.get(User, upload.user_id)
         await self.audit.record("upload.finished", actor=user, target_type="recording", target_id=rec_id,

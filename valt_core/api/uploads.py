@@ -32,7 +32,19 @@ from ..errors import Forbidden, PreconditionFailed, ValidationFailed, ValtError
 from ..flow import taken
 from ..uploads import CHECKSUMS, FileSpec, ShareSpec
 from . import api
-from .guard import Id, RequestModel, body, caller, check_room, read_body, remote_addr, require, responds
+from .guard import (
+    Id,
+    RequestModel,
+    body,
+    caller,
+    check_room,
+    headers_in,
+    raw_body,
+    read_body,
+    remote_addr,
+    require,
+    responds,
+)
 from .schemas import Answer
 
 TUS_VERSION = "1.0.0"
@@ -220,22 +232,6 @@ TUS_OUT = {"Tus-Resumable": "`1.0.0`.", "Upload-Offset": "The committed offset."
            "Upload-Expires": "When the upload expires unless finished (RFC 7231 date)."}
 
 
-def tus_headers_in(spec: dict[str, tuple[str, bool, dict]]):
-    """Document the request headers of a tus route (the OpenAPI builder reads them)."""
-    def wrap(view):
-        view.valt_headers = dict(spec)
-        return view
-    return wrap
-
-
-def raw_body(media_type: str, description: str, *, optional: bool = False):
-    """Document that the route takes raw bytes of ``media_type`` (read as a stream)."""
-    def wrap(view):
-        view.valt_raw_body = (media_type, description, optional)
-        return view
-    return wrap
-
-
 @api.route("/uploads/tus", methods=["GET", "OPTIONS"])
 @require("uploads.create")
 @responds(200, {"type": "object"}, description="What this tus server offers, as headers and in the body.",
@@ -312,7 +308,7 @@ async def delete_upload(upload_id: int):
 
 @api.post("/uploads/<int:upload_id>/files")
 @require("uploads.create")
-@tus_headers_in({"Tus-Resumable": TUS_IN["Tus-Resumable"],
+@headers_in({"Tus-Resumable": TUS_IN["Tus-Resumable"],
                  "Upload-Length": ("The file's length in bytes (as announced).", True,
                                    {"type": "string", "pattern": r"^[0-9]{1,18}$"}),
                  "Upload-Metadata": ("`filename BASE64[,sha256 BASE64]`: which announced file this is.", True,
@@ -365,7 +361,7 @@ async def tus_head(file_id: int):
 
 @api.patch("/uploads/files/<int:file_id>")
 @require("uploads.create")
-@tus_headers_in(TUS_IN)
+@headers_in(TUS_IN)
 @raw_body(OFFSET_TYPE, "The bytes from `Upload-Offset` on.")
 @responds(204, media_type=None, description="Appended; the new offset is in `Upload-Offset`.",
           errors=(409, 410, 412, 413, 415, 422, 460), headers=TUS_OUT)
@@ -388,7 +384,7 @@ async def tus_patch(file_id: int):
 
 @api.delete("/uploads/files/<int:file_id>")
 @require("uploads.create")
-@tus_headers_in({"Tus-Resumable": TUS_IN["Tus-Resumable"]})
+@headers_in({"Tus-Resumable": TUS_IN["Tus-Resumable"]})
 @responds(204, media_type=None, errors=(409, 412))
 async def tus_delete(file_id: int):
     """tus termination: cancel the upload this file belongs to, removing every byte received."""
