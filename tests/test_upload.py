@@ -178,6 +178,16 @@ def test_two_clients_upload_across_a_cut_and_a_restart_into_one_playable_recordi
         plain = PlainTus(big_url, token)
         data = big.read_bytes()
         assert len(data) >= 95 * MB
+        # A latin-1 "²" is a digit to str.isdigit() but no number to int(): a 400, not a 500.
+        conn = httpclient.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.putrequest("PATCH", urlsplit(big_url).path)
+        for k, v in {**plain.headers, "Content-Type": "application/offset+octet-stream", "Content-Length": "1"}.items():
+            conn.putheader(k, v)
+        conn.putheader("Upload-Offset", b"\xb2")
+        conn.endheaders(b"x")
+        answer = conn.getresponse()
+        assert answer.status == 400 and b"Upload-Offset" in answer.read()
+        conn.close()
         # The plain client: a first chunk, a corrupt one (refused, nothing appended), then again.
         status, headers, _ = plain.patch(0, data[:8 * MB])
         assert status == 204 and headers["upload-offset"] == str(8 * MB)
@@ -299,6 +309,10 @@ async def test_rights_other_users_quota_expiry_and_a_text_file_leave_nothing(env
     # A body without the tus version is refused (412); so is a wrong checksum (460, nothing kept).
     r = await env.client.patch(file_path, data=text, headers={**_tus(otto, 0, text), "Tus-Resumable": "0.2"})
     assert r.status_code == 412
+    for offset in ("-1", "1e3", "", " 1"):
+        r = await env.client.patch(file_path, data=text[:10], headers={**_tus(otto, 0, text[:10]),
+                                                                       "Upload-Offset": offset})
+        assert r.status_code == 400 and "Upload-Offset" in (await r.get_json())["message"], offset
     r = await env.client.patch(file_path, data=text[:100], headers=_tus(otto, 0, text[:100], b"\0" * 32))
     assert r.status_code == 460
     r = await env.client.head(file_path, headers=_tus(otto, 0, b""))

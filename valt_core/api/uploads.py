@@ -50,6 +50,7 @@ from .schemas import Answer
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
 OFFSET_TYPE = "application/offset+octet-stream"
+_DIGITS = re.compile(r"[0-9]{1,18}")
 _FILENAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
 
 
@@ -167,7 +168,8 @@ def _need_tus() -> None:
 
 def _int_header(name: str) -> int:
     text = request.headers.get(name, "")
-    if not text.isdigit() or len(text) > 18:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not _DIGITS.fullmatch(text):
         raise ValidationFailed(f"send {name} as a whole number of bytes", fields={name: "missing or not a number"})
     return int(text)
 
