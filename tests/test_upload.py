@@ -408,11 +408,12 @@ def test_tus_headers_are_parsed_as_the_protocol_writes_them():
     digest = hashlib.sha256(b"chunk").digest()
     assert parse_checksum("sha256 " + b64(digest).decode()) == ("sha256", digest)
     assert parse_checksum(None) is None
-    for bad in ("md5 " + b64(b"x" * 16).decode(), "sha256 " + b64(b"short").decode(), "sha256 !!"):
+    for bad in ("md5 " + b64(b"x" * 16).decode(), "sha256 " + b64(b"short").decode(), "sha256 !!", "sha256 \xb2"):
         with pytest.raises(ValidationFailed):
             parse_checksum(bad)
-    with pytest.raises(ValidationFailed):
-        parse_metadata("filename not-base64!")
+    for bad in ("filename not-base64!", "filename \xb2", "filename " + b64(b"\xff").decode()):
+        with pytest.raises(ValidationFailed):
+            parse_metadata(bad)
 
 
 def test_probe_refuses_what_is_not_a_recordable_video_and_reads_creation_time(videos, tmp_path):

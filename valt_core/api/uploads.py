@@ -17,7 +17,6 @@ needs 3.12), and the protocol is small. The bytes and what becomes of them are
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from email.utils import format_datetime
 from typing import Annotated, Any
@@ -184,7 +183,7 @@ def parse_metadata(text: str) -> dict[str, str]:
         key, _, value = part.partition(" ")
         try:
             found[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8") if value.strip() else ""
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, non-ASCII text, UnicodeDecodeError: all ValueErrors
             raise ValidationFailed(f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8 text",
                                    fields={"Upload-Metadata": "bad value"}) from None
     return found
@@ -201,7 +200,7 @@ def parse_checksum(text: str | None) -> tuple[str, bytes] | None:
                                f"({', '.join(CHECKSUMS)})", fields={"Upload-Checksum": "unsupported algorithm"})
     try:
         digest = base64.b64decode(value.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # not base64, or not even ASCII
         digest = b""
     if len(digest) != CHECKSUMS[algorithm]().digest_size:
         raise ValidationFailed(f"Upload-Checksum: not a base64 {algorithm} digest",
