@@ -372,6 +372,13 @@ async def test_rights_other_users_quota_expiry_and_a_text_file_leave_nothing(env
     r = await env.client.get(f"/api/v1/uploads/{up['id']}", headers=env.bearer(otto))
     assert r.status_code == 404
 
+    # Each step is in the audit log: who created and cancelled, and why uploads were refused.
+    r = await env.client.get("/api/v1/audit?action=upload", headers=env.bearer(admin))
+    events = (await r.get_json())["events"]
+    actions = [e["action"] for e in events]
+    assert sorted(actions) == ["upload.cancel"] + ["upload.create"] * 3 + ["upload.refused"] * 2, actions
+    assert any("not a video" in e["detail"]["reason"] for e in events if e["action"] == "upload.refused")
+
     # Expiry: an unfinished upload's bytes go, and it answers 410 from then on.
     env.ctx.settings.uploads.expire_hours = 0.5 / 3600
     r = await env.client.post("/api/v1/uploads", json={"room_id": room,
