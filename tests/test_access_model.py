@@ -107,7 +107,12 @@ async def site(env_factory):
     status, device = await api(env, "POST", "/api/v1/devices", boss, {"name": "Field phone"})
     assert status == 201, device
     cameras = (await api(env, "GET", "/api/v1/cameras", boss))[1]
-    return {"env": env, "device_id": device["id"], "rec": rec, "clip": clip, "tokens": tokens, "ids": ids,
+    # An upload of the admin's (uploads are their uploader's alone; nobody else here may upload).
+    status, upload = await api(env, "POST", "/api/v1/uploads", boss,
+                               {"room_id": room_a, "files": [{"filename": "a.mp4", "size": 10}]})
+    assert status == 201, upload
+    return {"upload": upload, "env": env, "device_id": device["id"], "rec": rec, "clip": clip, "tokens": tokens,
+            "ids": ids,
             "groups": groups, "shares": shares, "marker": marker, "room_a": room_a, "room_b": room_b["id"],
             "seq": seg_list["segments"][0]["seq"],
             "camera_id": next(c["id"] for c in cameras if c["driver"] != "mobile")}
@@ -119,7 +124,8 @@ def fill(rule: str, site: dict) -> str:
               "seq": site["seq"], "clip_id": site["clip"]["id"], "marker_id": site["marker"]["id"],
               "share_id": site["shares"]["vic"]["id"], "room_id": site["room_a"], "camera_id": site["camera_id"],
               "group_id": site["groups"]["Unit 1"], "user_id": site["ids"]["alice"], "server_id": 1, "token": "x",
-              "device_id": site["device_id"]}
+              "device_id": site["device_id"], "upload_id": site["upload"]["id"],
+              "file_id": site["upload"]["files"][0]["id"]}
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), rule)
 
 

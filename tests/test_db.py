@@ -313,3 +313,46 @@ async def test_upgrade_to_0005_keeps_every_users_access(database_url):
         assert not (await load_access(db, users["otto"])).allows("recordings.hold")
     finally:
         await db.dispose()
+
+
+async def test_upgrade_to_0009_lets_a_recording_have_no_room_and_keeps_its_rows(database_url):
+    """0009 drops the NOT NULL of recordings.room_id without rebuilding the table: its tracks and
+    markers stay (a rebuild inside the upgrade's transaction would cascade the drop into them)."""
+    from alembic import command
+
+    from valt_core.db import alembic_config
+
+    db = Database(database_url)
+    try:
+        await upgrade_to(db, "0007")
+        async with db.engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO rooms (name, description, created_at) "
+                                       "VALUES ('r', '', '2026-01-01 00:00:00.000000')"))
+            await conn.execute(sa.text("INSERT INTO recordings (room_id, name, state, started_at, legal_hold, notes) "
+                                       "VALUES (1, 'rec', 'stopped', '2026-01-01 00:00:00.000000', 0, '')"))
+            await conn.execute(sa.text("INSERT INTO tracks (recording_id, camera_name, state, video_codec, "
+                                       "audio_codec, width, height, storage_prefix) "
+                                       "VALUES (1, 'c', 'stopped', '', '', 0, 0, '')"))
+            await conn.execute(sa.text("INSERT INTO markers (recording_id, time_s, event, color, created_at) "
+                                       "VALUES (1, 1.5, 'door', 'blue', '2026-01-01 00:00:00.000000')"))
+        await db.upgrade()
+        async with db.engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO recordings (room_id, name, state, started_at, legal_hold, notes) "
+                                       "VALUES (NULL, 'upload', 'stopped', '2026-01-01 00:00:00.000000', 0, '')"))
+            counts = [(await conn.execute(sa.text(f"SELECT COUNT(*) FROM {t}"))).scalar_one()
+                      for t in ("recordings", "tracks", "markers")]
+        assert counts == [2, 1, 1]
+
+        def down(conn):
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0007")
+
+        await db._run_sync(down)
+        async with db.engine.begin() as conn:
+            assert (await conn.execute(sa.text("SELECT name FROM recordings"))).scalars().all() == ["rec"]
+            with pytest.raises(sa.exc.IntegrityError):
+                await conn.execute(sa.text("INSERT INTO recordings (room_id, name, state, started_at, legal_hold, "
+                                           "notes) VALUES (NULL, 'x', 'stopped', '2026-01-01 00:00:00', 0, '')"))
+    finally:
+        await db.dispose()

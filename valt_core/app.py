@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
-from quart import Quart, has_request_context, jsonify, request
+from quart import Quart, Request, has_request_context, jsonify, request
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -69,6 +71,20 @@ def database_failure(err: DBAPIError, url: str) -> ValtError:
                          "try again shortly, and tell the administrator if it goes on")
 
 
+#: tus bodies (a video, in chunks of the client's choosing) stream to disk: the 16 MiB bound of
+#: JSON and form bodies does not apply to them; the file's own length bounds them.
+_TUS_BODY = re.compile(r"^/api/v1/uploads/(?:files/\d+|\d+/files)$")
+
+
+class ValtRequest(Request):
+    """Quart's request, without the body size bound on the tus routes (which stream to disk)."""
+
+    def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
+        if method in ("PATCH", "POST") and _TUS_BODY.match(path):
+            kwargs["max_content_length"] = None
+        super().__init__(method, scheme, path, *args, **kwargs)
+
+
 def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     """Build the Valt app for ``settings``.
 
@@ -80,6 +96,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
     from .web import web
 
     app = Quart("valt_core", static_folder="web/static", template_folder="web/templates")
+    app.request_class = ValtRequest
     # Before any route is added: every <int:...> in Valt is a bounded row id.
     app.url_map.converters["int"] = IdConverter
     ctx = ValtContext.build(settings, plugins)
@@ -89,6 +106,10 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
         SESSION_COOKIE_HTTPONLY=True,
         TEMPLATES_AUTO_RELOAD=False,
     )
+    from .flow import BodyFlow
+
+    # tus bodies wait for the disk in bounded memory, however fast the client sends.
+    app.asgi_app = BodyFlow(app.asgi_app, _TUS_BODY, limit=8 * 1024 * 1024)
     if settings.server.trusted_proxies:
         from .proxy import TrustedProxies, parse_networks
 
@@ -108,11 +129,13 @@ def create_app(settings: Settings, plugins: PluginHost | None = None) -> Quart:
         await ctx.media.start()
         if ctx.push is not None:
             await ctx.push.start()
+        await ctx.uploads.start()
         ctx.directory_sync.start()
 
     @app.after_serving
     async def stop() -> None:
         await ctx.directory_sync.stop()
+        await ctx.uploads.stop()
         await ctx.live.stop()
         if ctx.push is not None:
             await ctx.push.stop()

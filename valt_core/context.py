@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .media.ingest import PushIngest
     from .media_control import MediaControl
     from .review import ReviewService
+    from .uploads import UploadService
 
 
 @dataclass
@@ -49,6 +50,8 @@ class ValtContext:
     live: "LiveAccess" = field(init=False)
     #: Thumbnails, players' media types and viewing spans of the review side.
     review: "ReviewService" = field(init=False)
+    #: Uploads of offline recordings (tus) and the recordings they become.
+    uploads: "UploadService" = field(init=False)
     #: Users of directory backends checked against their directory on a schedule.
     directory_sync: "DirectorySync" = field(init=False)
     transports: dict[str, Transport] = field(default_factory=dict)
@@ -103,6 +106,10 @@ class ValtContext:
         from .review import ReviewService
 
         ctx.review = ReviewService(settings.data_dir, audit)
+        from .uploads import UploadService
+
+        # Written through the app's own storage backend and indexed by the app's index writer.
+        ctx.uploads = UploadService(settings, db, storage, ctx.media.index, audit)
         from .auth.directory_sync import DirectorySync
         from .users import change_user
 

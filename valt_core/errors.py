@@ -124,6 +124,41 @@ class Conflict(ValtError):
     code = "conflict"
 
 
+class Gone(ValtError):
+    """The object existed and has ended for good (an upload that expired)."""
+
+    http_status = 410
+    code = "gone"
+
+
+class PreconditionFailed(ValtError):
+    """A protocol version or precondition the request states is not one the server serves."""
+
+    http_status = 412
+    code = "precondition_failed"
+
+
+class TooLarge(ValtError):
+    """The request asks for more bytes than a limit or a quota allows."""
+
+    http_status = 413
+    code = "too_large"
+
+
+class UnplayableVideo(ValtError):
+    """An uploaded file is not a video Valt can record: not a media file, or no usable video track."""
+
+    http_status = 422
+    code = "not_a_playable_video"
+
+
+class ChecksumMismatch(ValtError):
+    """The bytes sent do not have the checksum the client said (tus: 460, nothing appended)."""
+
+    http_status = 460
+    code = "checksum_mismatch"
+
+
 class CameraDisabled(Conflict):
     """The camera is disabled: no ingest, no live view, no snapshot until it is enabled."""
 

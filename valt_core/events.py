@@ -60,7 +60,8 @@ class RecordingResumed(PluginEvent):
 
 @dataclass(frozen=True)
 class RecordingStopped(PluginEvent):
-    """A recording ended: ``stopped``, or ``interrupted`` (found cut off at the next start)."""
+    """A recording ended: ``stopped``, or ``interrupted`` (found cut off at the next start); an
+    uploaded one is announced ``stopped`` once it is made."""
 
     hook: ClassVar[str] = "valt_recording_stopped"
     recording_id: int

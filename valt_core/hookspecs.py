@@ -100,7 +100,8 @@ def valt_recording_resumed(recording_id: int) -> Any:
 @hookspec
 def valt_recording_stopped(recording_id: int, state: str) -> Any:
     """A recording ended; ``state`` is ``stopped``, or ``interrupted`` when the next start
-    found it cut off by an unclean stop."""
+    found it cut off by an unclean stop. An uploaded recording is announced this way once it is
+    made (``stopped``)."""
 
 
 @hookspec

@@ -1,7 +1,8 @@
 """Builds the OpenAPI document from the registered routes, so it cannot drift from them.
 
 Each route's declarations (:func:`~valt_core.api.guard.body`, :func:`~valt_core.api.guard.query`,
-:func:`~valt_core.api.guard.responds`, its guard) become its parameters, request body and
+:func:`~valt_core.api.guard.responds`, :func:`~valt_core.api.guard.headers_in`,
+:func:`~valt_core.api.guard.raw_body`, its guard) become its parameters, request body and
 answers. Error answers that follow from how a route is built are inferred, so they are never
 forgotten: 401/403 on a guarded route, 404 where the path holds ids, 400 (and 413) where there is
 a body or query, 503 on every route (the database may be unavailable).
@@ -30,10 +31,15 @@ ERROR_MEANINGS = {
     403: "The caller's role may not do this, or a cookie session sent no CSRF token.",
     404: "No such object, or one the caller may not see.",
     409: "The request clashes with the current state (a name taken, a recording running).",
-    413: "The body is larger than 16 MiB.",
+    410: "The upload expired or was refused; its bytes are gone.",
+    412: "The request's `Tus-Resumable` is not `1.0.0`.",
+    413: "The body is larger than 16 MiB, or an upload is over the size limit or the caller's quota.",
+    415: "The body's Content-Type is not the one the route takes.",
     416: "The byte range is beyond the end of the file.",
+    422: "An uploaded file is not a playable video, or not the SHA-256 declared; the upload is refused.",
     423: "The account is locked after too many wrong passwords.",
     429: "Too many attempts or jobs; `Retry-After` may say when to try again.",
+    460: "tus: the chunk's `Upload-Checksum` does not match; nothing was appended.",
     501: "The camera's driver or device does not offer this.",
     502: "The camera did not answer, or refused the credentials.",
     503: "The database is unavailable, or the server is at a bound of its own; retry shortly.",
@@ -124,8 +130,10 @@ def _responses(view: Any, has_ids: bool, schemas: dict[str, Any]) -> dict[str, A
         errors |= {401, 403}
     if has_ids:
         errors.add(404)
-    if getattr(view, "valt_body", None) is not None:
+    if getattr(view, "valt_body", None) is not None or getattr(view, "valt_raw_body", None) is not None:
         errors |= {400, 413}
+    if getattr(view, "valt_headers", None):
+        errors.add(400)
     if getattr(view, "valt_query", None) is not None:
         errors.add(400)
     for status in sorted(errors):
@@ -151,6 +159,10 @@ def build_openapi(app: Quart) -> dict[str, Any]:
         query_model = getattr(view, "valt_query", None)
         if query_model is not None:
             params += _query_parameters(query_model, schemas)
+        # Request headers a protocol route reads (tus): name -> (description, required, schema).
+        for name, (text, required, schema) in getattr(view, "valt_headers", {}).items():
+            params.append({"name": name, "in": "header", "required": required, "description": text,
+                           "schema": schema})
         doc = (view.__doc__ or "").strip()
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {
@@ -178,6 +190,11 @@ def build_openapi(app: Quart) -> dict[str, Any]:
                     "content": {"application/json": {"schema": {"anyOf": [schema, {"type": "null"}]}
                                                       if optional else schema}},
                 }
+            raw = getattr(view, "valt_raw_body", None)
+            if raw is not None:
+                media_type, text, optional = raw
+                op["requestBody"] = {"required": not optional, "description": text,
+                                     "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}
             paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -260,6 +260,22 @@ class BusSettings(StrictModel):
         return [u.strip() for u in self.url.split(",") if u.strip()]
 
 
+class UploadSettings(StrictModel):
+    """Resumable uploads of offline recordings (tus 1.0): limits, expiry and quotas."""
+
+    max_file_mb: float = Field(20480.0, gt=0, description="Largest video one upload file may be, in MiB.")
+    files_per_upload: int = Field(16, ge=1, le=64, description="Most videos (tracks) one upload may hold.")
+    expire_hours: float = Field(
+        24.0, gt=0, description="An upload not finished this long after it was created expires; its bytes are removed.")
+    quota_mb: float = Field(
+        51200.0, ge=0, description="Bytes one user's uploads may hold at once, in MiB: the declared sizes of their "
+                                   "unfinished uploads. 0: no limit.")
+    commit_every_mb: float = Field(
+        8.0, gt=0, le=1024, description="While a PATCH without a checksum streams in, the offset is committed each "
+                                        "time this much more is on disk: the most a dropped connection must resend.")
+    expiry_check_s: float = Field(60.0, gt=0, le=3600, description="How often expired uploads are looked for.")
+
+
 class PluginSettings(StrictModel):
     """Plugins to leave unloaded, as ``"group:name"`` (e.g. ``"cameras:onvif"``) or ``"name"``."""
 
@@ -280,6 +296,7 @@ class Settings(StrictModel):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
+    uploads: UploadSettings = Field(default_factory=UploadSettings)
 
     @property
     def database_url(self) -> str:

@@ -224,6 +224,27 @@ def query(model: type[M]) -> Callable[[F], F]:
     return wrap
 
 
+def headers_in(spec: dict[str, tuple[str, bool, dict]]) -> Callable[[F], F]:
+    """Document the request headers a protocol route reads (tus): name -> (description,
+    required, JSON schema). The route reads and checks them itself."""
+
+    def wrap(view: F) -> F:
+        view.valt_headers = dict(spec)  # type: ignore[attr-defined]
+        return view
+
+    return wrap
+
+
+def raw_body(media_type: str, description: str, *, optional: bool = False) -> Callable[[F], F]:
+    """Document that the route takes raw bytes of ``media_type``, read as a stream (tus PATCH)."""
+
+    def wrap(view: F) -> F:
+        view.valt_raw_body = (media_type, description, optional)  # type: ignore[attr-defined]
+        return view
+
+    return wrap
+
+
 @dataclass(frozen=True)
 class Response:
     """One declared answer of a route: its status, body schema and media type."""

@@ -149,7 +149,7 @@ async def _editable(marker_id: int) -> tuple[Marker, Recording]:
     except NotFound:
         raise NotFound(f"no marker {marker_id}") from None
     who = caller()
-    if not who.access.allows("markers.write", rec.room_id):
+    if not who.access.allows("markers.write", rec.room_id or 0):
         raise Forbidden(f"you may not change markers of recordings in room {rec.room_id}")
     if marker.author_id != who.user.id and not who.access.allows("markers.manage"):
         raise Forbidden(f"only the marker's author, or someone with the right markers.manage, may change marker "
@@ -180,7 +180,7 @@ async def add_marker(recording_id: int):
     ctx = get_context()
     data = await read_body(MarkerNew)
     rec = await visible_recording(recording_id)
-    if not caller().access.allows("markers.write", rec.room_id):
+    if not caller().access.allows("markers.write", rec.room_id or 0):
         raise Forbidden(f"you may not mark recordings in room {rec.room_id}")
     await _check_times(rec, data.time_s, data.duration_s)
     marker = Marker(recording_id=recording_id, author_id=caller().user.id, time_s=data.time_s,

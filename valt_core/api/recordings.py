@@ -254,7 +254,7 @@ async def create_clip(recording_id: int):
     """Start a clip job over all tracks (or ``track_ids``); poll ``GET /clips/{id}``."""
     data = await read_body(ClipRequest)
     rec = await visible_recording(recording_id, download=True)
-    if not caller().access.allows("clips.create", rec.room_id):
+    if not caller().access.allows("clips.create", rec.room_id or 0):
         raise Forbidden(f"you may not cut clips of recordings in room {rec.room_id}")
     clip = await get_context().media.clips.create(recording_id, data.start_s, data.end_s, data.exact,
                                                   data.track_ids, caller().user.id)

@@ -177,7 +177,7 @@ async def change_recording(recording_id: int):
     ctx = get_context()
     data = await read_body(RecordingChange)
     rec = await visible_recording(recording_id)
-    if not caller().access.allows("recordings.edit", rec.room_id):
+    if not caller().access.allows("recordings.edit", rec.room_id or 0):
         raise Forbidden(f"you may not change recordings in room {rec.room_id}")
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "author_id" in changes and not caller().access.allows("recordings.change_author"):
@@ -278,7 +278,7 @@ async def set_legal_hold(recording_id: int):
     ctx = get_context()
     data = await read_body(LegalHold)
     rec = await visible_recording(recording_id)
-    if not caller().access.allows("recordings.hold", rec.room_id):
+    if not caller().access.allows("recordings.hold", rec.room_id or 0):
         raise Forbidden(f"you may not hold recordings in room {rec.room_id}")
     held_in_store = 0
     if data.held:

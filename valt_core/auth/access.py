@@ -16,6 +16,9 @@ roles of earlier versions granted: Administrators, Operators and Viewers
 - those shared with them or a group of theirs, until the share ends;
 - every recording, with ``recordings.view_all`` (Administrators).
 
+A recording with no room (an upload made outside any room) counts as room 0, as a camera
+outside any room does: only grants for every room reach it through room rights.
+
 Seeing needs ``recordings.view`` at all; downloading media needs ``clips.download`` in the
 recording's room, or a share with download. A recording a user may not see does not exist for
 them: the API answers 404. Every route, page, live token and media read asks this module.
@@ -240,7 +243,7 @@ async def recording_reach(db: "Database", access: Access, recording: Recording) 
         return None
     async with db.session() as s:
         own = (await s.exec(select(Recording.id).where(Recording.id == recording.id, _own_reach(access)))).first()
-        if own is not None and access.allows("clips.download", recording.room_id):
+        if own is not None and access.allows("clips.download", recording.room_id or 0):
             return "download"
         shares = (await s.exec(select(RecordingShare.can_download)
                                .where(RecordingShare.recording_id == recording.id, _active_shares(access)))).all()

@@ -191,7 +191,8 @@ class Recording(SQLModel, table=True):
     __tablename__ = "recordings"
     __table_args__ = NEVER_REUSE_IDS
     id: Optional[int] = Field(default=None, primary_key=True)
-    room_id: int = Field(foreign_key="rooms.id", index=True)
+    room_id: Optional[int] = Field(default=None, foreign_key="rooms.id", index=True,
+                                   description="None for an uploaded session recorded outside any room.")
     author_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True)
     name: str = Field(default="", max_length=200)
     state: str = Field(default="recording", max_length=20)
@@ -238,6 +239,51 @@ class Segment(SQLModel, table=True):
     sha256: str = Field(default="", max_length=64)
     chain_hash: str = Field(default="", max_length=64)
     complete: bool = False
+    created_at: datetime = _created()
+
+
+class Upload(SQLModel, table=True):
+    """An upload of offline recordings (the mobile app's two-step API): one session, its files.
+
+    ``state``: ``open`` (files being sent), ``processing`` (every file is in; being remuxed into
+    a recording), ``done`` (``recording_id`` is the recording), ``failed`` (``error`` says why;
+    nothing of it is kept) or ``expired`` (not finished in time; its bytes are removed).
+    """
+
+    __tablename__ = "uploads"
+    __table_args__ = NEVER_REUSE_IDS
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    room_id: Optional[int] = Field(default=None, foreign_key="rooms.id", ondelete="SET NULL")
+    author_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    name: str = Field(default="", max_length=200)
+    information: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    shares: list[Any] = Field(default_factory=list, sa_type=sa.JSON)
+    state: str = Field(default="open", max_length=20, index=True)
+    error: str = Field(default="", max_length=500)
+    recording_id: Optional[int] = Field(default=None, foreign_key="recordings.id", ondelete="SET NULL")
+    created_at: datetime = _created()
+    expires_at: datetime = Field(sa_type=UTCDateTime(), nullable=False, index=True)
+    finished_at: Optional[datetime] = _ts()
+
+
+class UploadFile(SQLModel, table=True):
+    """One video of an upload, received with tus 1.0 into ``DATA_DIR/uploads``.
+
+    ``offset`` is what the server has committed (bytes past it on disk were never confirmed);
+    ``sha256`` is what the client declared for the whole file, checked when the last byte is in.
+    """
+
+    __tablename__ = "upload_files"
+    __table_args__ = NEVER_REUSE_IDS
+    id: Optional[int] = Field(default=None, primary_key=True)
+    upload_id: int = Field(foreign_key="uploads.id", index=True, ondelete="CASCADE")
+    filename: str = Field(max_length=255)
+    length: int = Field(sa_type=sa.BigInteger())
+    offset: int = Field(default=0, sa_type=sa.BigInteger())
+    sha256: str = Field(default="", max_length=64)
+    complete: bool = False
+    track_id: Optional[int] = Field(default=None, foreign_key="tracks.id", ondelete="SET NULL")
     created_at: datetime = _created()
 
 

@@ -61,6 +61,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(rights.delete().where(rights.c.right == 'uploads.create'))
-    with op.batch_alter_table('mobile_devices') as batch:
-        batch.drop_index('ix_mobile_devices_user_id')
+    # The table's indexes go with it (MariaDB refuses to drop one a foreign key needs first).
     op.drop_table('mobile_devices')
