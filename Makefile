@@ -15,4 +15,4 @@ peers:
 # ruff first: a style problem fails in seconds, before the suite's minutes.
 test: setup peers
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest $(ARGS)
+	.venv/bin/python -m pytest --durations=40 $(ARGS)

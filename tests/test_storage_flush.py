@@ -34,3 +34,28 @@ def test_a_batch_of_flushes_is_made_durable_with_one_syncfs_per_file_system(tmp_
         full.close()  # its buffer still cannot be written out; the descriptor closes all the same
     for f in files + [lazy]:
         f.close()
+
+
+async def test_a_lone_writer_never_waits_and_many_writers_share_a_batch(tmp_path, monkeypatch):
+    import asyncio
+    import time
+
+    synced = []
+    real_syncfs = flush._syncfs
+    monkeypatch.setattr(flush, "_syncfs", lambda fd: synced.append(fd) or real_syncfs(fd))
+    threads = flush.FlushThreads(threads=1, gather_s=0.2, gather_files=4)
+    lone = open(tmp_path / "clip.mp4", "wb")
+    started = time.monotonic()
+    for _ in range(5):  # a clip or an import: one file, flushed again and again
+        lone.write(b"x" * 1000)
+        await threads.flush(lone, True, "clip.mp4")
+    assert time.monotonic() - started < 0.5 and synced == []  # no gathering, an fsync each
+    many = [open(tmp_path / f"cam{i}.mp4", "wb") for i in range(6)]
+    for f in many:  # six cameras seen flushing: from now on flushes are gathered
+        f.write(b"y")
+        await threads.flush(f, True, f.name)
+    synced.clear()
+    await asyncio.gather(*(threads.flush(f, True, f.name) for f in many))
+    assert len(synced) == 1  # the six made durable by one syncfs
+    for f in many + [lone]:
+        f.close()

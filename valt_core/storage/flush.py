@@ -35,16 +35,43 @@ class FlushThreads:
     Durability is batched too: the files of a batch that need it are written out, then one
     ``syncfs`` per file system commits them all (one journal commit instead of one ``fsync``
     each; at 300 cameras that is most of the storage's CPU). A batch of one, or a platform
-    without ``syncfs``, uses ``fsync``. A thread waits ``gather_s`` after the first flush for
-    others to join its batch, so each fragment becomes durable at most that much later.
+    without ``syncfs``, uses ``fsync``. While many files are being written (at least
+    ``gather_files`` flushed in the last second: many cameras), a thread waits ``gather_s``
+    after the first flush for others to join its batch, so a fragment becomes durable at most
+    that much later; a lone writer (a clip, an import, a test's one camera) never waits.
+
+    One set of threads serves the whole process (:meth:`shared`): every backend's flushes
+    batch together, and no backend leaves threads behind.
     """
 
-    def __init__(self, threads: int = 2, gather_s: float = 0.05) -> None:
+    _shared: "FlushThreads | None" = None
+    _shared_lock = threading.Lock()
+
+    def __init__(self, threads: int = 2, gather_s: float = 0.05, gather_files: int = 4) -> None:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._count = threads
         self._gather_s = gather_s
+        self._gather_files = gather_files
         self._lock = threading.Lock()
+        #: When each file was last flushed (by ``id``), for "are many files being written".
+        self._recent: dict[int, float] = {}
+
+    @classmethod
+    def shared(cls) -> "FlushThreads":
+        """The process's flush threads."""
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def _busy(self) -> bool:
+        """Whether ``gather_files`` or more files were flushed in the last second."""
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, t in self._recent.items() if now - t > 1.0]:
+                del self._recent[key]
+            return len(self._recent) >= self._gather_files
 
     def flush(self, file: BinaryIO, durable: bool, name: str) -> asyncio.Future:
         """Flush ``file`` (and make it durable when ``durable``) in a thread; the future fails
@@ -52,6 +79,7 @@ class FlushThreads:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         with self._lock:
+            self._recent[id(file)] = time.monotonic()
             while len(self._threads) < self._count:
                 thread = threading.Thread(target=self._run, name=f"storage-flush-{len(self._threads)}", daemon=True)
                 thread.start()
@@ -62,7 +90,7 @@ class FlushThreads:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            if self._gather_s:
+            if self._gather_s and self._busy():
                 time.sleep(self._gather_s)
             while True:
                 try:

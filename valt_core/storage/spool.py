@@ -266,7 +266,7 @@ class SpooledStorage(StorageBackend):
         self._backoff = config.retry_interval_s
         self._warned_at = 0.0
         #: Flushes spool files in batches (one syncfs for those of a moment).
-        self.flusher = FlushThreads()
+        self.flusher = FlushThreads.shared()
 
     # --- what a subclass gives ----------------------------------------------------------------
 

@@ -100,7 +100,7 @@ class LocalStorage(StorageBackend):
     def __init__(self, config: LocalStorageConfig) -> None:
         super().__init__(config)
         self.root = Path(config.path).resolve()
-        self._flusher = FlushThreads()
+        self._flusher = FlushThreads.shared()
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
