@@ -534,3 +534,16 @@ def test_byte_range_reading(header, size, expected):
     from valt_core.api.media import byte_range
 
     assert byte_range(header, size) == expected
+
+
+def test_an_id_sent_as_an_integral_number_is_that_id_and_a_fraction_is_refused():
+    """JSON Schema counts 1.0 as an integer, as do clients written against the document (the
+    fuzzer sent {"room_id": 1.0}); 1.5, true and "1" stay refused."""
+    from pydantic import ValidationError
+
+    from valt_core.api.devices import DeviceUpdate
+
+    assert DeviceUpdate.model_validate({"room_id": 3.0}).room_id == 3
+    for bad in (1.5, True, "1", 0.0):
+        with pytest.raises(ValidationError):
+            DeviceUpdate.model_validate({"room_id": bad})

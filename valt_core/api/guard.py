@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Awaitable, Callable, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from quart import g, request
 from werkzeug.routing import IntegerConverter
 
@@ -38,8 +38,16 @@ MIN_INT = -(2**63)
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
-#: A database row id: 1 .. 2^63-1.
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 1.0 as an integer (a number with no fraction), and so do the clients
+    # written against the OpenAPI document: an id sent as 1.0 is id 1. 1.5 stays refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A database row id: 1 .. 2^63-1 (``1.0`` is 1, as JSON Schema has it).
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_integral)]
 
 
 def up_to(limit: int) -> str:
