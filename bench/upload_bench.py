@@ -25,16 +25,17 @@ import argparse
 import base64
 import hashlib
 import http.client
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.relay_bench import http  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 VALT = [sys.executable, "-m", "valt_core"]
@@ -42,16 +43,8 @@ MB = 1024 * 1024
 
 
 def api(base: str, method: str, path: str, body=None, token: str | None = None):
-    """A JSON request; (status, answer)."""
-    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body else None)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
+    """A JSON request to ``base + path``; (status, answer)."""
+    return http(method, base + path, body, token)
 
 
 def make_video(path: Path, mb: int) -> None:

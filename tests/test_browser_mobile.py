@@ -11,7 +11,6 @@ from .peers.mobile_sim import FfmpegPublisher, SourceProxy
 from .test_browser import ARTIFACTS, CHROMIUM_ARGS, browser, sign_in, wait_until  # noqa: F401 - fixture
 from .test_browser_observe import VIDEO_STATE
 from .test_cli import Server, free_port, http, run
-from .test_mobile_rtmp import needs_ffmpeg
 
 PASSWORD = "mobile boss password"
 
@@ -28,7 +27,6 @@ async def playing_for(page, seconds: float) -> dict:
     return after
 
 
-@needs_ffmpeg
 async def test_live_view_of_a_device_plays_before_and_after_it_reconnects_from_another_address(
         tmp_path, browser):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)

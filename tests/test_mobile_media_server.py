@@ -10,10 +10,8 @@ from .peers.mobile_sim import FfmpegPublisher
 from .peers.nats import PrivateNats, users_from_nats_config
 from .test_cli import Server, free_port, http, run
 from .test_cluster import MediaServerProcess, wait_until
-from .test_mobile_rtmp import needs_ffmpeg
 
 
-@needs_ffmpeg
 def test_a_device_on_a_media_server_is_checked_there_refusals_are_audited_by_the_app(tmp_path):
     assert run(tmp_path, "db", "upgrade").returncode == 0
     assert run(tmp_path, "user", "add", "boss", "--admin", "--password-stdin", input="boss password\n").returncode == 0

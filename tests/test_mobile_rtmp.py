@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import time
 
 import av
@@ -17,11 +16,9 @@ from sqlmodel import select
 
 from valt_core.db.models import AuditEvent, MobileDevice
 
-from .peers.mobile_sim import FfmpegPublisher, SourceProxy, ffmpeg_available, pyav_publish
+from .peers.mobile_sim import FfmpegPublisher, SourceProxy, pyav_publish
 from .test_recording import Studio, probe, wait_for
 
-needs_ffmpeg = pytest.mark.skipif(not ffmpeg_available() and not os.environ.get("CI"),
-                                  reason="the ffmpeg CLI is not installed (scripts/peers installs it)")
 one_database = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the media side only
 
 
@@ -96,7 +93,6 @@ async def test_devices_enrol_rotate_revoke_and_who_may(env):
     assert r.status_code == 200 and (await r.get_json())["room_id"] is None
 
 
-@needs_ffmpeg
 @one_database
 async def test_an_enrolled_device_publishes_and_its_room_records_it(env_factory):
     env = await env_factory(segment_seconds=2)
@@ -135,7 +131,6 @@ async def test_an_enrolled_device_publishes_and_its_room_records_it(env_factory)
     assert started and started[-1].remote_addr == "127.0.0.1"
 
 
-@needs_ffmpeg
 @one_database
 async def test_wrong_revoked_and_missing_keys_are_refused_counted_and_audited(env_factory):
     env = await env_factory()
@@ -169,7 +164,6 @@ async def _status_is(env, headers, camera_id: int, status: str) -> bool:
     return cam["status"] == status
 
 
-@needs_ffmpeg
 @one_database
 async def test_a_drop_and_reconnect_from_another_address_continues_one_track_with_a_gap(env_factory):
     env = await env_factory(segment_seconds=2, gap_after_s=1.0, push_grace_s=30)
@@ -217,7 +211,6 @@ async def test_a_drop_and_reconnect_from_another_address_continues_one_track_wit
     assert recs["total"] == 1
 
 
-@needs_ffmpeg
 @one_database
 async def test_a_frozen_publisher_is_taken_over_by_a_new_publish_on_its_key(env_factory):
     env = await env_factory(segment_seconds=2, gap_after_s=1.0)

@@ -36,15 +36,7 @@ class DictStore(SpooledStorage):
         self.objects[entry.key] = data[:entry.size]
         await self.stored(entry)
 
-    async def read(self, key, start=0, end=None):
-        await self._start()
-        entry = self.spooled(key)
-        if entry is not None:
-            chunks = await self.read_spooled(entry, start, end)
-            if chunks is not None:
-                async for chunk in chunks:
-                    yield chunk
-                return
+    async def read_store(self, key, start, end):
         if key not in self.objects:
             raise NotFound(key)
         yield self.objects[key][start:end]

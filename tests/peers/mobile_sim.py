@@ -18,18 +18,12 @@ import asyncio
 import fractions
 import math
 import os
-import shutil
 import signal
 import subprocess
 import threading
 import time
 
 import numpy as np
-
-
-def ffmpeg_available() -> bool:
-    """True when the ffmpeg CLI is installed (scripts/peers installs it)."""
-    return shutil.which("ffmpeg") is not None
 
 
 class FfmpegPublisher:

@@ -254,7 +254,6 @@ class SpooledStorage(StorageBackend):
         #: Why the store failed last, while it keeps failing (``None`` when it takes writes).
         self.store_error: str | None = None
         self.log = logging.getLogger(f"valt.storage.{self.name}")
-        self._settings = config
         self._worker_count = workers
         self._entries: dict[str, SpoolEntry] = {}
         self._loaded = False
@@ -286,6 +285,10 @@ class SpooledStorage(StorageBackend):
 
     async def forget_remote(self, entry: SpoolEntry) -> None:  # noqa: B027 - optional: most keep no half-sent state
         """``entry`` was dropped: remove what the store has of it unfinished (an upload in parts)."""
+
+    @abstractmethod
+    def read_store(self, key: str, start: int, end: int | None) -> AsyncIterator[bytes]:
+        """Yield ``[start, end)`` of ``key`` from the store itself (it is not in the spool)."""
 
     def needs_work(self, entry: SpoolEntry) -> bool:
         """Whether a worker should :meth:`send` ``entry`` now (default: once its writer closed)."""
@@ -372,7 +375,7 @@ class SpooledStorage(StorageBackend):
                              self.name, self.store_noun, err)
         self.store_error = str(err)
         self._retry_at = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, self._settings.retry_max_s)
+        self._backoff = min(self._backoff * 2, self.config.retry_max_s)
         self._work.set()  # workers waiting for work re-check after the pause
 
     def recovered(self) -> None:
@@ -382,13 +385,13 @@ class SpooledStorage(StorageBackend):
             self.log.info("%s: %s takes writes again; draining the spool (%d object(s), %d bytes)",
                           self.name, self.store_noun, p.objects, p.bytes)
         self.store_error = None
-        self._backoff = self._settings.retry_interval_s
+        self._backoff = self.config.retry_interval_s
         self._retry_at = 0.0
         self._work.set()
 
     async def wait_stored(self, entry: SpoolEntry) -> None:
         """Wait (up to ``close_wait_s``) until ``entry`` is in the store, unless the store is failing."""
-        deadline = time.monotonic() + self._settings.close_wait_s
+        deadline = time.monotonic() + self.config.close_wait_s
         while not entry.done.is_set() and self.store_error is None:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -422,6 +425,19 @@ class SpooledStorage(StorageBackend):
             raise StorageError(f"cannot create the spool of {key}: {err.strerror}") from err
         self._entries[key] = entry
         return SpoolWriter(self, entry, file)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Yield ``[start, end)`` of ``key``: from the spool while it waits there, else from the store."""
+        await self._start()
+        entry = self.spooled(key)
+        if entry is not None:
+            chunks = await self.read_spooled(entry, start, end)
+            if chunks is not None:
+                async for chunk in chunks:
+                    yield chunk
+                return
+        async for chunk in self.read_store(key, start, end):
+            yield chunk
 
     def spooled(self, key: str) -> SpoolEntry | None:
         """The closed entry of ``key`` while it waits in the spool, else ``None``."""

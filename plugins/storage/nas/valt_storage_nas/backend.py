@@ -100,16 +100,8 @@ class NasStorage(SpooledStorage):
 
     # --- the contract -----------------------------------------------------------------------
 
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Yield ``[start, end)`` of ``key``: from the spool while it waits there, else from the share."""
-        await self._start()
-        entry = self.spooled(key)
-        if entry is not None:
-            chunks = await self.read_spooled(entry, start, end)
-            if chunks is not None:
-                async for chunk in chunks:
-                    yield chunk
-                return
+    async def read_store(self, key: str, start: int, end: int | None) -> AsyncIterator[bytes]:
+        """Yield ``[start, end)`` of ``key`` from the share."""
         f = await self._call(f"reading {key}", self.share.open_read, key)
         try:
             await self._call(f"reading {key}", f.seek, start)

@@ -222,16 +222,8 @@ class S3Storage(SpooledStorage):
 
     # --- the contract -----------------------------------------------------------------------
 
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Yield ``[start, end)`` of ``key``: from the spool while it waits there, else a ranged GET."""
-        await self._start()
-        entry = self.spooled(key)
-        if entry is not None:
-            chunks = await self.read_spooled(entry, start, end)
-            if chunks is not None:
-                async for chunk in chunks:
-                    yield chunk
-                return
+    async def read_store(self, key: str, start: int, end: int | None) -> AsyncIterator[bytes]:
+        """Yield ``[start, end)`` of ``key`` by a ranged GET."""
         if end is not None and end <= start:
             await self.size(key)  # absent is still NotFound
             return
